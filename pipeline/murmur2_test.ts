@@ -1,0 +1,19 @@
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { murmur2, partitionForKey } from "./murmur2.ts";
+
+const enc = (s: string) => new TextEncoder().encode(s);
+
+Deno.test("murmur2 matches Kafka's Utils.murmur2 test vectors", () => {
+  // Vectors from Kafka's UtilsTest.testMurmur2.
+  assertEquals(murmur2(enc("21")), -973932308);
+  assertEquals(murmur2(enc("foobar")), -790332482);
+  assertEquals(murmur2(enc("a-little-bit-long-string")), -985981536);
+  assertEquals(murmur2(enc("a-little-bit-longer-string")), -1486304829);
+  assertEquals(murmur2(enc("lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8")), -58897971);
+  assertEquals(murmur2(enc("abc")), 479470107);
+});
+
+Deno.test("partitionForKey uses the positive hash modulo the partition count", () => {
+  assertEquals(partitionForKey("21", 3), (-973932308 & 0x7fffffff) % 3);
+  assertEquals(partitionForKey("foobar", 7), (-790332482 & 0x7fffffff) % 7);
+});

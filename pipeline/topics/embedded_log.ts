@@ -1,0 +1,295 @@
+import { blobDeletes, blobMutations, listBlobs, type Mutation } from "../kv/blob.ts";
+import type { KvCommitter } from "../kv/committer.ts";
+import { partitionForKey } from "../murmur2.ts";
+import type { Headers, LogRecord, NewRecord } from "../record.ts";
+
+/** How a topic is laid out and how long it keeps records. */
+export interface TopicSpec {
+  readonly partitions: number;
+  /** Oldest records beyond either bound are deleted; both are per partition. */
+  readonly retention?: { readonly records?: number; readonly ms?: number };
+}
+
+/** Where an appended record landed. */
+export interface RecordPosition {
+  readonly partition: number;
+  readonly offset: number;
+}
+
+/** Default retention: one million records per partition. */
+export const DEFAULT_RETENTION_RECORDS = 1_000_000;
+/** Records per KV page; a page also stays under ~60 KB of text in the common case. */
+const PAGE_RECORDS = 256;
+
+interface Page {
+  readonly base: number;
+  readonly count: number;
+  readonly parts: number;
+}
+
+interface PartitionLog {
+  records: LogRecord[];
+  /** Offset of records[0]. */
+  base: number;
+  pages: Page[];
+}
+
+interface TopicLog {
+  spec: TopicSpec;
+  partitions: PartitionLog[];
+  nextRoundRobin: number;
+  persisted: boolean;
+}
+
+type PageEntry = [string | null, string | null, number, Headers | 0];
+
+/**
+ * The embedded topic log: Kafka-like topics with partitions and offsets, durable in Deno KV.
+ *
+ * Records are kept in memory for reads and in KV as pages of many records each (one KV value
+ * per record would cap throughput). Appends are staged into a caller's commit so output
+ * records land atomically with the state and input offsets they came from.
+ */
+export class EmbeddedLog {
+  readonly #topics = new Map<string, TopicLog>();
+  readonly #listeners = new Set<() => void>();
+  #pendingDeletes: Mutation[] = [];
+
+  private constructor(readonly committer: KvCommitter, readonly now: () => number) {}
+
+  /** Opens the log, loading every topic already stored in KV. */
+  static async open(committer: KvCommitter, now: () => number = Date.now): Promise<EmbeddedLog> {
+    const log = new EmbeddedLog(committer, now);
+    const kv = committer.kv;
+    for await (const e of kv.list<number>({ prefix: ["topic"] })) {
+      const name = e.key[1] as string;
+      log.#topics.set(name, newTopic({ partitions: e.value }, true));
+    }
+    for (const [name, topic] of log.#topics) {
+      for (let p = 0; p < topic.partitions.length; p++) {
+        const part = topic.partitions[p];
+        let first = true;
+        for await (const blob of listBlobs(kv, ["log", name, p])) {
+          const base = blob.key[3] as number;
+          const entries = JSON.parse(blob.text) as PageEntry[];
+          if (first) part.base = base;
+          first = false;
+          entries.forEach(([key, value, timestamp, headers], i) =>
+            part.records.push({
+              topic: name,
+              partition: p,
+              offset: base + i,
+              key,
+              value,
+              timestamp,
+              headers: headers || {},
+            })
+          );
+          part.pages.push({ base, count: entries.length, parts: blob.parts });
+        }
+      }
+    }
+    return log;
+  }
+
+  /**
+   * Declares a topic. An existing topic keeps its records; asking for a different partition
+   * count is an error, since keys would no longer map to the partitions that hold them.
+   */
+  ensureTopic(name: string, spec: TopicSpec): void {
+    const existing = this.#topics.get(name);
+    if (!existing) {
+      this.#topics.set(name, newTopic(spec, false));
+      return;
+    }
+    if (existing.partitions.length !== spec.partitions) {
+      throw new Error(
+        `Cannot use topic '${name}' with ${spec.partitions} partitions: it already exists with ${existing.partitions.length}. ` +
+          `Keep its partition count, or clean up the state directory to start over.`,
+      );
+    }
+    existing.spec = { ...spec };
+  }
+
+  hasTopic(name: string): boolean {
+    return this.#topics.has(name);
+  }
+
+  topicNames(): string[] {
+    return [...this.#topics.keys()].sort();
+  }
+
+  partitions(topic: string): number {
+    return this.#topic(topic).partitions.length;
+  }
+
+  /** The offset the next record appended to this partition gets. */
+  endOffset(topic: string, partition: number): number {
+    const p = this.#topic(topic).partitions[partition];
+    return p.base + p.records.length;
+  }
+
+  /** The oldest offset still kept. */
+  startOffset(topic: string, partition: number): number {
+    return this.#topic(topic).partitions[partition].base;
+  }
+
+  /** Up to `max` records from `offset` on (an offset below the start reads from the start). */
+  read(topic: string, partition: number, offset: number, max: number): LogRecord[] {
+    const p = this.#topic(topic).partitions[partition];
+    const from = Math.max(0, offset - p.base);
+    return p.records.slice(from, from + max);
+  }
+
+  /** Appends records durably: resolves once they are committed to KV. */
+  append(topic: string, records: readonly NewRecord[]): Promise<RecordPosition[]> {
+    return this.committer.serialize(async () => {
+      const staged = this.stage(new Map([[topic, records]]));
+      await this.committer.write(staged.mutations);
+      return staged.publish().get(topic)!;
+    });
+  }
+
+  /**
+   * Assigns partitions and offsets to records and returns the KV mutations that store them,
+   * plus `publish` to make them readable once those mutations are committed. Must run inside
+   * the committer's `serialize`, so offsets are assigned and published in commit order.
+   */
+  stage(appends: ReadonlyMap<string, readonly NewRecord[]>): {
+    mutations: Mutation[];
+    publish: () => Map<string, RecordPosition[]>;
+  } {
+    const mutations = this.#pendingDeletes;
+    this.#pendingDeletes = [];
+    const staged: {
+      topic: string;
+      records: LogRecord[][];
+      pages: Page[][];
+      positions: RecordPosition[];
+    }[] = [];
+    const now = this.now();
+    for (const [name, records] of appends) {
+      if (records.length === 0) continue;
+      const topic = this.#topic(name);
+      if (!topic.persisted) {
+        mutations.push({ key: ["topic", name], value: topic.partitions.length });
+      }
+      const perPartition: LogRecord[][] = topic.partitions.map(() => []);
+      const positions: RecordPosition[] = [];
+      for (const r of records) {
+        const partition = r.partition ?? this.#choosePartition(topic, r.key);
+        if (!Number.isInteger(partition) || partition < 0 || partition >= topic.partitions.length) {
+          throw new RangeError(
+            `Cannot append to '${name}' as partition must be 0..${topic.partitions.length - 1}: current value is ${partition}`,
+          );
+        }
+        const p = topic.partitions[partition];
+        const offset = p.base + p.records.length + perPartition[partition].length;
+        perPartition[partition].push({
+          topic: name,
+          partition,
+          offset,
+          key: r.key,
+          value: r.value,
+          timestamp: r.timestamp ?? now,
+          headers: r.headers ?? {},
+        });
+        positions.push({ partition, offset });
+      }
+      const pages = perPartition.map((recs, partition) => {
+        const metas: Page[] = [];
+        for (let i = 0; i < recs.length; i += PAGE_RECORDS) {
+          const page = recs.slice(i, i + PAGE_RECORDS);
+          const blob = blobMutations(
+            ["log", name, partition, page[0].offset],
+            JSON.stringify(page.map(toEntry)),
+          );
+          mutations.push(...blob);
+          metas.push({ base: page[0].offset, count: page.length, parts: blob.length });
+        }
+        return metas;
+      });
+      staged.push({ topic: name, records: perPartition, pages, positions });
+    }
+    const publish = () => {
+      const result = new Map<string, RecordPosition[]>();
+      for (const s of staged) {
+        const topic = this.#topics.get(s.topic)!;
+        topic.persisted = true;
+        s.records.forEach((recs, partition) => {
+          const p = topic.partitions[partition];
+          p.pages.push(...s.pages[partition]);
+          for (const r of recs) p.records.push(r);
+          this.#applyRetention(s.topic, topic, partition);
+        });
+        result.set(s.topic, s.positions);
+      }
+      if (staged.length > 0) for (const l of this.#listeners) l();
+      return result;
+    };
+    return { mutations, publish };
+  }
+
+  /** Calls `listener` after every publish that added records. */
+  onAppend(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #applyRetention(name: string, topic: TopicLog, partition: number): void {
+    const p = topic.partitions[partition];
+    const maxRecords = topic.spec.retention?.records ?? DEFAULT_RETENTION_RECORDS;
+    let drop = Math.max(0, p.records.length - maxRecords);
+    const maxAge = topic.spec.retention?.ms;
+    if (maxAge !== undefined) {
+      const oldest = this.now() - maxAge;
+      while (drop < p.records.length && p.records[drop].timestamp < oldest) drop++;
+    }
+    // Only whole pages are deleted, so the log start moves page by page.
+    let pagesDropped = 0;
+    let recordsDropped = 0;
+    while (pagesDropped < p.pages.length && recordsDropped + p.pages[pagesDropped].count <= drop) {
+      const page = p.pages[pagesDropped];
+      this.#pendingDeletes.push(...blobDeletes(["log", name, partition, page.base], page.parts));
+      recordsDropped += page.count;
+      pagesDropped++;
+    }
+    if (pagesDropped === 0) return;
+    p.pages.splice(0, pagesDropped);
+    p.records.splice(0, recordsDropped);
+    p.base += recordsDropped;
+  }
+
+  #choosePartition(topic: TopicLog, key: string | null): number {
+    const n = topic.partitions.length;
+    if (key === null) return topic.nextRoundRobin++ % n;
+    return partitionForKey(key, n);
+  }
+
+  #topic(name: string): TopicLog {
+    const t = this.#topics.get(name);
+    if (!t) throw new UnknownTopicError(name);
+    return t;
+  }
+}
+
+/** Raised for a topic the log does not have. */
+export class UnknownTopicError extends Error {
+  constructor(readonly topic: string) {
+    super(`Unknown topic '${topic}'`);
+  }
+}
+
+function newTopic(spec: TopicSpec, persisted: boolean): TopicLog {
+  return {
+    spec,
+    partitions: Array.from({ length: spec.partitions }, () => ({ records: [], base: 0, pages: [] })),
+    nextRoundRobin: 0,
+    persisted,
+  };
+}
+
+function toEntry(r: LogRecord): PageEntry {
+  const hasHeaders = Object.keys(r.headers).length > 0;
+  return [r.key, r.value, r.timestamp, hasHeaders ? r.headers : 0];
+}
