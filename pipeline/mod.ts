@@ -1,0 +1,42 @@
+/**
+ * The pipeline's public API: the only module plugins import.
+ *
+ * @example
+ * ```ts
+ * import { definePlugin, z } from "../../pipeline/mod.ts";
+ * export default definePlugin({
+ *   name: "big_orders",
+ *   options: z.object({ min: z.number().default(1000) }),
+ *   build(b, o) {
+ *     b.stream<{ totalAmount: number }>("bss.order.events")
+ *       .filter((_k, v) => v.totalAmount > o.min)
+ *       .to("bss.orders.big");
+ *   },
+ * });
+ * ```
+ */
+export { z } from "zod";
+export { definePlugin, type PluginDefinition } from "./plugin.ts";
+export type { Headers, StreamRecord, Window, Windowed } from "./record.ts";
+export {
+  BranchedStream,
+  KGroupedStream,
+  type KeyValue,
+  KStream,
+  KTable,
+  type RecordMeta,
+  SessionWindowedStream,
+  type StoreOptions,
+  type StreamJoinOptions,
+  StreamsBuilder,
+  TimeWindowedStream,
+  type WindowedStoreOptions,
+} from "./topology/dsl.ts";
+export type { Aggregation, EmitStrategy } from "./topology/aggregate_nodes.ts";
+export {
+  JoinWindows,
+  parseDuration,
+  SessionWindows,
+  SlidingWindows,
+  TimeWindows,
+} from "./windows.ts";

@@ -1,0 +1,48 @@
+import type { z, ZodType } from "zod";
+import { StreamsBuilder } from "./topology/dsl.ts";
+import { TopologyGraph } from "./topology/graph.ts";
+
+/**
+ * A plugin: one topology, with the schema of its options. `build` only describes the topology
+ * (streams, tables, stores, output topics); it does no I/O.
+ */
+export interface PluginDefinition<S extends ZodType = ZodType> {
+  readonly name: string;
+  readonly description?: string;
+  readonly options: S;
+  build(builder: StreamsBuilder, options: z.output<S>): void;
+}
+
+/**
+ * Declares a plugin; its module default-exports the result.
+ *
+ * @example
+ * ```ts
+ * export default definePlugin({
+ *   name: "big_orders",
+ *   options: z.object({ min: z.number().default(100) }),
+ *   build(b, o) {
+ *     b.stream<{ totalAmount: number }>("bss.order.events")
+ *       .filter((_k, v) => v.totalAmount > o.min).to("bss.orders.big");
+ *   },
+ * });
+ * ```
+ */
+export function definePlugin<S extends ZodType>(definition: PluginDefinition<S>): PluginDefinition<S> {
+  return definition;
+}
+
+/** A plugin with options already validated against its schema. */
+export interface ConfiguredPlugin {
+  readonly definition: PluginDefinition;
+  readonly options: unknown;
+  /** The name the config gives it (its stores and topics are labelled with it). */
+  readonly name: string;
+}
+
+/** Builds the processor graph of the given plugins. */
+export function buildGraph(plugins: readonly ConfiguredPlugin[]): TopologyGraph {
+  const graph = new TopologyGraph();
+  for (const p of plugins) p.definition.build(new StreamsBuilder(graph, p.name), p.options);
+  return graph;
+}

@@ -1,0 +1,350 @@
+import type { Mutation } from "./kv/blob.ts";
+import type { KvCommitter } from "./kv/committer.ts";
+import type { LogRecord, NewRecord, StreamRecord } from "./record.ts";
+import { KeyValueStore } from "./state/key_value_store.ts";
+import { PersistentMap } from "./state/persistent_map.ts";
+import { WindowStore } from "./state/window_store.ts";
+import { type AnyStore, StreamTask, type TaskOutput } from "./task.ts";
+import type { EmbeddedLog, TopicSpec } from "./topics/embedded_log.ts";
+import type { TopologyGraph } from "./topology/graph.ts";
+import { buildSubtopologies, type Subtopology } from "./topology/subtopologies.ts";
+
+/** What the runner reports as it works; the metrics module implements it. */
+export interface RunnerObserver {
+  batch?(info: BatchInfo): void;
+}
+
+/** One committed batch, for metrics. */
+export interface BatchInfo {
+  readonly recordsIn: ReadonlyMap<string, number>;
+  readonly recordsOut: ReadonlyMap<string, number>;
+  readonly deadLetters: ReadonlyMap<string, number>;
+  readonly late: ReadonlyMap<string, number>;
+  /** Wall-clock ms spent processing (not committing). */
+  readonly processingMs: number;
+  /** Wall-clock ms from each input record's append to this commit. */
+  readonly latenciesMs: readonly number[];
+}
+
+export interface RunnerOptions {
+  readonly applicationId: string;
+  /** Upper bound on how long a batch keeps processing before it commits. */
+  readonly commitIntervalMs: number;
+  /** Most records one batch reads from one task's input partition. */
+  readonly maxBatchRecords: number;
+  readonly deadLetterTopic: string;
+  readonly lateTopic: string;
+  /** Partition count of topics not listed in `topics`. */
+  readonly defaultPartitions: number;
+  readonly topics: Readonly<Record<string, TopicSpec>>;
+  readonly clock: () => number;
+  readonly observer?: RunnerObserver;
+}
+
+export type RunnerState = "CREATED" | "RUNNING" | "STOPPING" | "STOPPED" | "ERROR";
+
+/**
+ * Runs the graph over the embedded log: one task per input partition of each sub-topology.
+ * Each batch is source → operators → state cache → one commit holding the outputs, the
+ * changed state and the input offsets together, so a restart neither loses nor repeats work.
+ */
+export class PipelineRunner {
+  #tasks: StreamTask[] = [];
+  #subs: Subtopology[] = [];
+  #state: RunnerState = "CREATED";
+  #loop: Promise<void> | null = null;
+  #wake: (() => void) | null = null;
+  #unsubscribe: (() => void) | null = null;
+  #error: Error | null = null;
+
+  constructor(
+    readonly log: EmbeddedLog,
+    readonly committer: KvCommitter,
+    readonly graph: TopologyGraph,
+    readonly options: RunnerOptions,
+  ) {}
+
+  get state(): RunnerState {
+    return this.#state;
+  }
+
+  get error(): Error | null {
+    return this.#error;
+  }
+
+  get subtopologies(): readonly Subtopology[] {
+    return this.#subs;
+  }
+
+  get tasks(): readonly StreamTask[] {
+    return this.#tasks;
+  }
+
+  /** Creates the topics the graph needs and checks that joined topics are co-partitioned. */
+  prepareTopics(): void {
+    const o = this.options;
+    const spec = (topic: string): TopicSpec => o.topics[topic] ?? { partitions: o.defaultPartitions };
+    const ensure = (topic: string, s: TopicSpec) => this.log.ensureTopic(topic, s);
+    for (const topic of Object.keys(o.topics)) ensure(topic, o.topics[topic]);
+    for (const topic of this.graph.inputTopics()) ensure(topic, spec(topic));
+    for (const rp of this.graph.repartitions.values()) {
+      const like = rp.partitionsLike.filter((t) => this.log.hasTopic(t)).map((t) => this.log.partitions(t));
+      ensure(rp.topic, { partitions: Math.max(1, ...like) });
+    }
+    for (const topic of [...this.graph.sinks.keys(), o.deadLetterTopic, o.lateTopic]) {
+      if (!this.log.hasTopic(topic)) ensure(topic, spec(topic));
+    }
+    this.#subs = buildSubtopologies(this.graph);
+    for (const sub of this.#subs) {
+      const counts = sub.topics.map((t) => `${t} (${this.log.partitions(t)})`);
+      if (new Set(sub.topics.map((t) => this.log.partitions(t))).size > 1) {
+        throw new Error(
+          `Cannot run plugin(s) ${sub.plugins.join(", ")} as topics read together must have the same partition count: ${
+            counts.join(", ")
+          }. Set equal "partitions" for them in the config's "topics".`,
+        );
+      }
+    }
+  }
+
+  /** Loads every task's stores and committed offsets from KV. */
+  async #createTasks(): Promise<void> {
+    const kv = this.committer.kv;
+    const app = this.options.applicationId;
+    const internal = new Set(this.graph.repartitions.keys());
+    const tasks: StreamTask[] = [];
+    for (const sub of this.#subs) {
+      const partitions = this.log.partitions(sub.topics[0]);
+      for (let p = 0; p < partitions; p++) {
+        const stores = new Map<string, AnyStore>();
+        for (const name of sub.stores) {
+          const spec = this.graph.stores.get(name)!;
+          const map = await PersistentMap.load(kv, ["st", app, name, p]);
+          // deno-lint-ignore no-explicit-any
+          stores.set(name, spec.kind === "kv" ? new KeyValueStore(name, map) : new WindowStore(name, map as any));
+        }
+        const offsets = new Map<string, number>();
+        for (const topic of sub.topics) {
+          const committed = await kv.get<number>(["off", app, topic, p]);
+          offsets.set(topic, committed.value ?? this.log.startOffset(topic, p));
+        }
+        const task = new StreamTask(
+          sub,
+          p,
+          stores,
+          offsets,
+          { deadLetter: this.options.deadLetterTopic, late: this.options.lateTopic },
+          internal,
+        );
+        const time = await kv.get<number>(["time", app, sub.topics.join(","), p]);
+        if (time.value !== null) task.streamTime = time.value;
+        tasks.push(task);
+      }
+    }
+    this.#tasks = tasks;
+  }
+
+  /** Prepares topics and loads tasks; call before `runOnce` or `start`. */
+  async init(): Promise<void> {
+    await this.committer.serialize(() => this.committer.recover());
+    this.prepareTopics();
+    await this.#createTasks();
+    if (this.#state === "CREATED" || this.#state === "ERROR") this.#state = "STOPPED";
+  }
+
+  /**
+   * Processes one batch from every task that has input and commits it. Returns the number of
+   * input records processed (0 when every task is caught up).
+   */
+  async runOnce(): Promise<number> {
+    const o = this.options;
+    const started = performance.now();
+    const deadline = started + o.commitIntervalMs;
+    const batch = new Batch(this.graph);
+    const advanced: StreamTask[] = [];
+    const appendedAt: number[] = [];
+    let processed = 0;
+    for (const task of this.#tasks) {
+      task.output = batch;
+      const inputs = this.#readInputs(task);
+      if (inputs.length === 0) continue;
+      advanced.push(task);
+      for (let i = 0; i < inputs.length; i++) {
+        const { log, record } = inputs[i];
+        if (record) task.process(log, record);
+        task.offsets.set(log.topic, log.offset + 1);
+        batch.countIn(log.topic);
+        appendedAt.push(log.timestamp);
+        processed++;
+      }
+      // Tasks left out of this batch are first in line in the next one.
+      if (performance.now() > deadline) {
+        this.#tasks.push(...this.#tasks.splice(0, this.#tasks.indexOf(task) + 1));
+        break;
+      }
+    }
+    if (processed === 0) return 0;
+    const processingMs = performance.now() - started;
+    await this.#commit(batch, advanced);
+    const committedAt = o.clock();
+    o.observer?.batch?.({
+      recordsIn: batch.recordsIn,
+      recordsOut: batch.recordsOut,
+      deadLetters: batch.deadLetters,
+      late: batch.lateCounts,
+      processingMs,
+      latenciesMs: appendedAt.map((t) => Math.max(0, committedAt - t)),
+    });
+    return processed;
+  }
+
+  /** Reads and decodes the next records of a task, merged by event time across its topics. */
+  #readInputs(task: StreamTask): { log: LogRecord; record: StreamRecord | null }[] {
+    const max = this.options.maxBatchRecords;
+    const out: { log: LogRecord; record: StreamRecord | null; order: number }[] = [];
+    task.sub.topics.forEach((topic, order) => {
+      const from = Math.max(task.offsets.get(topic)!, this.log.startOffset(topic, task.partition));
+      for (const log of this.log.read(topic, task.partition, from, max)) {
+        task.input = log;
+        out.push({ log, record: task.decode(log), order });
+      }
+    });
+    if (task.sub.topics.length > 1) {
+      const time = (e: { log: LogRecord; record: StreamRecord | null }) => e.record?.timestamp ?? e.log.timestamp;
+      out.sort((a, b) => time(a) - time(b) || a.order - b.order || a.log.offset - b.log.offset);
+    }
+    return out;
+  }
+
+  async #commit(batch: Batch, tasks: StreamTask[]): Promise<void> {
+    const app = this.options.applicationId;
+    try {
+      await this.committer.serialize(async () => {
+        const mutations: Mutation[] = [];
+        for (const task of tasks) {
+          for (const [topic, offset] of task.offsets) {
+            mutations.push({ key: ["off", app, topic, task.partition], value: offset });
+          }
+          if (Number.isFinite(task.streamTime)) {
+            mutations.push({ key: ["time", app, task.sub.topics.join(","), task.partition], value: task.streamTime });
+          }
+        }
+        for (const task of this.#tasks) {
+          for (const store of task.stores.values()) mutations.push(...store.map.takeMutations());
+        }
+        const staged = this.log.stage(batch.appends);
+        await this.committer.write([...staged.mutations, ...mutations]);
+        staged.publish();
+      });
+    } catch (e) {
+      // In-memory state is now ahead of KV: stop, and reload from KV on the next start.
+      this.#error = e as Error;
+      this.#state = "ERROR";
+      throw e;
+    }
+  }
+
+  /** Processes until every task is caught up, including records produced along the way. */
+  async runUntilIdle(maxBatches = 100_000): Promise<number> {
+    let total = 0;
+    for (let i = 0; i < maxBatches; i++) {
+      const n = await this.runOnce();
+      if (n === 0) return total;
+      total += n;
+    }
+    throw new Error(`runUntilIdle: still busy after ${maxBatches} batches`);
+  }
+
+  /** Starts the processing loop in the background. */
+  async start(): Promise<void> {
+    if (this.#state === "RUNNING") return;
+    if (this.#state === "ERROR" || this.#tasks.length === 0) await this.init();
+    this.#state = "RUNNING";
+    this.#error = null;
+    this.#unsubscribe = this.log.onAppend(() => this.#wake?.());
+    this.#loop = this.#run();
+  }
+
+  async #run(): Promise<void> {
+    while (this.#state === "RUNNING") {
+      let n = 0;
+      try {
+        n = await this.runOnce();
+      } catch (e) {
+        console.error(`pipeline stopped: ${(e as Error).message}`);
+        this.#state = "ERROR";
+        this.#error = e as Error;
+        break;
+      }
+      if (n === 0 && this.#state === "RUNNING") {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 1000);
+          this.#wake = () => {
+            clearTimeout(timer);
+            this.#wake = null;
+            resolve();
+          };
+        });
+      }
+    }
+  }
+
+  /** Stops after the batch in progress has committed. */
+  async stop(): Promise<void> {
+    if (this.#state !== "RUNNING") return;
+    this.#state = "STOPPING";
+    this.#wake?.();
+    await this.#loop;
+    this.#unsubscribe?.();
+    if (this.#state === "STOPPING") this.#state = "STOPPED";
+  }
+
+  /** Deletes every store and committed offset of this application (never topic records). */
+  async cleanup(): Promise<void> {
+    if (this.#state === "RUNNING" || this.#state === "STOPPING") {
+      throw new Error("Cannot clean up while the pipeline is running: stop it first");
+    }
+    const kv = this.committer.kv;
+    const app = this.options.applicationId;
+    await this.committer.serialize(async () => {
+      for (const prefix of [["st", app], ["off", app], ["time", app]]) {
+        const keys: Mutation[] = [];
+        for await (const e of kv.list({ prefix })) keys.push({ key: e.key, value: null });
+        await this.committer.write(keys);
+      }
+    });
+    this.#tasks = [];
+    await this.#createTasks();
+  }
+}
+
+/** Everything one batch produces: output records per topic and counts for metrics. */
+class Batch implements TaskOutput {
+  readonly appends = new Map<string, NewRecord[]>();
+  readonly recordsIn = new Map<string, number>();
+  readonly recordsOut = new Map<string, number>();
+  readonly deadLetters = new Map<string, number>();
+  readonly lateCounts = new Map<string, number>();
+
+  constructor(readonly graph: TopologyGraph) {}
+
+  countIn(topic: string): void {
+    this.recordsIn.set(topic, (this.recordsIn.get(topic) ?? 0) + 1);
+  }
+
+  send(topic: string, record: NewRecord): void {
+    let list = this.appends.get(topic);
+    if (!list) this.appends.set(topic, list = []);
+    list.push(record);
+    this.recordsOut.set(topic, (this.recordsOut.get(topic) ?? 0) + 1);
+  }
+
+  deadLettered(sourceTopic: string): void {
+    this.deadLetters.set(sourceTopic, (this.deadLetters.get(sourceTopic) ?? 0) + 1);
+  }
+
+  late(plugin: string, store: string): void {
+    const k = `${plugin}/${store}`;
+    this.lateCounts.set(k, (this.lateCounts.get(k) ?? 0) + 1);
+  }
+}

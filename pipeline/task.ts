@@ -1,0 +1,143 @@
+import type { Headers, LogRecord, NewRecord, StreamRecord } from "./record.ts";
+import { keyToString } from "./record.ts";
+import type { KeyValueStore } from "./state/key_value_store.ts";
+import type { WindowStore } from "./state/window_store.ts";
+import type { AnyRecord, ProcessorContext } from "./topology/node.ts";
+import type { Subtopology } from "./topology/subtopologies.ts";
+
+/** Where a task's side effects go during one batch: output records and reports. */
+export interface TaskOutput {
+  send(topic: string, record: NewRecord): void;
+  deadLettered(sourceTopic: string, plugin: string | null): void;
+  late(plugin: string, store: string): void;
+}
+
+/** Topics reserved for dead letters and late records. */
+export interface ReportTopics {
+  readonly deadLetter: string;
+  readonly late: string;
+}
+
+export type AnyStore = KeyValueStore | WindowStore;
+
+/**
+ * Processes one partition of a sub-topology: decodes each input record once, tracks stream
+ * time, tells time-driven nodes when it advances, and runs the record through the sources.
+ */
+export class StreamTask implements ProcessorContext {
+  streamTime = -Infinity;
+  input!: LogRecord;
+  output!: TaskOutput;
+  /** Next offset to read, per input topic. */
+  readonly offsets: Map<string, number>;
+
+  constructor(
+    readonly sub: Subtopology,
+    readonly partition: number,
+    readonly stores: ReadonlyMap<string, AnyStore>,
+    offsets: Map<string, number>,
+    readonly reports: ReportTopics,
+    /** Topics whose records carry event time in the record timestamp (internal topics). */
+    readonly internalTopics: ReadonlySet<string>,
+  ) {
+    this.offsets = offsets;
+  }
+
+  get id(): string {
+    return `${this.sub.id}_${this.partition}`;
+  }
+
+  store<S>(name: string): S {
+    const s = this.stores.get(name);
+    if (!s) throw new Error(`Store '${name}' is not available in task ${this.id}`);
+    return s as S;
+  }
+
+  send(topic: string, record: AnyRecord): void {
+    this.output.send(topic, {
+      key: keyToString(record.key),
+      value: record.value === null || record.value === undefined ? null : JSON.stringify(record.value),
+      timestamp: record.timestamp,
+      headers: record.headers,
+    });
+  }
+
+  late(plugin: string, store: string, record: AnyRecord, reason: string): void {
+    const input = this.input;
+    this.output.late(plugin, store);
+    this.output.send(this.reports.late, {
+      key: input.key,
+      value: JSON.stringify({
+        sourceTopic: input.topic,
+        partition: input.partition,
+        offset: input.offset,
+        key: input.key,
+        plugin,
+        store,
+        reason,
+        eventTime: record.timestamp,
+        streamTime: this.streamTime,
+        value: record.value,
+      }),
+      timestamp: record.timestamp,
+      headers: {},
+    });
+  }
+
+  deadLetter(plugin: string | null, reason: string): void {
+    const input = this.input;
+    this.output.deadLettered(input.topic, plugin);
+    this.output.send(this.reports.deadLetter, {
+      key: input.key,
+      value: JSON.stringify({
+        sourceTopic: input.topic,
+        partition: input.partition,
+        offset: input.offset,
+        key: input.key,
+        ...(plugin ? { plugin } : {}),
+        reason,
+        raw: input.value,
+      }),
+      timestamp: input.timestamp,
+      headers: {},
+    });
+  }
+
+  /** Parses a record's value and event time; a record that fails goes to the dead-letter topic. */
+  decode(input: LogRecord): StreamRecord | null {
+    let value: unknown = null;
+    if (input.value !== null) {
+      try {
+        value = JSON.parse(input.value);
+      } catch (e) {
+        this.input = input;
+        this.deadLetter(null, `value is not valid JSON: ${(e as Error).message}`);
+        return null;
+      }
+    }
+    let timestamp = input.timestamp;
+    if (!this.internalTopics.has(input.topic) && value !== null && typeof value === "object") {
+      const t = (value as { timestamp?: unknown }).timestamp;
+      if (t !== undefined) {
+        const parsed = typeof t === "number" ? t : typeof t === "string" ? Date.parse(t) : NaN;
+        if (!Number.isFinite(parsed)) {
+          this.input = input;
+          this.deadLetter(null, `timestamp: expected epoch milliseconds or an ISO-8601 string, got ${JSON.stringify(t)}`);
+          return null;
+        }
+        timestamp = parsed;
+      }
+    }
+    return { key: input.key, value, timestamp, headers: input.headers as Headers };
+  }
+
+  /** Runs one decoded record through the task. */
+  process(input: LogRecord, record: StreamRecord): void {
+    this.input = input;
+    if (record.timestamp > this.streamTime) {
+      this.streamTime = record.timestamp;
+      for (const n of this.sub.timeNodes) n.advance!(this);
+    }
+    for (const source of this.sub.sources.get(input.topic)!) source.process(record, this);
+  }
+}

@@ -1,0 +1,209 @@
+import type { Windowed } from "../record.ts";
+import type { KeyValueStore } from "../state/key_value_store.ts";
+import type { WindowEntry, WindowStore } from "../state/window_store.ts";
+import {
+  type SessionWindowSpec,
+  type SlidingWindowSpec,
+  type TimeWindowSpec,
+  timeWindowStarts,
+} from "../windows.ts";
+import { type AnyRecord, type ProcessorContext, ProcessorNode } from "./node.ts";
+
+/** How values fold into an aggregate; `merge` joins two session aggregates. */
+export interface Aggregation<V, A> {
+  readonly init: () => A;
+  readonly add: (key: string, value: V, aggregate: A) => A;
+  readonly merge?: (key: string, left: A, right: A) => A;
+}
+
+/** When windowed results are emitted: on every update, or once when the window closes. */
+export type EmitStrategy = "update" | "close";
+
+// deno-lint-ignore no-explicit-any
+type AnyAggregation = Aggregation<any, any>;
+
+abstract class KeyedAggregateNode extends ProcessorNode {
+  constructor(name: string, plugin: string, readonly storeName: string, readonly agg: AnyAggregation) {
+    super(name, plugin);
+    this.stores.push(storeName);
+  }
+
+  process(record: AnyRecord, ctx: ProcessorContext): void {
+    if (typeof record.key !== "string") {
+      ctx.deadLetter(this.plugin, `aggregation '${this.storeName}' needs a string key: the record has ${record.key}`);
+      return;
+    }
+    this.aggregate(record as AnyRecord & { key: string }, ctx);
+  }
+
+  protected abstract aggregate(record: AnyRecord & { key: string }, ctx: ProcessorContext): void;
+
+  protected emitWindow(ctx: ProcessorContext, w: WindowEntry<unknown>, value: unknown, timestamp: number) {
+    const key: Windowed = { key: w.key, window: { start: w.start, end: w.end } };
+    this.forward({ key, value, timestamp, headers: {} }, ctx);
+  }
+}
+
+/** count / reduce / aggregate over all time per key: a table of the latest aggregate. */
+export class AggregateNode extends KeyedAggregateNode {
+  protected aggregate(record: AnyRecord & { key: string }, ctx: ProcessorContext): void {
+    const store = ctx.store<KeyValueStore>(this.storeName);
+    const current = store.get(record.key);
+    const next = this.agg.add(record.key, record.value, current === undefined ? this.agg.init() : current);
+    store.put(record.key, next);
+    this.forward({ key: record.key, value: next, timestamp: record.timestamp, headers: record.headers }, ctx);
+  }
+}
+
+/** Aggregates per key in tumbling or hopping windows. */
+export class TimeWindowAggregateNode extends KeyedAggregateNode {
+  constructor(
+    name: string,
+    plugin: string,
+    storeName: string,
+    agg: AnyAggregation,
+    readonly spec: TimeWindowSpec,
+    readonly emit: EmitStrategy,
+  ) {
+    super(name, plugin, storeName, agg);
+  }
+
+  protected aggregate(record: AnyRecord & { key: string }, ctx: ProcessorContext): void {
+    const store = ctx.store<WindowStore>(this.storeName);
+    let added = false;
+    for (const start of timeWindowStarts(this.spec, record.timestamp)) {
+      const end = start + this.spec.size;
+      const closeAt = end + this.spec.grace;
+      if (closeAt <= ctx.streamTime) continue;
+      const current = store.get(record.key, start);
+      const value = this.agg.add(record.key, record.value, current ? current.value : this.agg.init());
+      store.put(record.key, start, end, value, closeAt);
+      added = true;
+      if (this.emit === "update") {
+        this.emitWindow(ctx, { key: record.key, start, end, value }, value, record.timestamp);
+      }
+    }
+    if (!added) {
+      ctx.late(this.plugin, this.storeName, record, "every window containing the record has closed (end + grace <= stream time)");
+    }
+  }
+
+  override advance(ctx: ProcessorContext): void {
+    const closed = ctx.store<WindowStore>(this.storeName).closeUpTo(ctx.streamTime);
+    if (this.emit === "close") for (const w of closed) this.emitWindow(ctx, w, w.value, w.end - 1);
+  }
+}
+
+/**
+ * Aggregates per key over sliding windows [t - size, t] ending at each record's time t, so every
+ * span of `size` that holds records is covered. Records are buffered (until they can no longer
+ * fall in an open window) to build each new window's aggregate.
+ */
+export class SlidingWindowAggregateNode extends KeyedAggregateNode {
+  readonly bufferName: string;
+
+  constructor(
+    name: string,
+    plugin: string,
+    storeName: string,
+    agg: AnyAggregation,
+    readonly spec: SlidingWindowSpec,
+    readonly emit: EmitStrategy,
+  ) {
+    super(name, plugin, storeName, agg);
+    this.bufferName = `${storeName}-records`;
+    this.stores.push(this.bufferName);
+  }
+
+  protected aggregate(record: AnyRecord & { key: string }, ctx: ProcessorContext): void {
+    const { size, grace } = this.spec;
+    const t = record.timestamp;
+    if (t + size + grace <= ctx.streamTime) {
+      ctx.late(this.plugin, this.storeName, record, "every sliding window containing the record has closed");
+      return;
+    }
+    const windows = ctx.store<WindowStore>(this.storeName);
+    const buffer = ctx.store<WindowStore<unknown[]>>(this.bufferName);
+    const buffered = buffer.get(record.key, t);
+    buffer.put(record.key, t, t, [...(buffered?.value ?? []), record.value], t + size + grace);
+
+    const updated: WindowEntry<unknown>[] = [];
+    // Windows ending in [t, t + size] contain t: add the record to those still open.
+    for (const w of windows.fetch(record.key, t - size, t)) {
+      if (w.end + grace <= ctx.streamTime) continue;
+      const value = this.agg.add(record.key, record.value, w.value);
+      windows.put(w.key, w.start, w.end, value, w.end + grace);
+      updated.push({ ...w, value });
+    }
+    if (!windows.get(record.key, t - size) && t + grace > ctx.streamTime) {
+      let value = this.agg.init();
+      for (const b of buffer.fetch(record.key, t - size, t)) {
+        for (const v of b.value) value = this.agg.add(record.key, v, value);
+      }
+      windows.put(record.key, t - size, t, value, t + grace);
+      updated.push({ key: record.key, start: t - size, end: t, value });
+    }
+    if (this.emit === "update") {
+      updated.sort((a, b) => a.end - b.end);
+      for (const w of updated) this.emitWindow(ctx, w, w.value, Math.max(t, w.end));
+    }
+  }
+
+  override advance(ctx: ProcessorContext): void {
+    ctx.store<WindowStore>(this.bufferName).closeUpTo(ctx.streamTime);
+    const closed = ctx.store<WindowStore>(this.storeName).closeUpTo(ctx.streamTime);
+    if (this.emit === "close") for (const w of closed) this.emitWindow(ctx, w, w.value, w.end);
+  }
+}
+
+/**
+ * Aggregates per key in session windows. A record within `gap` of existing sessions merges them
+ * into one (their aggregates combined with `merge`); on update, replaced sessions are retracted
+ * with a null value, as Kafka Streams does.
+ */
+export class SessionWindowAggregateNode extends KeyedAggregateNode {
+  constructor(
+    name: string,
+    plugin: string,
+    storeName: string,
+    agg: AnyAggregation,
+    readonly spec: SessionWindowSpec,
+    readonly emit: EmitStrategy,
+  ) {
+    super(name, plugin, storeName, agg);
+    if (!agg.merge) throw new Error(`Cannot aggregate sessions in '${storeName}' as a merger is required`);
+  }
+
+  protected aggregate(record: AnyRecord & { key: string }, ctx: ProcessorContext): void {
+    const { gap, grace } = this.spec;
+    const t = record.timestamp;
+    const store = ctx.store<WindowStore>(this.storeName);
+    const overlapping = store.fetch(record.key).filter((w) => w.start <= t + gap && w.end >= t - gap);
+    if (overlapping.length === 0 && t + gap + grace <= ctx.streamTime) {
+      ctx.late(this.plugin, this.storeName, record, "the record's session has closed (end + gap + grace <= stream time)");
+      return;
+    }
+    let start = t;
+    let end = t;
+    let value = this.agg.init();
+    for (const w of overlapping) {
+      start = Math.min(start, w.start);
+      end = Math.max(end, w.end);
+      value = this.agg.merge!(record.key, value, w.value);
+    }
+    value = this.agg.add(record.key, record.value, value);
+    for (const w of overlapping) {
+      store.delete(w.key, w.start);
+      if (this.emit === "update" && (w.start !== start || w.end !== end)) {
+        this.emitWindow(ctx, w, null, t);
+      }
+    }
+    store.put(record.key, start, end, value, end + gap + grace);
+    if (this.emit === "update") this.emitWindow(ctx, { key: record.key, start, end, value }, value, t);
+  }
+
+  override advance(ctx: ProcessorContext): void {
+    const closed = ctx.store<WindowStore>(this.storeName).closeUpTo(ctx.streamTime);
+    if (this.emit === "close") for (const w of closed) this.emitWindow(ctx, w, w.value, w.end);
+  }
+}

@@ -1,0 +1,456 @@
+import type { ZodType } from "zod";
+import type { Windowed } from "../record.ts";
+import type { JoinWindowSpec, SessionWindowSpec, SlidingWindowSpec, TimeWindowSpec } from "../windows.ts";
+import {
+  type Aggregation,
+  AggregateNode,
+  type EmitStrategy,
+  SessionWindowAggregateNode,
+  SlidingWindowAggregateNode,
+  TimeWindowAggregateNode,
+} from "./aggregate_nodes.ts";
+import type { TopologyGraph } from "./graph.ts";
+import { StreamStreamJoinSideNode, StreamTableJoinNode } from "./join_nodes.ts";
+import { type AnyRecord, BranchNode, FunctionNode, PassThroughNode, type ProcessorNode } from "./node.ts";
+import { SinkNode, SourceNode, TableSourceNode } from "./source_sink_nodes.ts";
+
+/** A key and value pair returned by `map` and `flatMap`. */
+export interface KeyValue<K, V> {
+  readonly key: K;
+  readonly value: V;
+}
+
+/** Record metadata passed as the last argument of DSL callbacks. */
+export interface RecordMeta {
+  readonly timestamp: number;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+/** Options of a stateful step: its store name is required. */
+export interface StoreOptions {
+  readonly store: string;
+}
+
+/** Options of a windowed aggregation. */
+export interface WindowedStoreOptions extends StoreOptions {
+  /** "update" (default) emits every change; "close" emits each window once, when it closes. */
+  readonly emit?: EmitStrategy;
+}
+
+/** Options of a stream–stream join. */
+export interface StreamJoinOptions {
+  readonly window: JoinWindowSpec;
+  /** Base name of the two buffer stores (`<store>-left`, `<store>-right`). */
+  readonly store: string;
+}
+
+/** Builds one plugin's part of the processor graph. `build` functions only describe; no I/O. */
+export class StreamsBuilder {
+  constructor(readonly graph: TopologyGraph, readonly plugin: string) {}
+
+  /** A record stream read from `topic`; values failing `schema` go to the dead-letter topic. */
+  stream<V = unknown>(topic: string, options: { schema?: ZodType<V> } = {}): KStream<string | null, V> {
+    const node = this.graph.addSource(
+      new SourceNode(this.graph.uniqueName(this.plugin, "SOURCE"), this.plugin, topic, options.schema),
+    );
+    return new KStream(this, node, false);
+  }
+
+  /** A table of the latest value per key of `topic`, materialized in `store`; null deletes. */
+  table<V = unknown>(topic: string, options: { store: string; schema?: ZodType<V> }): KTable<string, V> {
+    this.graph.addStore({ name: options.store, kind: "kv", plugin: this.plugin });
+    const node = this.graph.addSource(
+      new TableSourceNode(
+        this.graph.uniqueName(this.plugin, "TABLE-SOURCE"),
+        this.plugin,
+        topic,
+        options.store,
+        options.schema,
+      ),
+    );
+    return new KTable(this, node, options.store, [topic]);
+  }
+
+  /** Adds a node that runs `fn` for every record, below `parents`. */
+  node(kind: string, parents: ProcessorNode[], fn: (r: AnyRecord, emit: (r: AnyRecord) => void) => void) {
+    return this.graph.add(new FunctionNode(this.graph.uniqueName(this.plugin, kind), this.plugin, fn), parents);
+  }
+
+  /** The input topics upstream of a node, for sizing repartition topics. */
+  upstreamTopics(node: ProcessorNode): string[] {
+    const parents = new Map<ProcessorNode, ProcessorNode[]>();
+    for (const n of this.graph.nodes) for (const c of n.children) parents.set(c, [...(parents.get(c) ?? []), n]);
+    const topics = new Set<string>();
+    const seen = new Set<ProcessorNode>();
+    const visit = (n: ProcessorNode) => {
+      if (seen.has(n)) return;
+      seen.add(n);
+      if (n instanceof SourceNode) {
+        const rp = this.graph.repartitions.get(n.topic);
+        if (rp) rp.partitionsLike.forEach((t) => topics.add(t));
+        else topics.add(n.topic);
+      }
+      for (const p of parents.get(n) ?? []) visit(p);
+    };
+    visit(node);
+    return [...topics];
+  }
+}
+
+/** A stream of records, as Kafka Streams' `KStream`. Operations return new streams. */
+export class KStream<K, V> {
+  constructor(
+    readonly builder: StreamsBuilder,
+    readonly node: ProcessorNode,
+    /** True once the key may have changed: stateful steps then repartition first. */
+    readonly rekeyed: boolean,
+  ) {}
+
+  #derive<K2, V2>(
+    kind: string,
+    rekeyed: boolean,
+    fn: (r: AnyRecord, emit: (r: AnyRecord) => void) => void,
+  ): KStream<K2, V2> {
+    return new KStream(this.builder, this.builder.node(kind, [this.node], fn), this.rekeyed || rekeyed);
+  }
+
+  filter(predicate: (key: K, value: V, meta: RecordMeta) => boolean): KStream<K, V> {
+    return this.#derive("FILTER", false, (r, emit) => {
+      if (predicate(r.key, r.value, r)) emit(r);
+    });
+  }
+
+  filterNot(predicate: (key: K, value: V, meta: RecordMeta) => boolean): KStream<K, V> {
+    return this.filter((k, v, m) => !predicate(k, v, m));
+  }
+
+  map<K2, V2>(fn: (key: K, value: V, meta: RecordMeta) => KeyValue<K2, V2>): KStream<K2, V2> {
+    return this.#derive("MAP", true, (r, emit) => {
+      const kv = fn(r.key, r.value, r);
+      emit({ ...r, key: kv.key, value: kv.value });
+    });
+  }
+
+  mapValues<V2>(fn: (value: V, key: K, meta: RecordMeta) => V2): KStream<K, V2> {
+    return this.#derive("MAPVALUES", false, (r, emit) => emit({ ...r, value: fn(r.value, r.key, r) }));
+  }
+
+  flatMap<K2, V2>(fn: (key: K, value: V, meta: RecordMeta) => Iterable<KeyValue<K2, V2>>): KStream<K2, V2> {
+    return this.#derive("FLATMAP", true, (r, emit) => {
+      for (const kv of fn(r.key, r.value, r)) emit({ ...r, key: kv.key, value: kv.value });
+    });
+  }
+
+  flatMapValues<V2>(fn: (value: V, key: K, meta: RecordMeta) => Iterable<V2>): KStream<K, V2> {
+    return this.#derive("FLATMAPVALUES", false, (r, emit) => {
+      for (const value of fn(r.value, r.key, r)) emit({ ...r, value });
+    });
+  }
+
+  selectKey<K2>(fn: (key: K, value: V, meta: RecordMeta) => K2): KStream<K2, V> {
+    return this.#derive("KEY-SELECT", true, (r, emit) => emit({ ...r, key: fn(r.key, r.value, r) }));
+  }
+
+  peek(fn: (key: K, value: V, meta: RecordMeta) => void): KStream<K, V> {
+    return this.#derive("PEEK", false, (r, emit) => {
+      fn(r.key, r.value, r);
+      emit(r);
+    });
+  }
+
+  /** Routes each record to the first branch whose predicate holds (records matching none are dropped). */
+  branch(...predicates: ((key: K, value: V, meta: RecordMeta) => boolean)[]): KStream<K, V>[] {
+    const g = this.builder.graph;
+    const plugin = this.builder.plugin;
+    const brancher = g.add(new BranchNode(g.uniqueName(plugin, "BRANCH"), plugin, predicates), [this.node]);
+    return predicates.map((_, i) => {
+      const out = g.add(new PassThroughNode(g.uniqueName(plugin, `BRANCH-${i}`), plugin), [brancher]);
+      return new KStream<K, V>(this.builder, out, this.rekeyed);
+    });
+  }
+
+  /** Named branches, as Kafka Streams' `split()`: `split().branch(p, "a").defaultBranch("rest")`. */
+  split(): BranchedStream<K, V> {
+    return new BranchedStream(this);
+  }
+
+  merge(other: KStream<K, V>): KStream<K, V> {
+    const node = this.builder.graph.add(
+      new PassThroughNode(this.builder.graph.uniqueName(this.builder.plugin, "MERGE"), this.builder.plugin),
+      [this.node, other.node],
+    );
+    return new KStream(this.builder, node, this.rekeyed || other.rekeyed);
+  }
+
+  /** Groups by the current key; after a re-key the records first pass a repartition topic. */
+  groupByKey(): KGroupedStream<K, V> {
+    return new KGroupedStream(this);
+  }
+
+  /** Joins with a table (inner) or, given join window options, with another stream (inner, windowed). */
+  join<VT, VR>(table: KTable<string, VT>, joiner: (value: V, tableValue: VT, key: string) => VR): KStream<K, VR>;
+  join<VO, VR>(
+    other: KStream<K, VO>,
+    joiner: (value: V, otherValue: VO, key: string) => VR,
+    options: StreamJoinOptions,
+  ): KStream<K, VR>;
+  join<VO, VR>(
+    other: KTable<string, VO> | KStream<K, VO>,
+    joiner: (value: V, otherValue: VO, key: string) => VR,
+    options?: StreamJoinOptions,
+  ): KStream<K, VR> {
+    if (other instanceof KTable) return this.#tableJoin(other, joiner, false);
+    if (!options) throw new Error("Cannot join two streams without options { window, store }");
+    return this.#streamJoin(other, joiner, options);
+  }
+
+  /** Joins with a table, keeping records with no match (the joiner then gets null). */
+  leftJoin<VT, VR>(table: KTable<string, VT>, joiner: (value: V, tableValue: VT | null, key: string) => VR): KStream<K, VR> {
+    return this.#tableJoin(table, joiner, true);
+  }
+
+  #tableJoin<VT, VR>(
+    table: KTable<string, VT>,
+    joiner: (value: V, tableValue: VT, key: string) => VR,
+    left: boolean,
+  ): KStream<K, VR> {
+    if (!table.storeName || table.windowed) throw new Error("Cannot join with a table that has no key-value store");
+    const input = this.rekeyed
+      ? this.repartition(`${table.storeName}-join-${this.builder.graph.nodes.length}`, table.topics)
+      : this;
+    const node = this.builder.graph.add(
+      new StreamTableJoinNode(
+        this.builder.graph.uniqueName(this.builder.plugin, left ? "LEFTJOIN" : "JOIN"),
+        this.builder.plugin,
+        table.storeName,
+        joiner,
+        left,
+      ),
+      [input.node],
+    );
+    return new KStream(this.builder, node, false);
+  }
+
+  #streamJoin<VO, VR>(
+    other: KStream<K, VO>,
+    joiner: (value: V, otherValue: VO, key: string) => VR,
+    options: StreamJoinOptions,
+  ): KStream<K, VR> {
+    const g = this.builder.graph;
+    const plugin = this.builder.plugin;
+    const leftStore = `${options.store}-left`;
+    const rightStore = `${options.store}-right`;
+    g.addStore({ name: leftStore, kind: "window", plugin });
+    g.addStore({ name: rightStore, kind: "window", plugin });
+    const like = [...this.builder.upstreamTopics(this.node), ...this.builder.upstreamTopics(other.node)];
+    const l = this.rekeyed ? this.repartition(`${leftStore}`, like) : this;
+    const r = other.rekeyed ? other.repartition(`${rightStore}`, like) : other;
+    const leftNode = g.add(
+      new StreamStreamJoinSideNode(g.uniqueName(plugin, "JOINTHIS"), plugin, leftStore, rightStore, options.window, true, joiner),
+      [l.node],
+    );
+    const rightNode = g.add(
+      new StreamStreamJoinSideNode(g.uniqueName(plugin, "JOINOTHER"), plugin, rightStore, leftStore, options.window, false, joiner),
+      [r.node],
+    );
+    const merged = g.add(new PassThroughNode(g.uniqueName(plugin, "JOIN-MERGE"), plugin), [leftNode, rightNode]);
+    return new KStream(this.builder, merged, false);
+  }
+
+  /** Writes every record to `topic` (value as JSON, windowed keys as `key@start-end`). */
+  to(topic: string): void {
+    this.builder.graph.addSink(topic, this.builder.plugin);
+    this.builder.graph.add(
+      new SinkNode(this.builder.graph.uniqueName(this.builder.plugin, "SINK"), this.builder.plugin, topic),
+      [this.node],
+    );
+  }
+
+  /** Sends records through an internal topic keyed by their current key. */
+  repartition(name: string, partitionsLike?: readonly string[]): KStream<K, V> {
+    const b = this.builder;
+    const topic = `${b.plugin}-${name}-repartition`;
+    b.graph.repartitions.set(topic, {
+      topic,
+      plugin: b.plugin,
+      partitionsLike: partitionsLike ?? b.upstreamTopics(this.node),
+    });
+    b.graph.add(new SinkNode(b.graph.uniqueName(b.plugin, "REPARTITION-SINK"), b.plugin, topic), [this.node]);
+    const source = b.graph.addSource(
+      new SourceNode(b.graph.uniqueName(b.plugin, "REPARTITION-SOURCE"), b.plugin, topic),
+    );
+    return new KStream(b, source, false);
+  }
+}
+
+/** Builder of named branches returned by `KStream.split()`. */
+export class BranchedStream<K, V> {
+  readonly #branches: { name: string; predicate: (key: K, value: V, meta: RecordMeta) => boolean }[] = [];
+
+  constructor(readonly stream: KStream<K, V>) {}
+
+  branch(predicate: (key: K, value: V, meta: RecordMeta) => boolean, name: string): BranchedStream<K, V> {
+    this.#branches.push({ name, predicate });
+    return this;
+  }
+
+  /** Finishes the split; records matching no predicate go to the default branch if named. */
+  defaultBranch(name?: string): Record<string, KStream<K, V>> {
+    const predicates = this.#branches.map((b) => b.predicate);
+    if (name !== undefined) predicates.push(() => true);
+    const streams = this.stream.branch(...predicates);
+    const out: Record<string, KStream<K, V>> = {};
+    this.#branches.forEach((b, i) => out[b.name] = streams[i]);
+    if (name !== undefined) out[name] = streams[streams.length - 1];
+    return out;
+  }
+}
+
+const countAgg: Aggregation<unknown, number> = {
+  init: () => 0,
+  add: (_k, _v, n) => n + 1,
+  merge: (_k, a, b) => a + b,
+};
+
+function reduceAgg<V>(reducer: (a: V, b: V) => V): Aggregation<V, V | null> {
+  return {
+    init: () => null,
+    add: (_k, v, acc) => acc === null ? v : reducer(acc, v),
+    merge: (_k, a, b) => a === null ? b : b === null ? a : reducer(a, b),
+  };
+}
+
+/** A stream grouped by key, ready to aggregate. */
+export class KGroupedStream<K, V> {
+  constructor(readonly stream: KStream<K, V>) {}
+
+  /** The stream to aggregate: repartitioned by key first if the key changed upstream. */
+  input(store: string): KStream<K, V> {
+    return this.stream.rekeyed ? this.stream.repartition(store) : this.stream;
+  }
+
+  count(options: StoreOptions): KTable<K, number> {
+    return this.aggregateWith(countAgg, options);
+  }
+
+  reduce(reducer: (aggregate: V, value: V) => V, options: StoreOptions): KTable<K, V> {
+    return this.aggregateWith(reduceAgg(reducer), options) as KTable<K, V>;
+  }
+
+  aggregate<A>(init: () => A, add: (key: string, value: V, aggregate: A) => A, options: StoreOptions): KTable<K, A> {
+    return this.aggregateWith({ init, add }, options);
+  }
+
+  aggregateWith<A>(agg: Aggregation<V, A>, options: StoreOptions): KTable<K, A> {
+    const b = this.stream.builder;
+    b.graph.addStore({ name: options.store, kind: "kv", plugin: b.plugin });
+    const input = this.input(options.store);
+    const node = b.graph.add(
+      new AggregateNode(b.graph.uniqueName(b.plugin, "AGGREGATE"), b.plugin, options.store, agg),
+      [input.node],
+    );
+    return new KTable(b, node, options.store, b.upstreamTopics(input.node));
+  }
+
+  windowedBy(spec: SessionWindowSpec): SessionWindowedStream<K, V>;
+  windowedBy(spec: TimeWindowSpec | SlidingWindowSpec): TimeWindowedStream<K, V>;
+  windowedBy(spec: TimeWindowSpec | SlidingWindowSpec | SessionWindowSpec) {
+    return spec.kind === "session" ? new SessionWindowedStream(this, spec) : new TimeWindowedStream(this, spec);
+  }
+}
+
+/** A grouped stream with tumbling, hopping or sliding windows. */
+export class TimeWindowedStream<K, V> {
+  constructor(readonly grouped: KGroupedStream<K, V>, readonly spec: TimeWindowSpec | SlidingWindowSpec) {}
+
+  count(options: WindowedStoreOptions): KTable<Windowed<K>, number> {
+    return this.aggregateWith(countAgg, options);
+  }
+
+  reduce(reducer: (aggregate: V, value: V) => V, options: WindowedStoreOptions): KTable<Windowed<K>, V> {
+    return this.aggregateWith(reduceAgg(reducer), options) as KTable<Windowed<K>, V>;
+  }
+
+  aggregate<A>(
+    init: () => A,
+    add: (key: string, value: V, aggregate: A) => A,
+    options: WindowedStoreOptions,
+  ): KTable<Windowed<K>, A> {
+    return this.aggregateWith({ init, add }, options);
+  }
+
+  aggregateWith<A>(agg: Aggregation<V, A>, options: WindowedStoreOptions): KTable<Windowed<K>, A> {
+    const b = this.grouped.stream.builder;
+    const emit = options.emit ?? "update";
+    b.graph.addStore({ name: options.store, kind: "window", plugin: b.plugin });
+    const input = this.grouped.input(options.store);
+    const name = b.graph.uniqueName(b.plugin, "WINDOW-AGGREGATE");
+    let node: ProcessorNode;
+    if (this.spec.kind === "sliding") {
+      b.graph.addStore({ name: `${options.store}-records`, kind: "window", plugin: b.plugin });
+      node = new SlidingWindowAggregateNode(name, b.plugin, options.store, agg, this.spec, emit);
+    } else {
+      node = new TimeWindowAggregateNode(name, b.plugin, options.store, agg, this.spec, emit);
+    }
+    b.graph.add(node, [input.node]);
+    return new KTable(b, node, options.store, b.upstreamTopics(input.node), true);
+  }
+}
+
+/** A grouped stream with session windows. */
+export class SessionWindowedStream<K, V> {
+  constructor(readonly grouped: KGroupedStream<K, V>, readonly spec: SessionWindowSpec) {}
+
+  count(options: WindowedStoreOptions): KTable<Windowed<K>, number> {
+    return this.aggregateWith(countAgg, options);
+  }
+
+  reduce(reducer: (aggregate: V, value: V) => V, options: WindowedStoreOptions): KTable<Windowed<K>, V> {
+    return this.aggregateWith(reduceAgg(reducer), options) as KTable<Windowed<K>, V>;
+  }
+
+  /** `merge` combines the aggregates of two sessions a late record bridges. */
+  aggregate<A>(
+    init: () => A,
+    add: (key: string, value: V, aggregate: A) => A,
+    merge: (key: string, left: A, right: A) => A,
+    options: WindowedStoreOptions,
+  ): KTable<Windowed<K>, A> {
+    return this.aggregateWith({ init, add, merge }, options);
+  }
+
+  aggregateWith<A>(agg: Aggregation<V, A>, options: WindowedStoreOptions): KTable<Windowed<K>, A> {
+    const b = this.grouped.stream.builder;
+    b.graph.addStore({ name: options.store, kind: "window", plugin: b.plugin });
+    const input = this.grouped.input(options.store);
+    const node = b.graph.add(
+      new SessionWindowAggregateNode(
+        b.graph.uniqueName(b.plugin, "SESSION-AGGREGATE"),
+        b.plugin,
+        options.store,
+        agg,
+        this.spec,
+        options.emit ?? "update",
+      ),
+      [input.node],
+    );
+    return new KTable(b, node, options.store, b.upstreamTopics(input.node), true);
+  }
+}
+
+/** A changelog of the latest value per key, as Kafka Streams' `KTable`. */
+export class KTable<K, V> {
+  constructor(
+    readonly builder: StreamsBuilder,
+    readonly node: ProcessorNode,
+    readonly storeName: string,
+    /** Input topics the table is partitioned like. */
+    readonly topics: readonly string[],
+    readonly windowed = false,
+  ) {}
+
+  /** The table's updates as a stream. */
+  toStream(): KStream<K, V> {
+    return new KStream(this.builder, this.node, false);
+  }
+}

@@ -1,0 +1,70 @@
+import type { ProcessorNode } from "./node.ts";
+import type { SourceNode } from "./source_sink_nodes.ts";
+
+/** A state store a topology declares: every stateful step names its store. */
+export interface StoreSpec {
+  readonly name: string;
+  readonly kind: "kv" | "window";
+  readonly plugin: string;
+}
+
+/** An internal topic a re-key writes to, so records reach the partition owning their new key. */
+export interface RepartitionSpec {
+  readonly topic: string;
+  readonly plugin: string;
+  /** Topics whose partition count this topic takes (the largest of them). */
+  readonly partitionsLike: readonly string[];
+}
+
+/** Every node, store and topic of the enabled plugins: the whole processor graph. */
+export class TopologyGraph {
+  readonly sources = new Map<string, SourceNode[]>();
+  readonly stores = new Map<string, StoreSpec>();
+  readonly nodes: ProcessorNode[] = [];
+  readonly repartitions = new Map<string, RepartitionSpec>();
+  /** Output topics, with the plugin that writes each. */
+  readonly sinks = new Map<string, Set<string>>();
+  #names = new Map<string, number>();
+
+  /** Adds a node under its parents (none for a source). */
+  add<N extends ProcessorNode>(node: N, parents: readonly ProcessorNode[]): N {
+    for (const p of parents) p.children.push(node);
+    this.nodes.push(node);
+    return node;
+  }
+
+  addSource(node: SourceNode): SourceNode {
+    const list = this.sources.get(node.topic) ?? [];
+    list.push(node);
+    this.sources.set(node.topic, list);
+    return this.add(node, []);
+  }
+
+  addSink(topic: string, plugin: string): void {
+    const plugins = this.sinks.get(topic) ?? new Set();
+    plugins.add(plugin);
+    this.sinks.set(topic, plugins);
+  }
+
+  addStore(spec: StoreSpec): void {
+    const existing = this.stores.get(spec.name);
+    if (existing) {
+      throw new Error(
+        `Cannot create store '${spec.name}' in plugin '${spec.plugin}' as the name is already used by plugin '${existing.plugin}': store names must be unique`,
+      );
+    }
+    this.stores.set(spec.name, spec);
+  }
+
+  /** A unique node name with this prefix, like Kafka Streams' KSTREAM-FILTER-0000000003. */
+  uniqueName(plugin: string, kind: string): string {
+    const n = (this.#names.get(plugin) ?? 0) + 1;
+    this.#names.set(plugin, n);
+    return `${plugin}.${kind}-${String(n).padStart(4, "0")}`;
+  }
+
+  /** The topics the graph reads that are not internal repartition topics. */
+  inputTopics(): string[] {
+    return [...this.sources.keys()].filter((t) => !this.repartitions.has(t)).sort();
+  }
+}

@@ -1,0 +1,84 @@
+import type { LogRecord, StreamRecord } from "../record.ts";
+
+// deno-lint-ignore no-explicit-any
+export type AnyRecord = StreamRecord<any, any>;
+
+/** What the task gives an operator while it processes one record. */
+export interface ProcessorContext {
+  /** The input partition this task owns. */
+  readonly partition: number;
+  /** Largest event time this task has seen. */
+  readonly streamTime: number;
+  /** The input record being processed (for dead-letter and late reports). */
+  readonly input: LogRecord;
+  /** A state store of this task, by its name. */
+  store<S>(name: string): S;
+  /** Writes a record to a topic as part of the current commit. */
+  send(topic: string, record: AnyRecord): void;
+  /** Reports a record that arrived after its windows closed. */
+  late(plugin: string, store: string, record: AnyRecord, reason: string): void;
+  /** Sends the current input record to the dead-letter topic. */
+  deadLetter(plugin: string, reason: string): void;
+}
+
+/** A node of the processor graph. Nodes are built once and shared by every task. */
+export abstract class ProcessorNode {
+  readonly children: ProcessorNode[] = [];
+  /** Stores this node reads or writes; nodes sharing a store run in the same task. */
+  readonly stores: string[] = [];
+
+  constructor(readonly name: string, readonly plugin: string) {}
+
+  abstract process(record: AnyRecord, ctx: ProcessorContext): void;
+
+  /** Called when the task's stream time has advanced, before the next record is processed. */
+  advance?(ctx: ProcessorContext): void;
+
+  protected forward(record: AnyRecord, ctx: ProcessorContext): void {
+    const children = this.children;
+    for (let i = 0; i < children.length; i++) children[i].process(record, ctx);
+  }
+}
+
+/** A node that applies a function and forwards what it returns. */
+export class FunctionNode extends ProcessorNode {
+  constructor(
+    name: string,
+    plugin: string,
+    readonly fn: (record: AnyRecord, emit: (r: AnyRecord) => void) => void,
+  ) {
+    super(name, plugin);
+  }
+
+  process(record: AnyRecord, ctx: ProcessorContext): void {
+    this.fn(record, (r) => this.forward(r, ctx));
+  }
+}
+
+/** A node that only forwards (used where streams merge). */
+export class PassThroughNode extends ProcessorNode {
+  process(record: AnyRecord, ctx: ProcessorContext): void {
+    this.forward(record, ctx);
+  }
+}
+
+/** Sends each record to the child of the first predicate that holds. */
+export class BranchNode extends ProcessorNode {
+  constructor(
+    name: string,
+    plugin: string,
+    // deno-lint-ignore no-explicit-any
+    readonly predicates: ((key: any, value: any, meta: AnyRecord) => boolean)[],
+  ) {
+    super(name, plugin);
+  }
+
+  process(record: AnyRecord, ctx: ProcessorContext): void {
+    for (let i = 0; i < this.predicates.length; i++) {
+      if (this.predicates[i](record.key, record.value, record)) {
+        this.children[i].process(record, ctx);
+        return;
+      }
+    }
+  }
+}

@@ -1,0 +1,70 @@
+import type { ZodType } from "zod";
+import type { KeyValueStore } from "../state/key_value_store.ts";
+import { type AnyRecord, type ProcessorContext, ProcessorNode } from "./node.ts";
+
+/** Reads a topic for one plugin: validates the parsed value, then forwards it. */
+export class SourceNode extends ProcessorNode {
+  constructor(
+    name: string,
+    plugin: string,
+    readonly topic: string,
+    readonly schema?: ZodType,
+  ) {
+    super(name, plugin);
+  }
+
+  process(record: AnyRecord, ctx: ProcessorContext): void {
+    if (this.schema && record.value !== null) {
+      const result = this.schema.safeParse(record.value);
+      if (!result.success) {
+        ctx.deadLetter(this.plugin, describeIssues(result.error.issues));
+        return;
+      }
+      record = { ...record, value: result.data };
+    }
+    this.forward(record, ctx);
+  }
+}
+
+/** Materializes a topic as a table: the latest value per key; a null value deletes the key. */
+export class TableSourceNode extends SourceNode {
+  constructor(name: string, plugin: string, topic: string, readonly storeName: string, schema?: ZodType) {
+    super(name, plugin, topic, schema);
+    this.stores.push(storeName);
+  }
+
+  override process(record: AnyRecord, ctx: ProcessorContext): void {
+    if (record.key === null) {
+      ctx.deadLetter(this.plugin, `table '${this.storeName}' needs a key: the record has none`);
+      return;
+    }
+    super.process(record, ctx);
+  }
+
+  protected override forward(record: AnyRecord, ctx: ProcessorContext): void {
+    const store = ctx.store<KeyValueStore>(this.storeName);
+    if (record.value === null) store.delete(record.key);
+    else store.put(record.key, record.value);
+    super.forward(record, ctx);
+  }
+}
+
+/** Writes records to a topic (user output or an internal repartition topic). */
+export class SinkNode extends ProcessorNode {
+  constructor(name: string, plugin: string, readonly topic: string) {
+    super(name, plugin);
+  }
+
+  process(record: AnyRecord, ctx: ProcessorContext): void {
+    ctx.send(this.topic, record);
+  }
+}
+
+/** One readable sentence from schema issues, naming each failing field. */
+export function describeIssues(
+  issues: readonly { path: readonly PropertyKey[]; message: string }[],
+): string {
+  return issues
+    .map((i) => `${i.path.length > 0 ? i.path.map(String).join(".") : "value"}: ${i.message}`)
+    .join("; ");
+}

@@ -1,0 +1,128 @@
+/**
+ * Window definitions by event time. Every window has a grace period: a record whose windows
+ * have all closed (window end + grace <= stream time) is late, is not added, and goes to the
+ * late topic with the reason.
+ */
+
+/** Fixed-size windows; tumbling when `advance` equals `size`, hopping when smaller. */
+export interface TimeWindowSpec {
+  readonly kind: "time";
+  readonly size: number;
+  readonly advance: number;
+  readonly grace: number;
+}
+
+/** A window of `size` ending at every record: covers any span of that size. */
+export interface SlidingWindowSpec {
+  readonly kind: "sliding";
+  readonly size: number;
+  readonly grace: number;
+}
+
+/** Sessions of activity separated by at least `gap` of inactivity. */
+export interface SessionWindowSpec {
+  readonly kind: "session";
+  readonly gap: number;
+  readonly grace: number;
+}
+
+/** Stream–stream join window: records join when their times differ by at most `before`/`after`. */
+export interface JoinWindowSpec {
+  readonly kind: "join";
+  readonly before: number;
+  readonly after: number;
+  readonly grace: number;
+}
+
+export type WindowSpec = TimeWindowSpec | SlidingWindowSpec | SessionWindowSpec;
+
+function checkDuration(what: string, ms: number, allowZero = true): number {
+  if (!Number.isFinite(ms) || ms < 0 || (!allowZero && ms === 0)) {
+    throw new RangeError(
+      `Cannot define window as '${what}' must be a ${allowZero ? "non-negative" : "positive"} number of milliseconds: current value is ${ms}`,
+    );
+  }
+  return ms;
+}
+
+class TimeWindowsSpec implements TimeWindowSpec {
+  readonly kind = "time";
+  constructor(readonly size: number, readonly advance: number, readonly grace: number) {}
+  /** Makes hopping windows that start every `advance` ms. */
+  advanceBy(advance: number): TimeWindowsSpec {
+    checkDuration("advance", advance, false);
+    if (advance > this.size) {
+      throw new RangeError(
+        `Cannot define window as 'advance' must be <= size (${this.size}): current value is ${advance}`,
+      );
+    }
+    return new TimeWindowsSpec(this.size, advance, this.grace);
+  }
+}
+
+/** Tumbling (and, with `advanceBy`, hopping) windows, as Kafka Streams' `TimeWindows`. */
+export const TimeWindows = {
+  ofSizeAndGrace(size: number, grace: number): TimeWindowsSpec {
+    return new TimeWindowsSpec(checkDuration("size", size, false), size, checkDuration("grace", grace));
+  },
+  ofSizeWithNoGrace(size: number): TimeWindowsSpec {
+    return TimeWindows.ofSizeAndGrace(size, 0);
+  },
+};
+
+/** Sliding windows, as Kafka Streams' `SlidingWindows`. */
+export const SlidingWindows = {
+  ofTimeDifferenceAndGrace(size: number, grace: number): SlidingWindowSpec {
+    return { kind: "sliding", size: checkDuration("size", size, false), grace: checkDuration("grace", grace) };
+  },
+  ofTimeDifferenceWithNoGrace(size: number): SlidingWindowSpec {
+    return SlidingWindows.ofTimeDifferenceAndGrace(size, 0);
+  },
+};
+
+/** Session windows, as Kafka Streams' `SessionWindows`. */
+export const SessionWindows = {
+  ofInactivityGapAndGrace(gap: number, grace: number): SessionWindowSpec {
+    return { kind: "session", gap: checkDuration("gap", gap, false), grace: checkDuration("grace", grace) };
+  },
+  ofInactivityGapWithNoGrace(gap: number): SessionWindowSpec {
+    return SessionWindows.ofInactivityGapAndGrace(gap, 0);
+  },
+};
+
+/** Join windows, as Kafka Streams' `JoinWindows`. */
+export const JoinWindows = {
+  ofTimeDifferenceAndGrace(difference: number, grace: number): JoinWindowSpec {
+    checkDuration("difference", difference);
+    return { kind: "join", before: difference, after: difference, grace: checkDuration("grace", grace) };
+  },
+  ofTimeDifferenceWithNoGrace(difference: number): JoinWindowSpec {
+    return JoinWindows.ofTimeDifferenceAndGrace(difference, 0);
+  },
+};
+
+/** Starts of the time windows [start, start + size) that contain `timestamp`, ascending. */
+export function timeWindowStarts(spec: TimeWindowSpec, timestamp: number): number[] {
+  const lastStart = timestamp - mod(timestamp, spec.advance);
+  const starts: number[] = [];
+  for (let s = lastStart; s > timestamp - spec.size; s -= spec.advance) starts.push(s);
+  return starts.reverse();
+}
+
+function mod(a: number, n: number): number {
+  return ((a % n) + n) % n;
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Parses a duration: a number of ms, or text such as "500ms", "30s", "5m", "1h", "7d". */
+export function parseDuration(value: number | string): number {
+  if (typeof value === "number") return value;
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/.exec(value);
+  if (!match) {
+    throw new RangeError(
+      `Cannot parse duration as it must be a number of ms or like "30s", "5m", "1h": current value is "${value}"`,
+    );
+  }
+  return Number(match[1]) * UNITS[match[2]];
+}
