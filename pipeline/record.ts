@@ -12,6 +12,8 @@ export interface LogRecord {
   /** Record (append) timestamp, epoch ms. */
   readonly timestamp: number;
   readonly headers: Headers;
+  /** Order of appends across partitions in this process (not stored); 0 for records loaded. */
+  readonly seq?: number;
 }
 
 /** A record to append: partition is derived from the key unless given. */

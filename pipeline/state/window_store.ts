@@ -74,14 +74,15 @@ export class WindowStore<V = unknown> {
     return this.map.size;
   }
 
-  /** Deletes and returns the windows whose close time is <= streamTime, oldest first. */
+  /** Deletes and returns the windows whose close time is <= streamTime, by close time. */
   closeUpTo(streamTime: number): WindowEntry<V>[] {
     const closed: WindowEntry<V>[] = [];
     while (this.#closeTimes.length > 0 && this.#closeTimes[0] <= streamTime) {
       const time = this.#closeTimes[0];
-      const ids = [...this.#byClose.get(time)!];
-      for (const id of ids) {
-        const s = this.map.get(id)!;
+      // Same close time: by key, then start, so emit order does not depend on update order.
+      const windows = [...this.#byClose.get(time)!].map((id) => this.map.get(id)!)
+        .sort((a, b) => a.k < b.k ? -1 : a.k > b.k ? 1 : a.s - b.s);
+      for (const s of windows) {
         closed.push(toEntry(s));
         this.delete(s.k, s.s);
       }

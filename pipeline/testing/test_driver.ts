@@ -135,7 +135,7 @@ export class TestDriver {
   /** Reads and consumes the records written to `topic` since the last read. */
   readOutput<V>(topic: string): OutputRecord<V>[] {
     const positions = this.#outputPositions.get(topic) ?? Array(this.log.partitions(topic)).fill(0);
-    const out: OutputRecord<V>[] = [];
+    const out: (OutputRecord<V> & { seq: number })[] = [];
     positions.forEach((from, p) => {
       for (const r of this.log.read(topic, p, from, Number.MAX_SAFE_INTEGER)) {
         out.push({
@@ -145,12 +145,13 @@ export class TestDriver {
           partition: r.partition,
           offset: r.offset,
           headers: r.headers,
+          seq: r.seq ?? 0,
         });
       }
     });
     this.#outputPositions.set(topic, this.#ends(topic));
-    // Across partitions, order by timestamp (stable within a partition).
-    return out.sort((a, b) => a.timestamp - b.timestamp || a.partition - b.partition || a.offset - b.offset);
+    // In the order the records were written, across partitions.
+    return out.sort((a, b) => a.seq - b.seq).map(({ seq: _, ...r }) => r);
   }
 
   #ends(topic: string): number[] {

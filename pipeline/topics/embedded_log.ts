@@ -54,6 +54,7 @@ export class EmbeddedLog {
   readonly #topics = new Map<string, TopicLog>();
   readonly #listeners = new Set<() => void>();
   #pendingDeletes: Mutation[] = [];
+  #seq = 0;
 
   private constructor(readonly committer: KvCommitter, readonly now: () => number) {}
 
@@ -193,6 +194,7 @@ export class EmbeddedLog {
           value: r.value,
           timestamp: r.timestamp ?? now,
           headers: r.headers ?? {},
+          seq: ++this.#seq,
         });
         positions.push({ partition, offset });
       }
