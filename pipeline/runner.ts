@@ -198,22 +198,37 @@ export class PipelineRunner {
     return processed;
   }
 
-  /** Reads and decodes the next records of a task, merged by event time across its topics. */
+  /**
+   * Reads and decodes the next records of a task. Across topics they are merged by picking the
+   * topic whose next record is earliest (ties: tables first); each topic stays in offset order.
+   */
   #readInputs(task: StreamTask): { log: LogRecord; record: StreamRecord | null }[] {
     const max = this.options.maxBatchRecords;
-    const out: { log: LogRecord; record: StreamRecord | null; order: number }[] = [];
-    task.sub.topics.forEach((topic, order) => {
+    const perTopic = task.sub.topics.map((topic) => {
       const from = Math.max(task.offsets.get(topic)!, this.log.startOffset(topic, task.partition));
-      for (const log of this.log.read(topic, task.partition, from, max)) {
+      return this.log.read(topic, task.partition, from, max).map((log) => {
         task.input = log;
-        out.push({ log, record: task.decode(log), order });
-      }
+        return { log, record: task.decode(log) };
+      });
     });
-    if (task.sub.topics.length > 1) {
-      const time = (e: { log: LogRecord; record: StreamRecord | null }) => e.record?.timestamp ?? e.log.timestamp;
-      out.sort((a, b) => time(a) - time(b) || a.order - b.order || a.log.offset - b.log.offset);
+    if (perTopic.length === 1) return perTopic[0];
+    const out: { log: LogRecord; record: StreamRecord | null }[] = [];
+    const heads = perTopic.map(() => 0);
+    for (;;) {
+      let pick = -1;
+      let pickTime = Infinity;
+      perTopic.forEach((records, i) => {
+        const head = records[heads[i]];
+        if (!head) return;
+        const time = head.record?.timestamp ?? head.log.timestamp;
+        if (pick === -1 || time < pickTime) {
+          pick = i;
+          pickTime = time;
+        }
+      });
+      if (pick === -1) return out;
+      out.push(perTopic[pick][heads[pick]++]);
     }
-    return out;
   }
 
   async #commit(batch: Batch, tasks: StreamTask[]): Promise<void> {

@@ -216,7 +216,7 @@ export class KStream<K, V> {
   ): KStream<K, VR> {
     if (!table.storeName || table.windowed) throw new Error("Cannot join with a table that has no key-value store");
     const input = this.rekeyed
-      ? this.repartition(`${table.storeName}-join-${this.builder.graph.nodes.length}`, table.topics)
+      ? this.repartition(`${table.storeName}-join`, table.topics)
       : this;
     const node = this.builder.graph.add(
       new StreamTableJoinNode(
@@ -269,7 +269,8 @@ export class KStream<K, V> {
   /** Sends records through an internal topic keyed by their current key. */
   repartition(name: string, partitionsLike?: readonly string[]): KStream<K, V> {
     const b = this.builder;
-    const topic = `${b.plugin}-${name}-repartition`;
+    let topic = `${b.plugin}-${name}-repartition`;
+    for (let n = 2; b.graph.repartitions.has(topic); n++) topic = `${b.plugin}-${name}-${n}-repartition`;
     b.graph.repartitions.set(topic, {
       topic,
       plugin: b.plugin,

@@ -1,0 +1,127 @@
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { z } from "../pipeline/mod.ts";
+import { partitionForKey } from "../pipeline/murmur2.ts";
+import { TestDriver } from "../pipeline/testing/mod.ts";
+
+type Sale = { shop: string; product: string; amount: number; timestamp: number };
+const sale = (shop: string, product: string, amount: number, timestamp: number): Sale => ({
+  shop,
+  product,
+  amount,
+  timestamp,
+});
+
+Deno.test("selectKey + groupByKey repartitions so counts per new key are complete across partitions", async () => {
+  const d = await TestDriver.create({
+    topics: { sales: 3 },
+    build: (b) =>
+      b.stream<Sale>("sales")
+        .selectKey((_k, s) => s.product)
+        .groupByKey()
+        .count({ store: "sales-per-product" })
+        .toStream().to("product-counts"),
+  });
+  // Keyed by shop, so one product's sales start in several partitions.
+  const sales = [
+    sale("s1", "p1", 1, 1),
+    sale("s2", "p1", 1, 2),
+    sale("s3", "p1", 1, 3),
+    sale("s4", "p2", 1, 4),
+    sale("s5", "p1", 1, 5),
+  ];
+  await d.input<Sale>("sales").pipeMany(sales.map((s) => ({ key: s.shop, value: s })));
+  const partitions = new Set(["s1", "s2", "s3", "s5"].map((k) => partitionForKey(k, 3)));
+  assertEquals(partitions.size > 1, true, "test data must span partitions");
+  assertEquals(d.keyValueStore("sales-per-product").all(), [["p1", 4], ["p2", 1]]);
+  const finals = new Map(d.output<number>("product-counts").readKeyValues());
+  assertEquals(finals, new Map([["p1", 4], ["p2", 1]]));
+  assertEquals(d.log.hasTopic("test-sales-per-product-repartition"), true);
+  d.close();
+});
+
+Deno.test("filter, map, mapValues, flatMap, peek and split route records as declared", async () => {
+  const seen: string[] = [];
+  const d = await TestDriver.create({
+    build: (b) => {
+      const sales = b.stream<Sale>("sales").peek((k) => seen.push(String(k)));
+      const { big, small } = sales.filter((_k, s) => s.amount > 0)
+        .split()
+        .branch((_k, s) => s.amount >= 100, "big")
+        .defaultBranch("small");
+      big.mapValues((s) => s.product).to("big");
+      small.flatMap((k, s) => [{ key: `${k}-a`, value: s.amount }, { key: `${k}-b`, value: s.amount * 2 }])
+        .to("small");
+      sales.map((_k, s) => ({ key: s.product, value: s.shop })).to("by-product");
+    },
+  });
+  await d.input<Sale>("sales").pipeMany([
+    { key: "s1", value: sale("s1", "p1", 150, 1) },
+    { key: "s2", value: sale("s2", "p2", 5, 2) },
+    { key: "s3", value: sale("s3", "p3", 0, 3) },
+  ]);
+  assertEquals(seen, ["s1", "s2", "s3"]);
+  assertEquals(d.output("big").readKeyValues(), [["s1", "p1"]]);
+  assertEquals(d.output("small").readKeyValues(), [["s2-a", 5], ["s2-b", 10]]);
+  assertEquals(d.output("by-product").readKeyValues(), [["p1", "s1"], ["p2", "s2"], ["p3", "s3"]]);
+  d.close();
+});
+
+Deno.test("reduce and aggregate keep the latest aggregate per key; tables materialize the latest value", async () => {
+  const d = await TestDriver.create({
+    build: (b) => {
+      const s = b.stream<Sale>("sales").groupByKey();
+      s.reduce((a, v) => ({ ...v, amount: a.amount + v.amount }), { store: "sum" }).toStream()
+        .mapValues((v) => v.amount).to("sums");
+      s.aggregate(() => ({ n: 0, max: 0 }), (_k, v, a) => ({ n: a.n + 1, max: Math.max(a.max, v.amount) }), {
+        store: "stats",
+      });
+      b.table<{ name: string }>("shops", { store: "shops" });
+    },
+  });
+  await d.input<Sale>("sales").pipeMany([
+    { key: "s1", value: sale("s1", "p", 3, 1) },
+    { key: "s1", value: sale("s1", "p", 7, 2) },
+    { key: "s2", value: sale("s2", "p", 1, 3) },
+  ]);
+  await d.input("shops").pipe("s1", { name: "one" });
+  await d.input("shops").pipe("s1", { name: "uno" });
+  assertEquals(d.output("sums").readKeyValues(), [["s1", 3], ["s1", 10], ["s2", 1]]);
+  assertEquals(d.keyValueStore("stats").all(), [["s1", { n: 2, max: 7 }], ["s2", { n: 1, max: 1 }]]);
+  assertEquals(d.keyValueStore("shops").get("s1"), { name: "uno" });
+  d.close();
+});
+
+Deno.test("malformed, invalid and badly timed records go to bss.dlq with the reason; processing goes on", async () => {
+  const d = await TestDriver.create({
+    build: (b) =>
+      b.stream("sales", { schema: z.object({ amount: z.number(), timestamp: z.number() }) })
+        .mapValues((s) => s.amount).to("amounts"),
+  });
+  const sales = d.input("sales");
+  await sales.pipeText("k1", "{not json");
+  await sales.pipe("k2", { amount: "12", timestamp: 1 });
+  await sales.pipe("k3", { amount: 5, timestamp: "yesterday" });
+  await sales.pipe("k4", { amount: 7, timestamp: 2 });
+  assertEquals(d.output("amounts").readValues(), [7]);
+  const dlq = d.output<Record<string, unknown>>("bss.dlq").readValues();
+  assertEquals(dlq.map((r) => [r.sourceTopic, r.partition, r.offset, r.key]), [
+    ["sales", 0, 0, "k1"],
+    ["sales", 0, 1, "k2"],
+    ["sales", 0, 2, "k3"],
+  ]);
+  assertEquals(dlq[0].raw, "{not json");
+  assertEquals(String(dlq[0].reason).startsWith("value is not valid JSON"), true);
+  assertEquals(String(dlq[1].reason), "amount: Invalid input: expected number, received string");
+  assertEquals(dlq[1].plugin, "test");
+  assertEquals(String(dlq[2].reason).startsWith("timestamp: expected epoch milliseconds or an ISO-8601"), true);
+  d.close();
+});
+
+Deno.test("ISO-8601 timestamps are event time", async () => {
+  const d = await TestDriver.create({
+    build: (b) => b.stream("e").mapValues((v) => v).to("out"),
+  });
+  await d.input("e").pipe("k", { timestamp: "2026-01-01T00:00:00Z" }, { timestamp: 5 });
+  assertEquals(d.output("out").readRecords()[0].timestamp, Date.parse("2026-01-01T00:00:00Z"));
+  d.close();
+});
