@@ -20,8 +20,8 @@ export { definePlugin, type PluginDefinition } from "./plugin.ts";
 export type { Headers, StreamRecord, Window, Windowed } from "./record.ts";
 export {
   BranchedStream,
-  KGroupedStream,
   type KeyValue,
+  KGroupedStream,
   KStream,
   KTable,
   type RecordMeta,

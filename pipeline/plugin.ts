@@ -28,7 +28,9 @@ export interface PluginDefinition<S extends ZodType = ZodType> {
  * });
  * ```
  */
-export function definePlugin<S extends ZodType>(definition: PluginDefinition<S>): PluginDefinition<S> {
+export function definePlugin<S extends ZodType>(
+  definition: PluginDefinition<S>,
+): PluginDefinition<S> {
   return definition;
 }
 

@@ -83,12 +83,15 @@ export class PipelineRunner {
   /** Creates the topics the graph needs and checks that joined topics are co-partitioned. */
   prepareTopics(): void {
     const o = this.options;
-    const spec = (topic: string): TopicSpec => o.topics[topic] ?? { partitions: o.defaultPartitions };
+    const spec = (topic: string): TopicSpec =>
+      o.topics[topic] ?? { partitions: o.defaultPartitions };
     const ensure = (topic: string, s: TopicSpec) => this.log.ensureTopic(topic, s);
     for (const topic of Object.keys(o.topics)) ensure(topic, o.topics[topic]);
     for (const topic of this.graph.inputTopics()) ensure(topic, spec(topic));
     for (const rp of this.graph.repartitions.values()) {
-      const like = rp.partitionsLike.filter((t) => this.log.hasTopic(t)).map((t) => this.log.partitions(t));
+      const like = rp.partitionsLike.filter((t) => this.log.hasTopic(t)).map((t) =>
+        this.log.partitions(t)
+      );
       ensure(rp.topic, { partitions: Math.max(1, ...like) });
     }
     for (const topic of [...this.graph.sinks.keys(), o.deadLetterTopic, o.lateTopic]) {
@@ -99,7 +102,9 @@ export class PipelineRunner {
       const counts = sub.topics.map((t) => `${t} (${this.log.partitions(t)})`);
       if (new Set(sub.topics.map((t) => this.log.partitions(t))).size > 1) {
         throw new Error(
-          `Cannot run plugin(s) ${sub.plugins.join(", ")} as topics read together must have the same partition count: ${
+          `Cannot run plugin(s) ${
+            sub.plugins.join(", ")
+          } as topics read together must have the same partition count: ${
             counts.join(", ")
           }. Set equal "partitions" for them in the config's "topics".`,
         );
@@ -121,7 +126,10 @@ export class PipelineRunner {
           const spec = this.graph.stores.get(name)!;
           const map = await PersistentMap.load(kv, ["st", app, name, p]);
           // deno-lint-ignore no-explicit-any
-          stores.set(name, spec.kind === "kv" ? new KeyValueStore(name, map) : new WindowStore(name, map as any));
+          stores.set(
+            name,
+            spec.kind === "kv" ? new KeyValueStore(name, map) : new WindowStore(name, map as any),
+          );
         }
         const offsets = new Map<string, number>();
         for (const topic of sub.topics) {
@@ -241,7 +249,10 @@ export class PipelineRunner {
             mutations.push({ key: ["off", app, topic, task.partition], value: offset });
           }
           if (Number.isFinite(task.streamTime)) {
-            mutations.push({ key: ["time", app, task.sub.topics.join(","), task.partition], value: task.streamTime });
+            mutations.push({
+              key: ["time", app, task.sub.topics.join(","), task.partition],
+              value: task.streamTime,
+            });
           }
         }
         for (const task of this.#tasks) {

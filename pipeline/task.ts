@@ -56,7 +56,9 @@ export class StreamTask implements ProcessorContext {
   send(topic: string, record: AnyRecord): void {
     this.output.send(topic, {
       key: keyToString(record.key),
-      value: record.value === null || record.value === undefined ? null : JSON.stringify(record.value),
+      value: record.value === null || record.value === undefined
+        ? null
+        : JSON.stringify(record.value),
       timestamp: record.timestamp,
       headers: record.headers,
     });
@@ -122,7 +124,12 @@ export class StreamTask implements ProcessorContext {
         const parsed = typeof t === "number" ? t : typeof t === "string" ? Date.parse(t) : NaN;
         if (!Number.isFinite(parsed)) {
           this.input = input;
-          this.deadLetter(null, `timestamp: expected epoch milliseconds or an ISO-8601 string, got ${JSON.stringify(t)}`);
+          this.deadLetter(
+            null,
+            `timestamp: expected epoch milliseconds or an ISO-8601 string, got ${
+              JSON.stringify(t)
+            }`,
+          );
           return null;
         }
         timestamp = parsed;

@@ -39,7 +39,9 @@ export type WindowSpec = TimeWindowSpec | SlidingWindowSpec | SessionWindowSpec;
 function checkDuration(what: string, ms: number, allowZero = true): number {
   if (!Number.isFinite(ms) || ms < 0 || (!allowZero && ms === 0)) {
     throw new RangeError(
-      `Cannot define window as '${what}' must be a ${allowZero ? "non-negative" : "positive"} number of milliseconds: current value is ${ms}`,
+      `Cannot define window as '${what}' must be a ${
+        allowZero ? "non-negative" : "positive"
+      } number of milliseconds: current value is ${ms}`,
     );
   }
   return ms;
@@ -63,7 +65,11 @@ class TimeWindowsSpec implements TimeWindowSpec {
 /** Tumbling (and, with `advanceBy`, hopping) windows, as Kafka Streams' `TimeWindows`. */
 export const TimeWindows = {
   ofSizeAndGrace(size: number, grace: number): TimeWindowsSpec {
-    return new TimeWindowsSpec(checkDuration("size", size, false), size, checkDuration("grace", grace));
+    return new TimeWindowsSpec(
+      checkDuration("size", size, false),
+      size,
+      checkDuration("grace", grace),
+    );
   },
   ofSizeWithNoGrace(size: number): TimeWindowsSpec {
     return TimeWindows.ofSizeAndGrace(size, 0);
@@ -73,7 +79,11 @@ export const TimeWindows = {
 /** Sliding windows, as Kafka Streams' `SlidingWindows`. */
 export const SlidingWindows = {
   ofTimeDifferenceAndGrace(size: number, grace: number): SlidingWindowSpec {
-    return { kind: "sliding", size: checkDuration("size", size, false), grace: checkDuration("grace", grace) };
+    return {
+      kind: "sliding",
+      size: checkDuration("size", size, false),
+      grace: checkDuration("grace", grace),
+    };
   },
   ofTimeDifferenceWithNoGrace(size: number): SlidingWindowSpec {
     return SlidingWindows.ofTimeDifferenceAndGrace(size, 0);
@@ -83,7 +93,11 @@ export const SlidingWindows = {
 /** Session windows, as Kafka Streams' `SessionWindows`. */
 export const SessionWindows = {
   ofInactivityGapAndGrace(gap: number, grace: number): SessionWindowSpec {
-    return { kind: "session", gap: checkDuration("gap", gap, false), grace: checkDuration("grace", grace) };
+    return {
+      kind: "session",
+      gap: checkDuration("gap", gap, false),
+      grace: checkDuration("grace", grace),
+    };
   },
   ofInactivityGapWithNoGrace(gap: number): SessionWindowSpec {
     return SessionWindows.ofInactivityGapAndGrace(gap, 0);
@@ -94,7 +108,12 @@ export const SessionWindows = {
 export const JoinWindows = {
   ofTimeDifferenceAndGrace(difference: number, grace: number): JoinWindowSpec {
     checkDuration("difference", difference);
-    return { kind: "join", before: difference, after: difference, grace: checkDuration("grace", grace) };
+    return {
+      kind: "join",
+      before: difference,
+      after: difference,
+      grace: checkDuration("grace", grace),
+    };
   },
   ofTimeDifferenceWithNoGrace(difference: number): JoinWindowSpec {
     return JoinWindows.ofTimeDifferenceAndGrace(difference, 0);

@@ -49,7 +49,10 @@ Deno.test("filter, map, mapValues, flatMap, peek and split route records as decl
         .branch((_k, s) => s.amount >= 100, "big")
         .defaultBranch("small");
       big.mapValues((s) => s.product).to("big");
-      small.flatMap((k, s) => [{ key: `${k}-a`, value: s.amount }, { key: `${k}-b`, value: s.amount * 2 }])
+      small.flatMap((
+        k,
+        s,
+      ) => [{ key: `${k}-a`, value: s.amount }, { key: `${k}-b`, value: s.amount * 2 }])
         .to("small");
       sales.map((_k, s) => ({ key: s.product, value: s.shop })).to("by-product");
     },
@@ -72,9 +75,13 @@ Deno.test("reduce and aggregate keep the latest aggregate per key; tables materi
       const s = b.stream<Sale>("sales").groupByKey();
       s.reduce((a, v) => ({ ...v, amount: a.amount + v.amount }), { store: "sum" }).toStream()
         .mapValues((v) => v.amount).to("sums");
-      s.aggregate(() => ({ n: 0, max: 0 }), (_k, v, a) => ({ n: a.n + 1, max: Math.max(a.max, v.amount) }), {
-        store: "stats",
-      });
+      s.aggregate(
+        () => ({ n: 0, max: 0 }),
+        (_k, v, a) => ({ n: a.n + 1, max: Math.max(a.max, v.amount) }),
+        {
+          store: "stats",
+        },
+      );
       b.table<{ name: string }>("shops", { store: "shops" });
     },
   });
@@ -86,7 +93,10 @@ Deno.test("reduce and aggregate keep the latest aggregate per key; tables materi
   await d.input("shops").pipe("s1", { name: "one" });
   await d.input("shops").pipe("s1", { name: "uno" });
   assertEquals(d.output("sums").readKeyValues(), [["s1", 3], ["s1", 10], ["s2", 1]]);
-  assertEquals(d.keyValueStore("stats").all(), [["s1", { n: 2, max: 7 }], ["s2", { n: 1, max: 1 }]]);
+  assertEquals(d.keyValueStore("stats").all(), [["s1", { n: 2, max: 7 }], ["s2", {
+    n: 1,
+    max: 1,
+  }]]);
   assertEquals(d.keyValueStore("shops").get("s1"), { name: "uno" });
   d.close();
 });
@@ -113,7 +123,10 @@ Deno.test("malformed, invalid and badly timed records go to bss.dlq with the rea
   assertEquals(String(dlq[0].reason).startsWith("value is not valid JSON"), true);
   assertEquals(String(dlq[1].reason), "amount: Invalid input: expected number, received string");
   assertEquals(dlq[1].plugin, "test");
-  assertEquals(String(dlq[2].reason).startsWith("timestamp: expected epoch milliseconds or an ISO-8601"), true);
+  assertEquals(
+    String(dlq[2].reason).startsWith("timestamp: expected epoch milliseconds or an ISO-8601"),
+    true,
+  );
   d.close();
 });
 

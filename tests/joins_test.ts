@@ -17,10 +17,25 @@ Deno.test("stream-table left join emits with the match, with null without one, a
     },
   });
   await d.input<Customer>("customers").pipe("c1", { tier: "GOLD" }, { timestamp: 1 });
-  await d.input<Order>("orders").pipe("c1", { orderId: "o1", customerId: "c1", amount: 5, timestamp: 10 });
-  await d.input<Order>("orders").pipe("c2", { orderId: "o2", customerId: "c2", amount: 5, timestamp: 11 });
+  await d.input<Order>("orders").pipe("c1", {
+    orderId: "o1",
+    customerId: "c1",
+    amount: 5,
+    timestamp: 10,
+  });
+  await d.input<Order>("orders").pipe("c2", {
+    orderId: "o2",
+    customerId: "c2",
+    amount: 5,
+    timestamp: 11,
+  });
   await d.input<Customer>("customers").pipe("c1", null, { timestamp: 12 }); // tombstone deletes c1
-  await d.input<Order>("orders").pipe("c1", { orderId: "o3", customerId: "c1", amount: 5, timestamp: 13 });
+  await d.input<Order>("orders").pipe("c1", {
+    orderId: "o3",
+    customerId: "c1",
+    amount: 5,
+    timestamp: 13,
+  });
   assertEquals(d.output("enriched").readKeyValues(), [
     ["c1", { orderId: "o1", tier: "GOLD" }],
     ["c2", { orderId: "o2", tier: null }],
@@ -38,8 +53,18 @@ Deno.test("stream-table inner join drops records without a match", async () => {
     },
   });
   await d.input<Customer>("customers").pipe("c1", { tier: "SILVER" }, { timestamp: 1 });
-  await d.input<Order>("orders").pipe("c1", { orderId: "o1", customerId: "c1", amount: 1, timestamp: 2 });
-  await d.input<Order>("orders").pipe("zz", { orderId: "o2", customerId: "zz", amount: 1, timestamp: 3 });
+  await d.input<Order>("orders").pipe("c1", {
+    orderId: "o1",
+    customerId: "c1",
+    amount: 1,
+    timestamp: 2,
+  });
+  await d.input<Order>("orders").pipe("zz", {
+    orderId: "o2",
+    customerId: "zz",
+    amount: 1,
+    timestamp: 3,
+  });
   assertEquals(d.output("out").readValues(), ["o1:SILVER"]);
   d.close();
 });
@@ -60,7 +85,10 @@ Deno.test("re-keyed stream joins a table through a repartition topic with the ta
     await d.input<Customer>("customers").pipe(c, { tier: `T${i}` }, { timestamp: 1 });
   }
   await d.input<Order>("orders").pipeMany(
-    customers.map((c, i) => ({ key: `o${i}`, value: { orderId: `o${i}`, customerId: c, amount: 1, timestamp: 10 + i } })),
+    customers.map((c, i) => ({
+      key: `o${i}`,
+      value: { orderId: `o${i}`, customerId: c, amount: 1, timestamp: 10 + i },
+    })),
   );
   const out = d.output<{ orderId: string; tier: string }>("enriched").readRecords();
   assertEquals(

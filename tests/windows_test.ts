@@ -6,7 +6,6 @@ const MIN = 60_000;
 type Ev = { user: string; timestamp: number };
 const ev = (user: string, timestamp: number): Ev => ({ user, timestamp });
 
-
 Deno.test("tumbling windows count per key, accept within grace, and send later records to bss.late", async () => {
   const d = await TestDriver.create({
     build: (b) =>
@@ -104,7 +103,11 @@ Deno.test("session windows extend with activity and merge when a late record bri
     ["u@3600000-3600000", null],
     ["u@0-3600000", 4],
   ]);
-  assertEquals(d.windowStore("sessions").fetch("u").map((w) => [w.start, w.end, w.value]), [[0, 60 * MIN, 4]]);
+  assertEquals(d.windowStore("sessions").fetch("u").map((w) => [w.start, w.end, w.value]), [[
+    0,
+    60 * MIN,
+    4,
+  ]]);
   d.close();
 });
 

@@ -94,7 +94,10 @@ export function splitIntoAtomicGroups(mutations: readonly Mutation[]): Mutation[
   let bytes = 0;
   for (const m of mutations) {
     const size = mutationBytes(m);
-    if (group.length > 0 && (group.length >= MAX_MUTATIONS_PER_ATOMIC || bytes + size > MAX_BYTES_PER_ATOMIC)) {
+    if (
+      group.length > 0 &&
+      (group.length >= MAX_MUTATIONS_PER_ATOMIC || bytes + size > MAX_BYTES_PER_ATOMIC)
+    ) {
       groups.push(group);
       group = [];
       bytes = 0;
@@ -114,7 +117,11 @@ function encodeEntry(m: Mutation): Uint8Array {
   const v = m.value;
   const kind = v === null ? "d" : v instanceof Uint8Array ? "b" : typeof v === "number" ? "n" : "s";
   const header = encoder.encode(
-    JSON.stringify({ k: m.key.map(encodeKeyPart), t: kind, v: kind === "n" || kind === "s" ? v : undefined }) +
+    JSON.stringify({
+      k: m.key.map(encodeKeyPart),
+      t: kind,
+      v: kind === "n" || kind === "s" ? v : undefined,
+    }) +
       "\n",
   );
   if (!(v instanceof Uint8Array)) return header;

@@ -66,7 +66,9 @@ export class WindowStore<V = unknown> {
   /** Every stored window, for queries and tests. */
   all(): WindowEntry<V>[] {
     const out: WindowEntry<V>[] = [];
-    for (const windows of this.#byKey.values()) for (const s of windows.values()) out.push(toEntry(s));
+    for (const windows of this.#byKey.values()) {
+      for (const s of windows.values()) out.push(toEntry(s));
+    }
     return out.sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : a.start - b.start);
   }
 

@@ -155,11 +155,16 @@ export class TestDriver {
   }
 
   #ends(topic: string): number[] {
-    return Array.from({ length: this.log.partitions(topic) }, (_, p) => this.log.endOffset(topic, p));
+    return Array.from(
+      { length: this.log.partitions(topic) },
+      (_, p) => this.log.endOffset(topic, p),
+    );
   }
 
   /** A key-value store, looked up in the partition that owns each key. */
-  keyValueStore<V = unknown>(name: string): { get(key: string): V | undefined; all(): [string, V][] } {
+  keyValueStore<V = unknown>(
+    name: string,
+  ): { get(key: string): V | undefined; all(): [string, V][] } {
     const stores = this.#stores<KeyValueStore<V>>(name);
     return {
       get: (key) => stores[partitionForKey(key, stores.length)]?.get(key),
@@ -168,7 +173,9 @@ export class TestDriver {
   }
 
   /** A window store, looked up in the partition that owns each key. */
-  windowStore<V = unknown>(name: string): { fetch(key: string): WindowEntry<V>[]; all(): WindowEntry<V>[] } {
+  windowStore<V = unknown>(
+    name: string,
+  ): { fetch(key: string): WindowEntry<V>[]; all(): WindowEntry<V>[] } {
     const stores = this.#stores<WindowStore<V>>(name);
     return {
       fetch: (key) => stores[partitionForKey(key, stores.length)]?.fetch(key) ?? [],
@@ -177,7 +184,9 @@ export class TestDriver {
   }
 
   #stores<S>(name: string): S[] {
-    const tasks = this.runner.tasks.filter((t) => t.stores.has(name)).sort((a, b) => a.partition - b.partition);
+    const tasks = this.runner.tasks.filter((t) => t.stores.has(name)).sort((a, b) =>
+      a.partition - b.partition
+    );
     if (tasks.length === 0) throw new Error(`No store named '${name}'`);
     return tasks.map((t) => t.stores.get(name) as S);
   }
@@ -197,10 +206,16 @@ export class TestInputTopic<V> {
   }
 
   /** Pipes several records in one append, then processes them. */
-  pipeMany(records: readonly { key: string | null; value: V | null; options?: PipeOptions }[]): Promise<void> {
+  pipeMany(
+    records: readonly { key: string | null; value: V | null; options?: PipeOptions }[],
+  ): Promise<void> {
     return this.driver.pipeRaw(
       this.topic,
-      records.map((r) => ({ key: r.key, value: r.value === null ? null : JSON.stringify(r.value), options: r.options })),
+      records.map((r) => ({
+        key: r.key,
+        value: r.value === null ? null : JSON.stringify(r.value),
+        options: r.options,
+      })),
     );
   }
 

@@ -181,7 +181,9 @@ export class EmbeddedLog {
         const partition = r.partition ?? this.#choosePartition(topic, r.key);
         if (!Number.isInteger(partition) || partition < 0 || partition >= topic.partitions.length) {
           throw new RangeError(
-            `Cannot append to '${name}' as partition must be 0..${topic.partitions.length - 1}: current value is ${partition}`,
+            `Cannot append to '${name}' as partition must be 0..${
+              topic.partitions.length - 1
+            }: current value is ${partition}`,
           );
         }
         const p = topic.partitions[partition];
@@ -226,7 +228,7 @@ export class EmbeddedLog {
         });
         result.set(s.topic, s.positions);
       }
-      if (staged.length > 0) for (const l of this.#listeners) l();
+      if (staged.length > 0) { for (const l of this.#listeners) l(); }
       return result;
     };
     return { mutations, publish };
@@ -285,7 +287,10 @@ export class UnknownTopicError extends Error {
 function newTopic(spec: TopicSpec, persisted: boolean): TopicLog {
   return {
     spec,
-    partitions: Array.from({ length: spec.partitions }, () => ({ records: [], base: 0, pages: [] })),
+    partitions: Array.from(
+      { length: spec.partitions },
+      () => ({ records: [], base: 0, pages: [] }),
+    ),
     nextRoundRobin: 0,
     persisted,
   };

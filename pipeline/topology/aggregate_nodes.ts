@@ -23,14 +23,22 @@ export type EmitStrategy = "update" | "close";
 type AnyAggregation = Aggregation<any, any>;
 
 abstract class KeyedAggregateNode extends ProcessorNode {
-  constructor(name: string, plugin: string, readonly storeName: string, readonly agg: AnyAggregation) {
+  constructor(
+    name: string,
+    plugin: string,
+    readonly storeName: string,
+    readonly agg: AnyAggregation,
+  ) {
     super(name, plugin);
     this.stores.push(storeName);
   }
 
   process(record: AnyRecord, ctx: ProcessorContext): void {
     if (typeof record.key !== "string") {
-      ctx.deadLetter(this.plugin, `aggregation '${this.storeName}' needs a string key: the record has ${record.key}`);
+      ctx.deadLetter(
+        this.plugin,
+        `aggregation '${this.storeName}' needs a string key: the record has ${record.key}`,
+      );
       return;
     }
     this.aggregate(record as AnyRecord & { key: string }, ctx);
@@ -38,7 +46,12 @@ abstract class KeyedAggregateNode extends ProcessorNode {
 
   protected abstract aggregate(record: AnyRecord & { key: string }, ctx: ProcessorContext): void;
 
-  protected emitWindow(ctx: ProcessorContext, w: WindowEntry<unknown>, value: unknown, timestamp: number) {
+  protected emitWindow(
+    ctx: ProcessorContext,
+    w: WindowEntry<unknown>,
+    value: unknown,
+    timestamp: number,
+  ) {
     const key: Windowed = { key: w.key, window: { start: w.start, end: w.end } };
     this.forward({ key, value, timestamp, headers: {} }, ctx);
   }
@@ -49,9 +62,18 @@ export class AggregateNode extends KeyedAggregateNode {
   protected aggregate(record: AnyRecord & { key: string }, ctx: ProcessorContext): void {
     const store = ctx.store<KeyValueStore>(this.storeName);
     const current = store.get(record.key);
-    const next = this.agg.add(record.key, record.value, current === undefined ? this.agg.init() : current);
+    const next = this.agg.add(
+      record.key,
+      record.value,
+      current === undefined ? this.agg.init() : current,
+    );
     store.put(record.key, next);
-    this.forward({ key: record.key, value: next, timestamp: record.timestamp, headers: record.headers }, ctx);
+    this.forward({
+      key: record.key,
+      value: next,
+      timestamp: record.timestamp,
+      headers: record.headers,
+    }, ctx);
   }
 }
 
@@ -76,7 +98,11 @@ export class TimeWindowAggregateNode extends KeyedAggregateNode {
       const closeAt = end + this.spec.grace;
       if (closeAt <= ctx.streamTime) continue;
       const current = store.get(record.key, start);
-      const value = this.agg.add(record.key, record.value, current ? current.value : this.agg.init());
+      const value = this.agg.add(
+        record.key,
+        record.value,
+        current ? current.value : this.agg.init(),
+      );
       store.put(record.key, start, end, value, closeAt);
       added = true;
       if (this.emit === "update") {
@@ -84,13 +110,22 @@ export class TimeWindowAggregateNode extends KeyedAggregateNode {
       }
     }
     if (!added) {
-      ctx.late(this.plugin, this.storeName, record, "every window containing the record has closed (end + grace <= stream time)");
+      ctx.late(
+        this.plugin,
+        this.storeName,
+        record,
+        "every window containing the record has closed (end + grace <= stream time)",
+      );
     }
   }
 
   override advance(ctx: ProcessorContext): void {
     const closed = ctx.store<WindowStore>(this.storeName).closeUpTo(ctx.streamTime);
-    if (this.emit === "close") for (const w of closed) this.emitWindow(ctx, w, w.value, w.end - 1);
+    if (this.emit === "close") {
+      for (const w of closed) {
+        this.emitWindow(ctx, w, w.value, w.end - 1);
+      }
+    }
   }
 }
 
@@ -119,7 +154,12 @@ export class SlidingWindowAggregateNode extends KeyedAggregateNode {
     const { size, grace } = this.spec;
     const t = record.timestamp;
     if (t + size + grace <= ctx.streamTime) {
-      ctx.late(this.plugin, this.storeName, record, "every sliding window containing the record has closed");
+      ctx.late(
+        this.plugin,
+        this.storeName,
+        record,
+        "every sliding window containing the record has closed",
+      );
       return;
     }
     const windows = ctx.store<WindowStore>(this.storeName);
@@ -152,7 +192,7 @@ export class SlidingWindowAggregateNode extends KeyedAggregateNode {
   override advance(ctx: ProcessorContext): void {
     ctx.store<WindowStore>(this.bufferName).closeUpTo(ctx.streamTime);
     const closed = ctx.store<WindowStore>(this.storeName).closeUpTo(ctx.streamTime);
-    if (this.emit === "close") for (const w of closed) this.emitWindow(ctx, w, w.value, w.end);
+    if (this.emit === "close") { for (const w of closed) this.emitWindow(ctx, w, w.value, w.end); }
   }
 }
 
@@ -171,16 +211,25 @@ export class SessionWindowAggregateNode extends KeyedAggregateNode {
     readonly emit: EmitStrategy,
   ) {
     super(name, plugin, storeName, agg);
-    if (!agg.merge) throw new Error(`Cannot aggregate sessions in '${storeName}' as a merger is required`);
+    if (!agg.merge) {
+      throw new Error(`Cannot aggregate sessions in '${storeName}' as a merger is required`);
+    }
   }
 
   protected aggregate(record: AnyRecord & { key: string }, ctx: ProcessorContext): void {
     const { gap, grace } = this.spec;
     const t = record.timestamp;
     const store = ctx.store<WindowStore>(this.storeName);
-    const overlapping = store.fetch(record.key).filter((w) => w.start <= t + gap && w.end >= t - gap);
+    const overlapping = store.fetch(record.key).filter((w) =>
+      w.start <= t + gap && w.end >= t - gap
+    );
     if (overlapping.length === 0 && t + gap + grace <= ctx.streamTime) {
-      ctx.late(this.plugin, this.storeName, record, "the record's session has closed (end + gap + grace <= stream time)");
+      ctx.late(
+        this.plugin,
+        this.storeName,
+        record,
+        "the record's session has closed (end + gap + grace <= stream time)",
+      );
       return;
     }
     let start = t;
@@ -199,11 +248,13 @@ export class SessionWindowAggregateNode extends KeyedAggregateNode {
       }
     }
     store.put(record.key, start, end, value, end + gap + grace);
-    if (this.emit === "update") this.emitWindow(ctx, { key: record.key, start, end, value }, value, t);
+    if (this.emit === "update") {
+      this.emitWindow(ctx, { key: record.key, start, end, value }, value, t);
+    }
   }
 
   override advance(ctx: ProcessorContext): void {
     const closed = ctx.store<WindowStore>(this.storeName).closeUpTo(ctx.streamTime);
-    if (this.emit === "close") for (const w of closed) this.emitWindow(ctx, w, w.value, w.end);
+    if (this.emit === "close") { for (const w of closed) this.emitWindow(ctx, w, w.value, w.end); }
   }
 }

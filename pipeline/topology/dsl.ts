@@ -1,9 +1,14 @@
 import type { ZodType } from "zod";
 import type { Windowed } from "../record.ts";
-import type { JoinWindowSpec, SessionWindowSpec, SlidingWindowSpec, TimeWindowSpec } from "../windows.ts";
+import type {
+  JoinWindowSpec,
+  SessionWindowSpec,
+  SlidingWindowSpec,
+  TimeWindowSpec,
+} from "../windows.ts";
 import {
-  type Aggregation,
   AggregateNode,
+  type Aggregation,
   type EmitStrategy,
   SessionWindowAggregateNode,
   SlidingWindowAggregateNode,
@@ -11,7 +16,13 @@ import {
 } from "./aggregate_nodes.ts";
 import type { TopologyGraph } from "./graph.ts";
 import { StreamStreamJoinSideNode, StreamTableJoinNode } from "./join_nodes.ts";
-import { type AnyRecord, BranchNode, FunctionNode, PassThroughNode, type ProcessorNode } from "./node.ts";
+import {
+  type AnyRecord,
+  BranchNode,
+  FunctionNode,
+  PassThroughNode,
+  type ProcessorNode,
+} from "./node.ts";
 import { SinkNode, SourceNode, TableSourceNode } from "./source_sink_nodes.ts";
 
 /** A key and value pair returned by `map` and `flatMap`. */
@@ -49,15 +60,26 @@ export class StreamsBuilder {
   constructor(readonly graph: TopologyGraph, readonly plugin: string) {}
 
   /** A record stream read from `topic`; values failing `schema` go to the dead-letter topic. */
-  stream<V = unknown>(topic: string, options: { schema?: ZodType<V> } = {}): KStream<string | null, V> {
+  stream<V = unknown>(
+    topic: string,
+    options: { schema?: ZodType<V> } = {},
+  ): KStream<string | null, V> {
     const node = this.graph.addSource(
-      new SourceNode(this.graph.uniqueName(this.plugin, "SOURCE"), this.plugin, topic, options.schema),
+      new SourceNode(
+        this.graph.uniqueName(this.plugin, "SOURCE"),
+        this.plugin,
+        topic,
+        options.schema,
+      ),
     );
     return new KStream(this, node, false);
   }
 
   /** A table of the latest value per key of `topic`, materialized in `store`; null deletes. */
-  table<V = unknown>(topic: string, options: { store: string; schema?: ZodType<V> }): KTable<string, V> {
+  table<V = unknown>(
+    topic: string,
+    options: { store: string; schema?: ZodType<V> },
+  ): KTable<string, V> {
     this.graph.addStore({ name: options.store, kind: "kv", plugin: this.plugin });
     const node = this.graph.addSource(
       new TableSourceNode(
@@ -72,14 +94,23 @@ export class StreamsBuilder {
   }
 
   /** Adds a node that runs `fn` for every record, below `parents`. */
-  node(kind: string, parents: ProcessorNode[], fn: (r: AnyRecord, emit: (r: AnyRecord) => void) => void) {
-    return this.graph.add(new FunctionNode(this.graph.uniqueName(this.plugin, kind), this.plugin, fn), parents);
+  node(
+    kind: string,
+    parents: ProcessorNode[],
+    fn: (r: AnyRecord, emit: (r: AnyRecord) => void) => void,
+  ) {
+    return this.graph.add(
+      new FunctionNode(this.graph.uniqueName(this.plugin, kind), this.plugin, fn),
+      parents,
+    );
   }
 
   /** The input topics upstream of a node, for sizing repartition topics. */
   upstreamTopics(node: ProcessorNode): string[] {
     const parents = new Map<ProcessorNode, ProcessorNode[]>();
-    for (const n of this.graph.nodes) for (const c of n.children) parents.set(c, [...(parents.get(c) ?? []), n]);
+    for (const n of this.graph.nodes) {
+      for (const c of n.children) parents.set(c, [...(parents.get(c) ?? []), n]);
+    }
     const topics = new Set<string>();
     const seen = new Set<ProcessorNode>();
     const visit = (n: ProcessorNode) => {
@@ -111,7 +142,11 @@ export class KStream<K, V> {
     rekeyed: boolean,
     fn: (r: AnyRecord, emit: (r: AnyRecord) => void) => void,
   ): KStream<K2, V2> {
-    return new KStream(this.builder, this.builder.node(kind, [this.node], fn), this.rekeyed || rekeyed);
+    return new KStream(
+      this.builder,
+      this.builder.node(kind, [this.node], fn),
+      this.rekeyed || rekeyed,
+    );
   }
 
   filter(predicate: (key: K, value: V, meta: RecordMeta) => boolean): KStream<K, V> {
@@ -132,10 +167,16 @@ export class KStream<K, V> {
   }
 
   mapValues<V2>(fn: (value: V, key: K, meta: RecordMeta) => V2): KStream<K, V2> {
-    return this.#derive("MAPVALUES", false, (r, emit) => emit({ ...r, value: fn(r.value, r.key, r) }));
+    return this.#derive(
+      "MAPVALUES",
+      false,
+      (r, emit) => emit({ ...r, value: fn(r.value, r.key, r) }),
+    );
   }
 
-  flatMap<K2, V2>(fn: (key: K, value: V, meta: RecordMeta) => Iterable<KeyValue<K2, V2>>): KStream<K2, V2> {
+  flatMap<K2, V2>(
+    fn: (key: K, value: V, meta: RecordMeta) => Iterable<KeyValue<K2, V2>>,
+  ): KStream<K2, V2> {
     return this.#derive("FLATMAP", true, (r, emit) => {
       for (const kv of fn(r.key, r.value, r)) emit({ ...r, key: kv.key, value: kv.value });
     });
@@ -148,7 +189,11 @@ export class KStream<K, V> {
   }
 
   selectKey<K2>(fn: (key: K, value: V, meta: RecordMeta) => K2): KStream<K2, V> {
-    return this.#derive("KEY-SELECT", true, (r, emit) => emit({ ...r, key: fn(r.key, r.value, r) }));
+    return this.#derive(
+      "KEY-SELECT",
+      true,
+      (r, emit) => emit({ ...r, key: fn(r.key, r.value, r) }),
+    );
   }
 
   peek(fn: (key: K, value: V, meta: RecordMeta) => void): KStream<K, V> {
@@ -162,9 +207,13 @@ export class KStream<K, V> {
   branch(...predicates: ((key: K, value: V, meta: RecordMeta) => boolean)[]): KStream<K, V>[] {
     const g = this.builder.graph;
     const plugin = this.builder.plugin;
-    const brancher = g.add(new BranchNode(g.uniqueName(plugin, "BRANCH"), plugin, predicates), [this.node]);
+    const brancher = g.add(new BranchNode(g.uniqueName(plugin, "BRANCH"), plugin, predicates), [
+      this.node,
+    ]);
     return predicates.map((_, i) => {
-      const out = g.add(new PassThroughNode(g.uniqueName(plugin, `BRANCH-${i}`), plugin), [brancher]);
+      const out = g.add(new PassThroughNode(g.uniqueName(plugin, `BRANCH-${i}`), plugin), [
+        brancher,
+      ]);
       return new KStream<K, V>(this.builder, out, this.rekeyed);
     });
   }
@@ -176,7 +225,10 @@ export class KStream<K, V> {
 
   merge(other: KStream<K, V>): KStream<K, V> {
     const node = this.builder.graph.add(
-      new PassThroughNode(this.builder.graph.uniqueName(this.builder.plugin, "MERGE"), this.builder.plugin),
+      new PassThroughNode(
+        this.builder.graph.uniqueName(this.builder.plugin, "MERGE"),
+        this.builder.plugin,
+      ),
       [this.node, other.node],
     );
     return new KStream(this.builder, node, this.rekeyed || other.rekeyed);
@@ -188,7 +240,10 @@ export class KStream<K, V> {
   }
 
   /** Joins with a table (inner) or, given join window options, with another stream (inner, windowed). */
-  join<VT, VR>(table: KTable<string, VT>, joiner: (value: V, tableValue: VT, key: string) => VR): KStream<K, VR>;
+  join<VT, VR>(
+    table: KTable<string, VT>,
+    joiner: (value: V, tableValue: VT, key: string) => VR,
+  ): KStream<K, VR>;
   join<VO, VR>(
     other: KStream<K, VO>,
     joiner: (value: V, otherValue: VO, key: string) => VR,
@@ -205,7 +260,10 @@ export class KStream<K, V> {
   }
 
   /** Joins with a table, keeping records with no match (the joiner then gets null). */
-  leftJoin<VT, VR>(table: KTable<string, VT>, joiner: (value: V, tableValue: VT | null, key: string) => VR): KStream<K, VR> {
+  leftJoin<VT, VR>(
+    table: KTable<string, VT>,
+    joiner: (value: V, tableValue: VT | null, key: string) => VR,
+  ): KStream<K, VR> {
     return this.#tableJoin(table, joiner, true);
   }
 
@@ -214,10 +272,10 @@ export class KStream<K, V> {
     joiner: (value: V, tableValue: VT, key: string) => VR,
     left: boolean,
   ): KStream<K, VR> {
-    if (!table.storeName || table.windowed) throw new Error("Cannot join with a table that has no key-value store");
-    const input = this.rekeyed
-      ? this.repartition(`${table.storeName}-join`, table.topics)
-      : this;
+    if (!table.storeName || table.windowed) {
+      throw new Error("Cannot join with a table that has no key-value store");
+    }
+    const input = this.rekeyed ? this.repartition(`${table.storeName}-join`, table.topics) : this;
     const node = this.builder.graph.add(
       new StreamTableJoinNode(
         this.builder.graph.uniqueName(this.builder.plugin, left ? "LEFTJOIN" : "JOIN"),
@@ -242,18 +300,40 @@ export class KStream<K, V> {
     const rightStore = `${options.store}-right`;
     g.addStore({ name: leftStore, kind: "window", plugin });
     g.addStore({ name: rightStore, kind: "window", plugin });
-    const like = [...this.builder.upstreamTopics(this.node), ...this.builder.upstreamTopics(other.node)];
+    const like = [
+      ...this.builder.upstreamTopics(this.node),
+      ...this.builder.upstreamTopics(other.node),
+    ];
     const l = this.rekeyed ? this.repartition(`${leftStore}`, like) : this;
     const r = other.rekeyed ? other.repartition(`${rightStore}`, like) : other;
     const leftNode = g.add(
-      new StreamStreamJoinSideNode(g.uniqueName(plugin, "JOINTHIS"), plugin, leftStore, rightStore, options.window, true, joiner),
+      new StreamStreamJoinSideNode(
+        g.uniqueName(plugin, "JOINTHIS"),
+        plugin,
+        leftStore,
+        rightStore,
+        options.window,
+        true,
+        joiner,
+      ),
       [l.node],
     );
     const rightNode = g.add(
-      new StreamStreamJoinSideNode(g.uniqueName(plugin, "JOINOTHER"), plugin, rightStore, leftStore, options.window, false, joiner),
+      new StreamStreamJoinSideNode(
+        g.uniqueName(plugin, "JOINOTHER"),
+        plugin,
+        rightStore,
+        leftStore,
+        options.window,
+        false,
+        joiner,
+      ),
       [r.node],
     );
-    const merged = g.add(new PassThroughNode(g.uniqueName(plugin, "JOIN-MERGE"), plugin), [leftNode, rightNode]);
+    const merged = g.add(new PassThroughNode(g.uniqueName(plugin, "JOIN-MERGE"), plugin), [
+      leftNode,
+      rightNode,
+    ]);
     return new KStream(this.builder, merged, false);
   }
 
@@ -261,7 +341,11 @@ export class KStream<K, V> {
   to(topic: string): void {
     this.builder.graph.addSink(topic, this.builder.plugin);
     this.builder.graph.add(
-      new SinkNode(this.builder.graph.uniqueName(this.builder.plugin, "SINK"), this.builder.plugin, topic),
+      new SinkNode(
+        this.builder.graph.uniqueName(this.builder.plugin, "SINK"),
+        this.builder.plugin,
+        topic,
+      ),
       [this.node],
     );
   }
@@ -270,13 +354,17 @@ export class KStream<K, V> {
   repartition(name: string, partitionsLike?: readonly string[]): KStream<K, V> {
     const b = this.builder;
     let topic = `${b.plugin}-${name}-repartition`;
-    for (let n = 2; b.graph.repartitions.has(topic); n++) topic = `${b.plugin}-${name}-${n}-repartition`;
+    for (let n = 2; b.graph.repartitions.has(topic); n++) {
+      topic = `${b.plugin}-${name}-${n}-repartition`;
+    }
     b.graph.repartitions.set(topic, {
       topic,
       plugin: b.plugin,
       partitionsLike: partitionsLike ?? b.upstreamTopics(this.node),
     });
-    b.graph.add(new SinkNode(b.graph.uniqueName(b.plugin, "REPARTITION-SINK"), b.plugin, topic), [this.node]);
+    b.graph.add(new SinkNode(b.graph.uniqueName(b.plugin, "REPARTITION-SINK"), b.plugin, topic), [
+      this.node,
+    ]);
     const source = b.graph.addSource(
       new SourceNode(b.graph.uniqueName(b.plugin, "REPARTITION-SOURCE"), b.plugin, topic),
     );
@@ -286,11 +374,17 @@ export class KStream<K, V> {
 
 /** Builder of named branches returned by `KStream.split()`. */
 export class BranchedStream<K, V> {
-  readonly #branches: { name: string; predicate: (key: K, value: V, meta: RecordMeta) => boolean }[] = [];
+  readonly #branches: {
+    name: string;
+    predicate: (key: K, value: V, meta: RecordMeta) => boolean;
+  }[] = [];
 
   constructor(readonly stream: KStream<K, V>) {}
 
-  branch(predicate: (key: K, value: V, meta: RecordMeta) => boolean, name: string): BranchedStream<K, V> {
+  branch(
+    predicate: (key: K, value: V, meta: RecordMeta) => boolean,
+    name: string,
+  ): BranchedStream<K, V> {
     this.#branches.push({ name, predicate });
     return this;
   }
@@ -338,7 +432,11 @@ export class KGroupedStream<K, V> {
     return this.aggregateWith(reduceAgg(reducer), options) as KTable<K, V>;
   }
 
-  aggregate<A>(init: () => A, add: (key: string, value: V, aggregate: A) => A, options: StoreOptions): KTable<K, A> {
+  aggregate<A>(
+    init: () => A,
+    add: (key: string, value: V, aggregate: A) => A,
+    options: StoreOptions,
+  ): KTable<K, A> {
     return this.aggregateWith({ init, add }, options);
   }
 
@@ -356,19 +454,27 @@ export class KGroupedStream<K, V> {
   windowedBy(spec: SessionWindowSpec): SessionWindowedStream<K, V>;
   windowedBy(spec: TimeWindowSpec | SlidingWindowSpec): TimeWindowedStream<K, V>;
   windowedBy(spec: TimeWindowSpec | SlidingWindowSpec | SessionWindowSpec) {
-    return spec.kind === "session" ? new SessionWindowedStream(this, spec) : new TimeWindowedStream(this, spec);
+    return spec.kind === "session"
+      ? new SessionWindowedStream(this, spec)
+      : new TimeWindowedStream(this, spec);
   }
 }
 
 /** A grouped stream with tumbling, hopping or sliding windows. */
 export class TimeWindowedStream<K, V> {
-  constructor(readonly grouped: KGroupedStream<K, V>, readonly spec: TimeWindowSpec | SlidingWindowSpec) {}
+  constructor(
+    readonly grouped: KGroupedStream<K, V>,
+    readonly spec: TimeWindowSpec | SlidingWindowSpec,
+  ) {}
 
   count(options: WindowedStoreOptions): KTable<Windowed<K>, number> {
     return this.aggregateWith(countAgg, options);
   }
 
-  reduce(reducer: (aggregate: V, value: V) => V, options: WindowedStoreOptions): KTable<Windowed<K>, V> {
+  reduce(
+    reducer: (aggregate: V, value: V) => V,
+    options: WindowedStoreOptions,
+  ): KTable<Windowed<K>, V> {
     return this.aggregateWith(reduceAgg(reducer), options) as KTable<Windowed<K>, V>;
   }
 
@@ -406,7 +512,10 @@ export class SessionWindowedStream<K, V> {
     return this.aggregateWith(countAgg, options);
   }
 
-  reduce(reducer: (aggregate: V, value: V) => V, options: WindowedStoreOptions): KTable<Windowed<K>, V> {
+  reduce(
+    reducer: (aggregate: V, value: V) => V,
+    options: WindowedStoreOptions,
+  ): KTable<Windowed<K>, V> {
     return this.aggregateWith(reduceAgg(reducer), options) as KTable<Windowed<K>, V>;
   }
 

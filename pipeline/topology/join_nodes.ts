@@ -51,7 +51,10 @@ export class StreamStreamJoinSideNode extends ProcessorNode {
 
   process(record: AnyRecord, ctx: ProcessorContext): void {
     if (typeof record.key !== "string") {
-      ctx.deadLetter(this.plugin, `join '${this.ownStore}' needs a string key: the record has ${record.key}`);
+      ctx.deadLetter(
+        this.plugin,
+        `join '${this.ownStore}' needs a string key: the record has ${record.key}`,
+      );
       return;
     }
     const { before, after, grace } = this.spec;
@@ -65,14 +68,25 @@ export class StreamStreamJoinSideNode extends ProcessorNode {
     }
     const own = ctx.store<WindowStore<unknown[]>>(this.ownStore);
     const existing = own.get(record.key, t);
-    own.put(record.key, t, t, [...(existing?.value ?? []), record.value], t + Math.max(before, after) + grace);
+    own.put(
+      record.key,
+      t,
+      t,
+      [...(existing?.value ?? []), record.value],
+      t + Math.max(before, after) + grace,
+    );
     const other = ctx.store<WindowStore<unknown[]>>(this.otherStore);
     for (const match of other.fetch(record.key, t - lookBack, t + lookAhead)) {
       for (const value of match.value) {
         const joined = this.isLeft
           ? this.joiner(record.value, value, record.key)
           : this.joiner(value, record.value, record.key);
-        this.forward({ key: record.key, value: joined, timestamp: Math.max(t, match.start), headers: record.headers }, ctx);
+        this.forward({
+          key: record.key,
+          value: joined,
+          timestamp: Math.max(t, match.start),
+          headers: record.headers,
+        }, ctx);
       }
     }
   }

@@ -28,7 +28,13 @@ export class SourceNode extends ProcessorNode {
 
 /** Materializes a topic as a table: the latest value per key; a null value deletes the key. */
 export class TableSourceNode extends SourceNode {
-  constructor(name: string, plugin: string, topic: string, readonly storeName: string, schema?: ZodType) {
+  constructor(
+    name: string,
+    plugin: string,
+    topic: string,
+    readonly storeName: string,
+    schema?: ZodType,
+  ) {
     super(name, plugin, topic, schema);
     this.stores.push(storeName);
   }
