@@ -11,6 +11,27 @@ export interface PluginDefinition<S extends ZodType = ZodType> {
   readonly description?: string;
   readonly options: S;
   build(builder: StreamsBuilder, options: z.output<S>): void;
+  /**
+   * Optional: produces input records while the pipeline runs (a traffic generator, a bridge).
+   * It should return when `ctx.signal` aborts.
+   */
+  produce?(ctx: ProducerContext, options: z.output<S>): Promise<void>;
+}
+
+/** A record a producer writes: `value` is serialized as JSON, `raw` is written as is. */
+export interface ProducedRecord {
+  readonly key: string | null;
+  readonly value?: unknown;
+  readonly raw?: string;
+  readonly timestamp?: number;
+}
+
+/** What a plugin's producer may do. */
+export interface ProducerContext {
+  /** Appends records durably to a topic. */
+  produce(topic: string, records: readonly ProducedRecord[]): Promise<void>;
+  readonly signal: AbortSignal;
+  now(): number;
 }
 
 /**

@@ -1,0 +1,309 @@
+import { type Context, Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { z } from "zod";
+import type { Pipeline } from "../app.ts";
+import { UnknownTopicError } from "../topics/embedded_log.ts";
+import { describeIssues } from "../topology/source_sink_nodes.ts";
+
+/** Options of the admin API. */
+export interface AdminOptions {
+  /** When set, mutating routes need `Authorization: Bearer <token>`. */
+  readonly token?: string;
+  /** Largest accepted request body, bytes. */
+  readonly maxBodyBytes: number;
+}
+
+const ProducedSchema = z.strictObject({
+  key: z.string().nullable().optional(),
+  value: z.unknown(),
+  timestamp: z.number().int().nonnegative().optional(),
+  headers: z.record(z.string(), z.string()).optional(),
+  partition: z.number().int().nonnegative().optional(),
+});
+const ProduceBodySchema = z.union([z.array(ProducedSchema).min(1), ProducedSchema]);
+
+const MAX_READ = 10_000;
+
+/** The admin REST API and /metrics as a Hono app over a pipeline. */
+export function createAdminApp(pipeline: Pipeline, options: AdminOptions): Hono {
+  const app = new Hono();
+  const error = (
+    c: Context,
+    status: 400 | 401 | 404 | 405 | 409 | 413 | 500,
+    err: string,
+    detail: string,
+  ) => c.json({ error: err, detail }, status);
+
+  const mutating = (path: string) => {
+    app.use(path, async (c, next) => {
+      if (c.req.method !== "POST") return await next();
+      if (options.token && c.req.header("Authorization") !== `Bearer ${options.token}`) {
+        return error(
+          c,
+          401,
+          "unauthorized",
+          "this route needs the header 'Authorization: Bearer <admin token>'",
+        );
+      }
+      await next();
+    });
+  };
+  mutating("/api/v1/streams/*");
+  mutating("/api/v1/topics/*");
+
+  app.get("/health", (c) => {
+    const reasons = pipeline.healthProblems();
+    return reasons.length === 0
+      ? c.json({ status: "UP" })
+      : c.json({ status: "DOWN", reasons }, 503);
+  });
+
+  app.get("/api/v1/streams/status", (c) =>
+    c.json({
+      running: pipeline.running,
+      state: pipeline.runner.state,
+      uptimeMs: pipeline.uptimeMs,
+      plugins: pipeline.config.plugins.map((p) => ({
+        name: p.name,
+        enabled: p.enabled,
+        state: !p.enabled ? "DISABLED" : pipeline.runner.state,
+      })),
+    }));
+
+  app.get("/api/v1/streams/metadata", (c) => c.json(metadata(pipeline)));
+  app.get("/api/v1/streams/metrics", (c) => c.json(pipeline.metrics.summary()));
+
+  app.post("/api/v1/streams/start", async (c) => {
+    await pipeline.start();
+    return c.json({ running: pipeline.running, state: pipeline.runner.state });
+  });
+  app.post("/api/v1/streams/stop", async (c) => {
+    await pipeline.stop();
+    return c.json({ running: pipeline.running, state: pipeline.runner.state });
+  });
+  app.post("/api/v1/streams/cleanup", async (c) => {
+    if (pipeline.running) {
+      return error(
+        c,
+        409,
+        "conflict",
+        "cleanup is only allowed while stopped: POST /api/v1/streams/stop first",
+      );
+    }
+    await pipeline.cleanup();
+    return c.json({ cleaned: true, state: pipeline.runner.state });
+  });
+
+  app.get("/api/v1/topics", (c) => c.json({ topics: topics(pipeline) }));
+
+  app.post(
+    "/api/v1/topics/:topic/records",
+    bodyLimit({
+      maxSize: options.maxBodyBytes,
+      onError: (c) =>
+        error(
+          c,
+          413,
+          "payload too large",
+          `the body must be at most ${options.maxBodyBytes} bytes`,
+        ),
+    }),
+    async (c) => {
+      const topic = c.req.param("topic");
+      if (!pipeline.log.hasTopic(topic)) {
+        return error(c, 404, "not found", `unknown topic '${topic}'`);
+      }
+      let body: unknown;
+      try {
+        body = JSON.parse(await c.req.text());
+      } catch (e) {
+        return error(c, 400, "malformed JSON", (e as Error).message);
+      }
+      const parsed = ProduceBodySchema.safeParse(body);
+      if (!parsed.success) {
+        return error(
+          c,
+          400,
+          "invalid records",
+          `expected a record { key?, value, timestamp?, headers?, partition? } or an array of them: ${
+            describeIssues(parsed.error.issues)
+          }`,
+        );
+      }
+      const records = Array.isArray(parsed.data) ? parsed.data : [parsed.data];
+      const partitions = pipeline.log.partitions(topic);
+      const bad = records.find((r) => r.partition !== undefined && r.partition >= partitions);
+      if (bad) {
+        return error(
+          c,
+          400,
+          "invalid records",
+          `partition must be 0..${partitions - 1}: got ${bad.partition}`,
+        );
+      }
+      const offsets = await pipeline.log.append(
+        topic,
+        records.map((r) => ({
+          key: r.key ?? null,
+          value: r.value === null || r.value === undefined ? null : JSON.stringify(r.value),
+          timestamp: r.timestamp,
+          headers: r.headers,
+          partition: r.partition,
+        })),
+      );
+      return c.json({ accepted: records.length, offsets });
+    },
+  );
+
+  app.get("/api/v1/topics/:topic/records", (c) => {
+    const topic = c.req.param("topic");
+    if (!pipeline.log.hasTopic(topic)) {
+      return error(c, 404, "not found", `unknown topic '${topic}'`);
+    }
+    const partitions = pipeline.log.partitions(topic);
+    const q = (name: string, fallback: number | undefined) => {
+      const v = c.req.query(name);
+      if (v === undefined || v === "") return fallback;
+      const n = Number(v);
+      return Number.isInteger(n) && n >= 0 ? n : NaN;
+    };
+    const partition = q("partition", undefined);
+    const offset = q("offset", 0)!;
+    const limit = q("limit", 100)!;
+    if (
+      Number.isNaN(partition) || Number.isNaN(offset) || Number.isNaN(limit) || limit > MAX_READ
+    ) {
+      return error(
+        c,
+        400,
+        "invalid query",
+        `partition, offset and limit must be whole numbers >= 0 (limit <= ${MAX_READ})`,
+      );
+    }
+    if (partition !== undefined && partition >= partitions) {
+      return error(
+        c,
+        400,
+        "invalid query",
+        `partition must be 0..${partitions - 1}: got ${partition}`,
+      );
+    }
+    const chosen = partition === undefined ? [...Array(partitions).keys()] : [partition];
+    const records = [];
+    for (const p of chosen) {
+      for (const r of pipeline.log.read(topic, p, offset, limit - records.length)) {
+        records.push({
+          partition: r.partition,
+          offset: r.offset,
+          key: r.key,
+          value: decodeValue(r.value),
+          timestamp: r.timestamp,
+          headers: r.headers,
+        });
+      }
+    }
+    return c.json({ records });
+  });
+
+  app.get("/metrics", async (c) => {
+    const body = await pipeline.metrics.registry.metrics();
+    return c.body(body, 200, { "Content-Type": pipeline.metrics.registry.contentType });
+  });
+
+  // Known paths with another method: 405 rather than 404.
+  const routes: [string, string][] = [
+    ["/health", "GET"],
+    ["/metrics", "GET"],
+    ["/api/v1/streams/status", "GET"],
+    ["/api/v1/streams/metadata", "GET"],
+    ["/api/v1/streams/metrics", "GET"],
+    ["/api/v1/streams/start", "POST"],
+    ["/api/v1/streams/stop", "POST"],
+    ["/api/v1/streams/cleanup", "POST"],
+    ["/api/v1/topics", "GET"],
+    ["/api/v1/topics/:topic/records", "GET, POST"],
+  ];
+  for (const [path, allow] of routes) {
+    app.all(path, (c) => {
+      c.header("Allow", allow);
+      return error(
+        c,
+        405,
+        "method not allowed",
+        `${c.req.method} is not supported here; use ${allow}`,
+      );
+    });
+  }
+  app.notFound((c) => error(c, 404, "not found", `no route for ${c.req.method} ${c.req.path}`));
+  app.onError((e, c) => {
+    if (e instanceof UnknownTopicError) return error(c, 404, "not found", e.message);
+    console.error(e);
+    return error(c, 500, "internal error", e.message);
+  });
+  return app;
+}
+
+function decodeValue(raw: string | null): unknown {
+  if (raw === null) return null;
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return raw;
+  }
+}
+
+function topics(pipeline: Pipeline) {
+  return pipeline.log.topicNames().map((name) => {
+    const partitions = pipeline.log.partitions(name);
+    return {
+      name,
+      partitions,
+      endOffsets: Array.from({ length: partitions }, (_, p) => pipeline.log.endOffset(name, p)),
+      internal: pipeline.graph.repartitions.has(name),
+    };
+  });
+}
+
+function metadata(pipeline: Pipeline) {
+  const g = pipeline.graph;
+  return {
+    instanceId: pipeline.instanceId,
+    applicationId: pipeline.config.applicationId,
+    plugins: pipeline.plugins.map((p) => {
+      const nodes = g.nodes.filter((n) => n.plugin === p.name);
+      return {
+        name: p.name,
+        topology: {
+          nodes: nodes.map((n) => ({
+            name: n.name,
+            type: n.constructor.name,
+            children: n.children.map((c) => c.name),
+          })),
+          stores: [...g.stores.values()].filter((s) => s.plugin === p.name).map((s) => ({
+            name: s.name,
+            kind: s.kind,
+          })),
+          sourceTopics: [...g.sources.entries()].filter(([, ns]) =>
+            ns.some((n) => n.plugin === p.name)
+          ).map(([t]) => t),
+          sinkTopics: [...g.sinks.entries()].filter(([, ps]) => ps.has(p.name)).map(([t]) => t)
+            .concat(
+              [...g.repartitions.values()].filter((r) => r.plugin === p.name).map((r) => r.topic),
+            ),
+        },
+      };
+    }),
+    subtopologies: pipeline.runner.subtopologies.map((s) => ({
+      id: s.id,
+      topics: s.topics,
+      stores: s.stores,
+      plugins: s.plugins,
+    })),
+    topics: topics(pipeline),
+    stores: [...pipeline.storeSizes()].map(([name, entries]) => ({
+      name,
+      entries,
+      kind: g.stores.get(name)?.kind,
+    })),
+  };
+}

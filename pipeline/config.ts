@@ -1,0 +1,148 @@
+import { parse as parseJsonc, type ParseError, printParseErrorCode } from "jsonc-parser";
+import { z } from "zod";
+
+const TopicSchema = z.strictObject({
+  partitions: z.number().int().min(1).max(1024),
+  retention: z.strictObject({
+    records: z.number().int().positive().optional(),
+    ms: z.number().int().positive().optional(),
+  }).optional(),
+});
+
+const PluginEntrySchema = z.strictObject({
+  name: z.string().regex(/^[a-z][a-z0-9_]*$/, "a lower-case name like fraud_detection"),
+  module: z.string().min(1),
+  enabled: z.boolean().default(true),
+  options: z.record(z.string(), z.unknown()).default({}),
+});
+
+const EmbeddedSourceSchema = z.strictObject({ type: z.literal("embedded") });
+
+/** The pipeline config file (JSON with comments). Every field has a default but `plugins`. */
+export const ConfigSchema = z.strictObject({
+  applicationId: z.string().regex(/^[A-Za-z0-9._-]+$/, "letters, digits, '.', '_' or '-'").default(
+    "bss-analytics-streams",
+  ),
+  source: EmbeddedSourceSchema.default({ type: "embedded" }),
+  state: z.union([
+    z.strictObject({ path: z.string().min(1) }),
+    z.strictObject({ url: z.url() }),
+  ]).default({ path: "data/state.kv" }),
+  commitIntervalMs: z.number().int().min(1).max(60_000).default(100),
+  maxBatchRecords: z.number().int().min(1).max(100_000).default(2_000),
+  defaultPartitions: z.number().int().min(1).max(1024).default(3),
+  topics: z.record(z.string(), TopicSchema).default({}),
+  deadLetterTopic: z.string().min(1).default("bss.dlq"),
+  lateTopic: z.string().min(1).default("bss.late"),
+  admin: z.strictObject({
+    host: z.string().min(1).default("127.0.0.1"),
+    port: z.number().int().min(0).max(65_535).default(8080),
+    token: z.string().min(1).optional(),
+    maxBodyBytes: z.number().int().positive().default(1_048_576),
+  }).default({ host: "127.0.0.1", port: 8080, maxBodyBytes: 1_048_576 }),
+  logIntervalMs: z.number().int().min(0).default(5_000),
+  plugins: z.array(PluginEntrySchema),
+});
+
+export type PipelineConfig = z.output<typeof ConfigSchema>;
+export type PluginEntry = z.output<typeof PluginEntrySchema>;
+
+/** A config problem; the message names the file, the field and the fix. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** A loaded config with the path it came from (plugin modules resolve relative to it). */
+export interface LoadedConfig {
+  readonly path: string;
+  readonly config: PipelineConfig;
+}
+
+/** Reads, parses (JSON with comments) and validates a config file; env `PORT` overrides the admin port. */
+export async function loadConfig(
+  path: string,
+  env: (name: string) => string | undefined = Deno.env.get,
+): Promise<LoadedConfig> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    throw new ConfigError(
+      `Cannot read config file ${path}: ${
+        (e as Error).message
+      }. Pass an existing file with --config.`,
+    );
+  }
+  return { path, config: parseConfig(text, path, env) };
+}
+
+/** Parses and validates config text; `file` is used in messages. */
+export function parseConfig(
+  text: string,
+  file: string,
+  env: (name: string) => string | undefined = () => undefined,
+): PipelineConfig {
+  const errors: ParseError[] = [];
+  const raw = parseJsonc(text, errors, { allowTrailingComma: true });
+  if (errors.length > 0) {
+    const e = errors[0];
+    const before = text.slice(0, e.offset).split("\n");
+    throw new ConfigError(
+      `${file}:${before.length}:${before[before.length - 1].length + 1}: invalid JSON (${
+        printParseErrorCode(e.error)
+      }). Fix the syntax at that position.`,
+    );
+  }
+  const result = ConfigSchema.safeParse(raw);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    throw new ConfigError(
+      `${file}: ${describePath(raw, issue.path)}: ${issue.message}.${hint(issue)}`,
+    );
+  }
+  const config = result.data;
+  const port = env("PORT");
+  if (port !== undefined && port !== "") {
+    const n = Number(port);
+    if (!Number.isInteger(n) || n < 0 || n > 65_535) {
+      throw new ConfigError(
+        `Environment variable PORT: expected a port number 0-65535, got "${port}".`,
+      );
+    }
+    config.admin.port = n;
+  }
+  const token = env("BSS_ADMIN_TOKEN");
+  if (token) config.admin.token = token;
+  const names = new Set<string>();
+  config.plugins.forEach((p, i) => {
+    if (names.has(p.name)) {
+      throw new ConfigError(
+        `${file}: plugins[${i}] (${p.name}): the name is used twice. Give each plugin entry its own name.`,
+      );
+    }
+    names.add(p.name);
+  });
+  return config;
+}
+
+/** `plugins[2] (fraud_detection) options.threshold`, naming plugins where the path passes one. */
+export function describePath(raw: unknown, path: readonly PropertyKey[]): string {
+  if (path.length === 0) return "(top level)";
+  let out = "";
+  let node: unknown = raw;
+  path.forEach((part, i) => {
+    out += typeof part === "number" ? `[${part}]` : `${i === 0 ? "" : "."}${String(part)}`;
+    node = node !== null && typeof node === "object"
+      ? (node as Record<PropertyKey, unknown>)[part]
+      : undefined;
+    if (i === 1 && path[0] === "plugins" && node && typeof node === "object" && "name" in node) {
+      out += ` (${String((node as { name: unknown }).name)})`;
+    }
+  });
+  return out;
+}
+
+function hint(issue: z.core.$ZodIssue): string {
+  if (issue.code === "unrecognized_keys") return " Remove it or check its spelling.";
+  return "";
+}
