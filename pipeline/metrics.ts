@@ -82,13 +82,13 @@ export class PipelineMetrics implements RunnerObserver {
       buckets: [1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 1e-2],
       registers: r,
     });
-    const self = this;
+    const source = () => this.#source;
     new Gauge({
       name: "bss_pipeline_up",
       help: "1 while the pipeline is running",
       registers: r,
       collect() {
-        this.set(self.#source?.alive() ? 1 : 0);
+        this.set(source()?.alive() ? 1 : 0);
       },
     });
     new Gauge({
@@ -96,12 +96,12 @@ export class PipelineMetrics implements RunnerObserver {
       help: "1 while the stream thread is running",
       registers: r,
       collect() {
-        this.set(self.#source?.alive() ? 1 : 0);
+        this.set(source()?.alive() ? 1 : 0);
       },
     });
     const storeCollect = function (this: Gauge) {
       this.reset();
-      for (const [store, n] of self.#source?.storeSizes() ?? []) this.set({ store }, n);
+      for (const [store, n] of source()?.storeSizes() ?? []) this.set({ store }, n);
     };
     new Gauge({
       name: "bss_pipeline_state_store_entries",
@@ -124,7 +124,7 @@ export class PipelineMetrics implements RunnerObserver {
       registers: r,
       collect() {
         this.reset();
-        for (const l of self.#source?.lag() ?? []) {
+        for (const l of source()?.lag() ?? []) {
           this.set({ topic: l.topic, partition: String(l.partition) }, l.lag);
         }
       },
@@ -134,7 +134,7 @@ export class PipelineMetrics implements RunnerObserver {
       help: "Records not yet processed, all input partitions",
       registers: r,
       collect() {
-        this.set((self.#source?.lag() ?? []).reduce((n, l) => n + l.lag, 0));
+        this.set((source()?.lag() ?? []).reduce((n, l) => n + l.lag, 0));
       },
     });
   }

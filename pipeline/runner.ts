@@ -125,10 +125,9 @@ export class PipelineRunner {
         for (const name of sub.stores) {
           const spec = this.graph.stores.get(name)!;
           const map = await PersistentMap.load(kv, ["st", app, name, p]);
-          // deno-lint-ignore no-explicit-any
           stores.set(
             name,
-            spec.kind === "kv" ? new KeyValueStore(name, map) : new WindowStore(name, map as any),
+            spec.kind === "kv" ? new KeyValueStore(name, map) : new WindowStore(name, map as never),
           );
         }
         const offsets = new Map<string, number>();
