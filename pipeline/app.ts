@@ -1,3 +1,4 @@
+import { dirname } from "node:path";
 import type { LoadedConfig, PipelineConfig } from "./config.ts";
 import { KvCommitter } from "./kv/committer.ts";
 import { PipelineMetrics } from "./metrics.ts";
@@ -42,10 +43,7 @@ export class Pipeline {
     const plugins = options.plugins ?? await loadPlugins(loaded);
     const graph = buildGraph(plugins);
     const location = "url" in config.state ? config.state.url : config.state.path;
-    if ("path" in config.state) {
-      const dir = config.state.path.replace(/[^/]*$/, "");
-      if (dir) await Deno.mkdir(dir, { recursive: true });
-    }
+    if ("path" in config.state) await Deno.mkdir(dirname(config.state.path), { recursive: true });
     const kv = await Deno.openKv(location);
     try {
       const committer = new KvCommitter(kv);

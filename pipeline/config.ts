@@ -1,4 +1,5 @@
 import { parse as parseJsonc, type ParseError, printParseErrorCode } from "jsonc-parser";
+import { dirname, resolve } from "node:path";
 import { z } from "zod";
 
 const TopicSchema = z.strictObject({
@@ -73,7 +74,10 @@ export async function loadConfig(
       }. Pass an existing file with --config.`,
     );
   }
-  return { path, config: parseConfig(text, path, env) };
+  const config = parseConfig(text, path, env);
+  // Like plugin modules, a state path is relative to the config file.
+  if ("path" in config.state) config.state.path = resolve(dirname(path), config.state.path);
+  return { path, config };
 }
 
 /** Parses and validates config text; `file` is used in messages. */

@@ -16,7 +16,13 @@
  * ```
  */
 export { z } from "zod";
-export { definePlugin, type PluginDefinition } from "./plugin.ts";
+export {
+  definePlugin,
+  type PluginDefinition,
+  type ProducedRecord,
+  type ProducerContext,
+} from "./plugin.ts";
+export * as events from "./bss_events.ts";
 export type { Headers, StreamRecord, Window, Windowed } from "./record.ts";
 export {
   BranchedStream,
@@ -25,6 +31,7 @@ export {
   KStream,
   KTable,
   type RecordMeta,
+  type SourceOptions,
   SessionWindowedStream,
   type StoreOptions,
   type StreamJoinOptions,

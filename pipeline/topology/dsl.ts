@@ -37,6 +37,14 @@ export interface RecordMeta {
   readonly headers: Readonly<Record<string, string>>;
 }
 
+/** Options of `stream` and `table`. */
+export interface SourceOptions<V> {
+  /** Values that fail it go to the dead-letter topic with the reason. */
+  readonly schema?: ZodType<V>;
+  /** A value field the record key must equal (the topic is partitioned by it). */
+  readonly keyField?: string;
+}
+
 /** Options of a stateful step: its store name is required. */
 export interface StoreOptions {
   readonly store: string;
@@ -59,17 +67,18 @@ export interface StreamJoinOptions {
 export class StreamsBuilder {
   constructor(readonly graph: TopologyGraph, readonly plugin: string) {}
 
-  /** A record stream read from `topic`; values failing `schema` go to the dead-letter topic. */
-  stream<V = unknown>(
-    topic: string,
-    options: { schema?: ZodType<V> } = {},
-  ): KStream<string | null, V> {
+  /**
+   * A record stream read from `topic`. Values failing `schema`, and records whose key is not the
+   * value's `keyField`, go to the dead-letter topic with the reason.
+   */
+  stream<V = unknown>(topic: string, options: SourceOptions<V> = {}): KStream<string | null, V> {
     const node = this.graph.addSource(
       new SourceNode(
         this.graph.uniqueName(this.plugin, "SOURCE"),
         this.plugin,
         topic,
         options.schema,
+        options.keyField,
       ),
     );
     return new KStream(this, node, false);
@@ -78,7 +87,7 @@ export class StreamsBuilder {
   /** A table of the latest value per key of `topic`, materialized in `store`; null deletes. */
   table<V = unknown>(
     topic: string,
-    options: { store: string; schema?: ZodType<V> },
+    options: SourceOptions<V> & { store: string },
   ): KTable<string, V> {
     this.graph.addStore({ name: options.store, kind: "kv", plugin: this.plugin });
     const node = this.graph.addSource(
@@ -88,6 +97,7 @@ export class StreamsBuilder {
         topic,
         options.store,
         options.schema,
+        options.keyField,
       ),
     );
     return new KTable(this, node, options.store, [topic]);

@@ -9,6 +9,8 @@ export class SourceNode extends ProcessorNode {
     plugin: string,
     readonly topic: string,
     readonly schema?: ZodType,
+    /** Value field the record key must equal (records are partitioned by it). */
+    readonly keyField?: string,
   ) {
     super(name, plugin);
   }
@@ -22,6 +24,16 @@ export class SourceNode extends ProcessorNode {
       }
       record = { ...record, value: result.data };
     }
+    if (this.keyField && record.value !== null) {
+      const expected = (record.value as Record<string, unknown>)[this.keyField];
+      if (record.key !== expected) {
+        ctx.deadLetter(
+          this.plugin,
+          `key: the record key ${JSON.stringify(record.key)} must equal ${this.keyField} ${JSON.stringify(expected)}`,
+        );
+        return;
+      }
+    }
     this.forward(record, ctx);
   }
 }
@@ -34,8 +46,9 @@ export class TableSourceNode extends SourceNode {
     topic: string,
     readonly storeName: string,
     schema?: ZodType,
+    keyField?: string,
   ) {
-    super(name, plugin, topic, schema);
+    super(name, plugin, topic, schema, keyField);
     this.stores.push(storeName);
   }
 

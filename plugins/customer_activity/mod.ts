@@ -1,0 +1,123 @@
+/**
+ * Customer activity: per customer, activity counts per type and an activity score in 5-minute
+ * tumbling windows, and sessions separated by 30 minutes of inactivity.
+ *
+ * Activity score = Σ over the window's events of the weight of their activityType
+ * (`scoreWeights`, unknown types weigh `defaultWeight`).
+ */
+import { definePlugin, events, SessionWindows, TimeWindows, z } from "../../pipeline/mod.ts";
+
+const Options = z.strictObject({
+  inputTopic: z.string().default("bss.customer.events"),
+  aggregatedTopic: z.string().default("bss.customer.activity.aggregated"),
+  sessionsTopic: z.string().default("bss.customer.sessions"),
+  windowMs: z.number().int().positive().default(300_000),
+  windowGraceMs: z.number().int().nonnegative().default(60_000),
+  sessionGapMs: z.number().int().positive().default(1_800_000),
+  sessionGraceMs: z.number().int().nonnegative().default(300_000),
+  scoreWeights: z.record(z.string(), z.number()).default({
+    LOGIN: 1,
+    LOGOUT: 0,
+    VIEW: 1,
+    SEARCH: 2,
+    ADD_TO_CART: 5,
+    PURCHASE: 10,
+    SUPPORT_CALL: 3,
+  }),
+  defaultWeight: z.number().default(1),
+});
+
+interface ActivityWindow {
+  counts: Record<string, number>;
+  total: number;
+  score: number;
+  lastEventId: string | null;
+}
+
+interface Session {
+  events: number;
+  counts: Record<string, number>;
+  lastEventId: string | null;
+}
+
+/** An activity event's id: its `eventId` if it has one, else customer, type and time. */
+function eventId(e: events.CustomerActivityEvent): string {
+  return typeof e.eventId === "string" ? e.eventId : `${e.customerId}:${e.activityType}:${e.timestamp}`;
+}
+
+function addCounts(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  const out = { ...a };
+  for (const [k, n] of Object.entries(b)) out[k] = (out[k] ?? 0) + n;
+  return out;
+}
+
+export default definePlugin({
+  name: "customer_activity",
+  description: "Activity counts and scores per 5-minute window, and 30-minute-gap sessions, per customer",
+  options: Options,
+  build(b, o) {
+    const weight = (type: string) => o.scoreWeights[type] ?? o.defaultWeight;
+    const activity = b.stream(o.inputTopic, { schema: events.CustomerActivityEvent, keyField: "customerId" })
+      .groupByKey();
+
+    activity.windowedBy(TimeWindows.ofSizeAndGrace(o.windowMs, o.windowGraceMs))
+      .aggregate<ActivityWindow>(
+        () => ({ counts: {}, total: 0, score: 0, lastEventId: null }),
+        (_k, e, agg) => ({
+          counts: addCounts(agg.counts, { [e.activityType]: 1 }),
+          total: agg.total + 1,
+          score: agg.score + weight(e.activityType),
+          lastEventId: eventId(e),
+        }),
+        { store: "customer-activity-5m" },
+      )
+      .toStream()
+      .map((wk, agg) => ({
+        key: wk.key,
+        value: {
+          customerId: wk.key,
+          windowStart: wk.window.start,
+          windowEnd: wk.window.end,
+          counts: agg.counts,
+          totalEvents: agg.total,
+          activityScore: agg.score,
+          lastEventId: agg.lastEventId,
+        },
+      }))
+      .to(o.aggregatedTopic);
+
+    activity.windowedBy(SessionWindows.ofInactivityGapAndGrace(o.sessionGapMs, o.sessionGraceMs))
+      .aggregate<Session>(
+        () => ({ events: 0, counts: {}, lastEventId: null }),
+        (_k, e, s) => ({
+          events: s.events + 1,
+          counts: addCounts(s.counts, { [e.activityType]: 1 }),
+          lastEventId: eventId(e),
+        }),
+        (_k, a, b) => ({
+          events: a.events + b.events,
+          counts: addCounts(a.counts, b.counts),
+          lastEventId: b.lastEventId ?? a.lastEventId,
+        }),
+        { store: "customer-sessions" },
+      )
+      .toStream()
+      .map((wk, s) => ({
+        key: wk.key,
+        // A session merged into a larger one is retracted: state MERGED, counts gone.
+        value: s === null
+          ? { customerId: wk.key, sessionStart: wk.window.start, sessionEnd: wk.window.end, state: "MERGED" }
+          : {
+            customerId: wk.key,
+            sessionStart: wk.window.start,
+            sessionEnd: wk.window.end,
+            durationMs: wk.window.end - wk.window.start,
+            events: s.events,
+            counts: s.counts,
+            state: "ACTIVE",
+            lastEventId: s.lastEventId,
+          },
+      }))
+      .to(o.sessionsTopic);
+  },
+});

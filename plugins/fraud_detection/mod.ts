@@ -1,0 +1,53 @@
+/**
+ * Fraud detection per customer (rules in shared/spec/events-and-rules.md):
+ * - RAPID_PAYMENTS (HIGH): more than `rapidThreshold` payments within any `rapidWindowMs` span;
+ *   one alert per burst — a new one needs the count to fall back to the threshold or below.
+ * - UNUSUAL_AMOUNT (MEDIUM): amount > `unusualMultiplier` × the average of the customer's
+ *   earlier payments, once there are at least `unusualMinHistory` of them.
+ * - Fraud score with every alert: 50 if a RAPID_PAYMENTS alert in the last `scoreWindowMs`,
+ *   + 30 if an UNUSUAL_AMOUNT alert, + 20 × the share of FAILED payments in that span; capped
+ *   at 100. A score above `highRiskScore` writes the customer to the high-risk topic.
+ */
+import { definePlugin, events, z } from "../../pipeline/mod.ts";
+import { evaluatePayment, type FraudRules, type FraudState, initialFraudState } from "./rules.ts";
+
+const Options = z.strictObject({
+  paymentsTopic: z.string().default("bss.payment.events"),
+  alertsTopic: z.string().default("bss.fraud.alerts"),
+  highRiskTopic: z.string().default("bss.fraud.high-risk"),
+  rapidWindowMs: z.number().int().positive().default(300_000),
+  rapidThreshold: z.number().int().positive().default(10),
+  unusualMultiplier: z.number().positive().default(5),
+  unusualMinHistory: z.number().int().nonnegative().default(3),
+  scoreWindowMs: z.number().int().positive().default(3_600_000),
+  highRiskScore: z.number().min(0).max(100).default(75),
+});
+
+export default definePlugin({
+  name: "fraud_detection",
+  description: "Rapid-payment and unusual-amount alerts with a 0-100 fraud score per customer",
+  options: Options,
+  build(b, o) {
+    const rules: FraudRules = o;
+    const scored = b.stream(o.paymentsTopic, { schema: events.PaymentEvent, keyField: "customerId" })
+      .mapValues((payment, _k, meta) => ({ payment, time: meta.timestamp }))
+      .groupByKey()
+      .aggregate<FraudState>(
+        initialFraudState,
+        (_k, { payment, time }, state) => evaluatePayment(state, payment, time, rules),
+        { store: "fraud-state" },
+      )
+      .toStream();
+    scored.flatMapValues((s) => s.emitted).to(o.alertsTopic);
+    scored.flatMapValues((s) => s.emitted.filter((a) => a.fraudScore > o.highRiskScore).slice(-1))
+      .mapValues((a) => ({
+        customerId: a.customerId,
+        fraudScore: a.fraudScore,
+        reason: a.type,
+        alertId: a.alertId,
+        eventIds: a.eventIds,
+        timestamp: a.timestamp,
+      }))
+      .to(o.highRiskTopic);
+  },
+});

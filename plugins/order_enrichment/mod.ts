@@ -1,0 +1,91 @@
+/**
+ * Order enrichment: every order event is left-joined with the customer's latest info and
+ * written to the enriched topic (`customer: null` when the customer is unknown); new orders
+ * above the threshold go to the high-value topic; per region, new orders are counted, summed and
+ * averaged in 1-hour tumbling windows. Region: the customer's, else the order's, else UNKNOWN.
+ */
+import { definePlugin, events, TimeWindows, z } from "../../pipeline/mod.ts";
+
+const Options = z.strictObject({
+  ordersTopic: z.string().default("bss.order.events"),
+  customersTopic: z.string().default("bss.customer.info"),
+  enrichedTopic: z.string().default("bss.orders.enriched"),
+  highValueTopic: z.string().default("bss.orders.highvalue"),
+  regionTrendTopic: z.string().default("bss.orders.region.trend"),
+  highValueThreshold: z.number().nonnegative().default(1000),
+  /** Order statuses that count as a new order for high-value detection and trends. */
+  countStatuses: z.array(z.enum(["CREATED", "PAID", "CANCELLED"])).default(["CREATED"]),
+  trendWindowMs: z.number().int().positive().default(3_600_000),
+  trendGraceMs: z.number().int().nonnegative().default(300_000),
+});
+
+interface RegionTrend {
+  orders: number;
+  total: number;
+  lastOrderId: string | null;
+}
+
+export default definePlugin({
+  name: "order_enrichment",
+  description: "Orders joined with customer info; high-value orders; regional order trends",
+  options: Options,
+  build(b, o) {
+    const customers = b.table(o.customersTopic, {
+      store: "customer-info",
+      schema: events.CustomerInfo,
+      keyField: "customerId",
+    });
+    const enriched = b.stream(o.ordersTopic, { schema: events.OrderEvent, keyField: "orderId" })
+      .selectKey((_k, order) => order.customerId)
+      .leftJoin(customers, (order, c) => ({
+        ...order,
+        customer: c ? { customerId: c.customerId, tier: c.tier, region: c.region, name: c.name ?? null, segment: c.segment ?? null } : null,
+        region: c?.region ?? order.region ?? "UNKNOWN",
+        eventIds: [order.orderId],
+      }))
+      .selectKey((_k, e) => e.orderId);
+    enriched.to(o.enrichedTopic);
+
+    const counted = enriched.filter((_k, e) => o.countStatuses.includes(e.status));
+    counted.filter((_k, e) => e.totalAmount > o.highValueThreshold)
+      .mapValues((e) => ({
+        orderId: e.orderId,
+        customerId: e.customerId,
+        totalAmount: e.totalAmount,
+        currency: e.currency,
+        customerTier: e.customer?.tier ?? null,
+        region: e.region,
+        threshold: o.highValueThreshold,
+        eventIds: e.eventIds,
+        timestamp: e.timestamp,
+      }))
+      .to(o.highValueTopic);
+
+    counted.selectKey((_k, e) => e.region)
+      .groupByKey()
+      .windowedBy(TimeWindows.ofSizeAndGrace(o.trendWindowMs, o.trendGraceMs))
+      .aggregate<RegionTrend>(
+        () => ({ orders: 0, total: 0, lastOrderId: null }),
+        (_k, e, t) => ({ orders: t.orders + 1, total: round2(t.total + e.totalAmount), lastOrderId: e.orderId }),
+        { store: "region-trend-1h" },
+      )
+      .toStream()
+      .map((wk, t) => ({
+        key: wk.key,
+        value: {
+          region: wk.key,
+          windowStart: wk.window.start,
+          windowEnd: wk.window.end,
+          orderCount: t.orders,
+          totalValue: t.total,
+          averageValue: round2(t.total / t.orders),
+          lastOrderId: t.lastOrderId,
+        },
+      }))
+      .to(o.regionTrendTopic);
+  },
+});
+
+function round2(x: number): number {
+  return Math.round(x * 100) / 100;
+}

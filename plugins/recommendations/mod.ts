@@ -1,0 +1,73 @@
+/**
+ * Recommendations: a per-customer interest profile counts categories from product views and
+ * from activities that name a category. Every product view (after it is added to the profile)
+ * emits the customer's top categories by count, ties broken by the most recent. Trending: view
+ * counts per product in 1-hour tumbling windows; each change of the window's top list is written
+ * to the trending topic.
+ */
+import { definePlugin, events, TimeWindows, z } from "../../pipeline/mod.ts";
+import { type Profile, topCategories, updateTopList, type TopList, withInterest } from "./profile.ts";
+
+const Options = z.strictObject({
+  viewsTopic: z.string().default("bss.product.views"),
+  activityTopic: z.string().default("bss.customer.events"),
+  recommendationsTopic: z.string().default("bss.recommendations"),
+  trendingTopic: z.string().default("bss.products.trending"),
+  topCategories: z.number().int().positive().default(3),
+  confidence: z.number().min(0).max(1).default(0.85),
+  algorithm: z.string().default("category-affinity-v1"),
+  trendingWindowMs: z.number().int().positive().default(3_600_000),
+  trendingGraceMs: z.number().int().nonnegative().default(300_000),
+  trendingSize: z.number().int().positive().default(10),
+});
+
+type Interest = { category: string; view: events.ProductViewEvent | null; time: number };
+
+export default definePlugin({
+  name: "recommendations",
+  description: "Top-category recommendations on every product view, and trending products per hour",
+  options: Options,
+  build(b, o) {
+    const views = b.stream(o.viewsTopic, { schema: events.ProductViewEvent, keyField: "customerId" });
+    const activities = b.stream(o.activityTopic, { schema: events.CustomerActivityEvent, keyField: "customerId" })
+      .filter((_k, a) => typeof a.category === "string" && a.category !== "");
+
+    views.mapValues((v, _k, m): Interest => ({ category: v.category, view: v, time: m.timestamp }))
+      .merge(activities.mapValues((a, _k, m): Interest => ({ category: a.category!, view: null, time: m.timestamp })))
+      .groupByKey()
+      .aggregate<Profile>(
+        () => ({ categories: {}, updates: 0, lastView: null }),
+        (_k, i, p) => withInterest(p, i.category, i.time, i.view),
+        { store: "interest-profiles" },
+      )
+      .toStream()
+      .filter((_k, p) => p.lastView?.fresh === true)
+      .mapValues((p, customerId) => ({
+        customerId,
+        productId: p.lastView!.productId,
+        category: p.lastView!.category,
+        recommendations: topCategories(p, o.topCategories),
+        confidence: o.confidence,
+        algorithm: o.algorithm,
+        eventIds: [p.lastView!.eventId],
+      }))
+      .to(o.recommendationsTopic);
+
+    views.selectKey((_k, v) => v.productId)
+      .groupByKey()
+      .windowedBy(TimeWindows.ofSizeAndGrace(o.trendingWindowMs, o.trendingGraceMs))
+      .count({ store: "product-views-1h" })
+      .toStream()
+      .map((wk, views) => ({ key: String(wk.window.start), value: { productId: wk.key, views, window: wk.window } }))
+      .groupByKey()
+      .aggregate<TopList>(
+        () => ({ windowStart: 0, windowEnd: 0, products: [], changed: false }),
+        (_k, u, top) => updateTopList(top, u.productId, u.views, u.window, o.trendingSize),
+        { store: "trending-top" },
+      )
+      .toStream()
+      .filter((_k, top) => top.changed)
+      .mapValues((top) => ({ windowStart: top.windowStart, windowEnd: top.windowEnd, products: top.products }))
+      .to(o.trendingTopic);
+  },
+});

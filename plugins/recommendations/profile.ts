@@ -1,0 +1,69 @@
+/** Interest profiles and top lists as pure functions over plain JSON state. */
+import type { events } from "../../pipeline/mod.ts";
+
+export interface Profile {
+  /** Category → [count, last event time, order of last update]. */
+  categories: Record<string, [number, number, number]>;
+  /** Updates so far (orders updates with equal event times). */
+  updates: number;
+  lastView: { productId: string; category: string; eventId: string; time: number; fresh: boolean } | null;
+}
+
+/** Counts one interest in a category; a product view also becomes the profile's last view. */
+export function withInterest(
+  profile: Profile,
+  category: string,
+  time: number,
+  view: events.ProductViewEvent | null,
+): Profile {
+  const [count, last] = profile.categories[category] ?? [0, -Infinity];
+  const updates = profile.updates + 1;
+  const categories = {
+    ...profile.categories,
+    [category]: [count + 1, Math.max(last, time), updates] as [number, number, number],
+  };
+  const lastView = view
+    ? {
+      productId: view.productId,
+      category: view.category,
+      eventId: typeof view.eventId === "string" ? view.eventId : `${view.customerId}:${view.productId}:${view.timestamp}`,
+      time,
+      fresh: true,
+    }
+    : profile.lastView && { ...profile.lastView, fresh: false };
+  return { categories, updates, lastView };
+}
+
+/** The top `n` categories by count; ties go to the most recently seen. */
+export function topCategories(profile: Profile, n: number): string[] {
+  return Object.entries(profile.categories)
+    .sort(([, a], [, b]) => b[0] - a[0] || b[1] - a[1] || b[2] - a[2])
+    .slice(0, n)
+    .map(([c]) => c);
+}
+
+export interface TopList {
+  windowStart: number;
+  windowEnd: number;
+  products: { productId: string; views: number }[];
+  changed: boolean;
+}
+
+/**
+ * Folds one product's new view count into the window's top list. Counts only grow within a
+ * window, so a product outside the list can enter only through an update of its own count.
+ */
+export function updateTopList(
+  top: TopList,
+  productId: string,
+  views: number,
+  window: { start: number; end: number },
+  size: number,
+): TopList {
+  const list = top.windowStart === window.start ? top.products.filter((p) => p.productId !== productId) : [];
+  list.push({ productId, views });
+  list.sort((a, b) => b.views - a.views || (a.productId < b.productId ? -1 : 1));
+  const products = list.slice(0, size);
+  const changed = JSON.stringify(products) !== JSON.stringify(top.windowStart === window.start ? top.products : []);
+  return { windowStart: window.start, windowEnd: window.end, products, changed };
+}
