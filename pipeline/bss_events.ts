@@ -10,7 +10,10 @@ const eventTime = z.union([z.number().finite(), z.iso.datetime({ offset: true })
 
 export const CustomerActivityEvent = z.looseObject({
   customerId: id,
-  activityType: z.string().regex(/^[A-Z][A-Z_]*$/, "an upper-case word such as LOGIN or ADD_TO_CART"),
+  activityType: z.string().regex(
+    /^[A-Z][A-Z_]*$/,
+    "an upper-case word such as LOGIN or ADD_TO_CART",
+  ),
   timestamp: eventTime,
   sessionId: z.string().optional(),
   channel: z.string().optional(),

@@ -29,7 +29,9 @@ export class SourceNode extends ProcessorNode {
       if (record.key !== expected) {
         ctx.deadLetter(
           this.plugin,
-          `key: the record key ${JSON.stringify(record.key)} must equal ${this.keyField} ${JSON.stringify(expected)}`,
+          `key: the record key ${JSON.stringify(record.key)} must equal ${this.keyField} ${
+            JSON.stringify(expected)
+          }`,
         );
         return;
       }

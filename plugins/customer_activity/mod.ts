@@ -42,7 +42,9 @@ interface Session {
 
 /** An activity event's id: its `eventId` if it has one, else customer, type and time. */
 function eventId(e: events.CustomerActivityEvent): string {
-  return typeof e.eventId === "string" ? e.eventId : `${e.customerId}:${e.activityType}:${e.timestamp}`;
+  return typeof e.eventId === "string"
+    ? e.eventId
+    : `${e.customerId}:${e.activityType}:${e.timestamp}`;
 }
 
 function addCounts(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
@@ -53,11 +55,15 @@ function addCounts(a: Record<string, number>, b: Record<string, number>): Record
 
 export default definePlugin({
   name: "customer_activity",
-  description: "Activity counts and scores per 5-minute window, and 30-minute-gap sessions, per customer",
+  description:
+    "Activity counts and scores per 5-minute window, and 30-minute-gap sessions, per customer",
   options: Options,
   build(b, o) {
     const weight = (type: string) => o.scoreWeights[type] ?? o.defaultWeight;
-    const activity = b.stream(o.inputTopic, { schema: events.CustomerActivityEvent, keyField: "customerId" })
+    const activity = b.stream(o.inputTopic, {
+      schema: events.CustomerActivityEvent,
+      keyField: "customerId",
+    })
       .groupByKey();
 
     activity.windowedBy(TimeWindows.ofSizeAndGrace(o.windowMs, o.windowGraceMs))
@@ -106,7 +112,12 @@ export default definePlugin({
         key: wk.key,
         // A session merged into a larger one is retracted: state MERGED, counts gone.
         value: s === null
-          ? { customerId: wk.key, sessionStart: wk.window.start, sessionEnd: wk.window.end, state: "MERGED" }
+          ? {
+            customerId: wk.key,
+            sessionStart: wk.window.start,
+            sessionEnd: wk.window.end,
+            state: "MERGED",
+          }
           : {
             customerId: wk.key,
             sessionStart: wk.window.start,

@@ -40,7 +40,11 @@ export default definePlugin({
       .windowedBy(TimeWindows.ofSizeAndGrace(o.windowMs, o.graceMs))
       .aggregate<Demand>(
         () => ({ orders: 0, lastUnitPrice: 0, lastOrderId: null }),
-        (_k, order, d) => ({ orders: d.orders + 1, lastUnitPrice: order.unitPrice, lastOrderId: order.orderId }),
+        (_k, order, d) => ({
+          orders: d.orders + 1,
+          lastUnitPrice: order.unitPrice,
+          lastOrderId: order.orderId,
+        }),
         { store: "product-demand-15m", emit: o.emit },
       )
       .toStream()
@@ -50,7 +54,10 @@ export default definePlugin({
         const basePrice = o.basePrices[productId] ?? d.lastUnitPrice;
         const demandFactor = d.orders / expected;
         const raw = basePrice * (1 + (demandFactor - 1) * o.sensitivity);
-        const clamped = Math.min(basePrice * (1 + o.maxChange), Math.max(basePrice * (1 - o.maxChange), raw));
+        const clamped = Math.min(
+          basePrice * (1 + o.maxChange),
+          Math.max(basePrice * (1 - o.maxChange), raw),
+        );
         const recommendedPrice = Math.round(clamped * 100) / 100;
         return {
           key: productId,
@@ -63,7 +70,9 @@ export default definePlugin({
             demandFactor: Math.round(demandFactor * 10_000) / 10_000,
             basePrice,
             recommendedPrice,
-            changePercent: basePrice === 0 ? 0 : Math.round((recommendedPrice / basePrice - 1) * 10_000) / 100,
+            changePercent: basePrice === 0
+              ? 0
+              : Math.round((recommendedPrice / basePrice - 1) * 10_000) / 100,
             eventIds: d.lastOrderId ? [d.lastOrderId] : [],
           },
         };

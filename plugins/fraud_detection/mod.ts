@@ -29,7 +29,10 @@ export default definePlugin({
   options: Options,
   build(b, o) {
     const rules: FraudRules = o;
-    const scored = b.stream(o.paymentsTopic, { schema: events.PaymentEvent, keyField: "customerId" })
+    const scored = b.stream(o.paymentsTopic, {
+      schema: events.PaymentEvent,
+      keyField: "customerId",
+    })
       .mapValues((payment, _k, meta) => ({ payment, time: meta.timestamp }))
       .groupByKey()
       .aggregate<FraudState>(

@@ -48,10 +48,16 @@ export function evaluatePayment(
   time: number,
   rules: FraudRules,
 ): FraudState {
-  const recent = insertByTime(state.recent.filter(([t]) => t > time - rules.rapidWindowMs * 2), [time, payment.paymentId]);
+  const recent = insertByTime(state.recent.filter(([t]) => t > time - rules.rapidWindowMs * 2), [
+    time,
+    payment.paymentId,
+  ]);
   // Payments within the span of rapidWindowMs ending at this payment.
   const inSpan = recent.filter(([t]) => t >= time - rules.rapidWindowMs && t <= time);
-  const scored = insertByTime(state.scored.filter(([t]) => t > time - rules.scoreWindowMs), [time, payment.status === "FAILED"]);
+  const scored = insertByTime(state.scored.filter(([t]) => t > time - rules.scoreWindowMs), [
+    time,
+    payment.status === "FAILED",
+  ]);
   const alerts = state.alerts.filter(([t]) => t > time - rules.scoreWindowMs);
   const raised: Omit<FraudAlert, "fraudScore">[] = [];
   let inBurst = state.inBurst;
@@ -62,7 +68,9 @@ export function evaluatePayment(
         customerId: payment.customerId,
         type: "RAPID_PAYMENTS",
         severity: "HIGH",
-        reason: `${inSpan.length} payments within ${rules.rapidWindowMs / 1000} s (more than ${rules.rapidThreshold})`,
+        reason: `${inSpan.length} payments within ${
+          rules.rapidWindowMs / 1000
+        } s (more than ${rules.rapidThreshold})`,
         paymentId: payment.paymentId,
         eventIds: inSpan.map(([, id]) => id),
         timestamp: time,
@@ -80,7 +88,9 @@ export function evaluatePayment(
         customerId: payment.customerId,
         type: "UNUSUAL_AMOUNT",
         severity: "MEDIUM",
-        reason: `amount ${payment.amount} is more than ${rules.unusualMultiplier} × the average ${round2(average)} of ${state.count} earlier payments`,
+        reason: `amount ${payment.amount} is more than ${rules.unusualMultiplier} × the average ${
+          round2(average)
+        } of ${state.count} earlier payments`,
         paymentId: payment.paymentId,
         eventIds: [payment.paymentId],
         timestamp: time,

@@ -39,7 +39,15 @@ export default definePlugin({
       .selectKey((_k, order) => order.customerId)
       .leftJoin(customers, (order, c) => ({
         ...order,
-        customer: c ? { customerId: c.customerId, tier: c.tier, region: c.region, name: c.name ?? null, segment: c.segment ?? null } : null,
+        customer: c
+          ? {
+            customerId: c.customerId,
+            tier: c.tier,
+            region: c.region,
+            name: c.name ?? null,
+            segment: c.segment ?? null,
+          }
+          : null,
         region: c?.region ?? order.region ?? "UNKNOWN",
         eventIds: [order.orderId],
       }))
@@ -66,7 +74,11 @@ export default definePlugin({
       .windowedBy(TimeWindows.ofSizeAndGrace(o.trendWindowMs, o.trendGraceMs))
       .aggregate<RegionTrend>(
         () => ({ orders: 0, total: 0, lastOrderId: null }),
-        (_k, e, t) => ({ orders: t.orders + 1, total: round2(t.total + e.totalAmount), lastOrderId: e.orderId }),
+        (_k, e, t) => ({
+          orders: t.orders + 1,
+          total: round2(t.total + e.totalAmount),
+          lastOrderId: e.orderId,
+        }),
         { store: "region-trend-1h" },
       )
       .toStream()

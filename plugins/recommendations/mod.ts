@@ -6,7 +6,13 @@
  * to the trending topic.
  */
 import { definePlugin, events, TimeWindows, z } from "../../pipeline/mod.ts";
-import { type Profile, topCategories, updateTopList, type TopList, withInterest } from "./profile.ts";
+import {
+  type Profile,
+  topCategories,
+  type TopList,
+  updateTopList,
+  withInterest,
+} from "./profile.ts";
 
 const Options = z.strictObject({
   viewsTopic: z.string().default("bss.product.views"),
@@ -28,12 +34,24 @@ export default definePlugin({
   description: "Top-category recommendations on every product view, and trending products per hour",
   options: Options,
   build(b, o) {
-    const views = b.stream(o.viewsTopic, { schema: events.ProductViewEvent, keyField: "customerId" });
-    const activities = b.stream(o.activityTopic, { schema: events.CustomerActivityEvent, keyField: "customerId" })
+    const views = b.stream(o.viewsTopic, {
+      schema: events.ProductViewEvent,
+      keyField: "customerId",
+    });
+    const activities = b.stream(o.activityTopic, {
+      schema: events.CustomerActivityEvent,
+      keyField: "customerId",
+    })
       .filter((_k, a) => typeof a.category === "string" && a.category !== "");
 
     views.mapValues((v, _k, m): Interest => ({ category: v.category, view: v, time: m.timestamp }))
-      .merge(activities.mapValues((a, _k, m): Interest => ({ category: a.category!, view: null, time: m.timestamp })))
+      .merge(
+        activities.mapValues((a, _k, m): Interest => ({
+          category: a.category!,
+          view: null,
+          time: m.timestamp,
+        })),
+      )
       .groupByKey()
       .aggregate<Profile>(
         () => ({ categories: {}, updates: 0, lastView: null }),
@@ -58,7 +76,10 @@ export default definePlugin({
       .windowedBy(TimeWindows.ofSizeAndGrace(o.trendingWindowMs, o.trendingGraceMs))
       .count({ store: "product-views-1h" })
       .toStream()
-      .map((wk, views) => ({ key: String(wk.window.start), value: { productId: wk.key, views, window: wk.window } }))
+      .map((wk, views) => ({
+        key: String(wk.window.start),
+        value: { productId: wk.key, views, window: wk.window },
+      }))
       .groupByKey()
       .aggregate<TopList>(
         () => ({ windowStart: 0, windowEnd: 0, products: [], changed: false }),
@@ -67,7 +88,11 @@ export default definePlugin({
       )
       .toStream()
       .filter((_k, top) => top.changed)
-      .mapValues((top) => ({ windowStart: top.windowStart, windowEnd: top.windowEnd, products: top.products }))
+      .mapValues((top) => ({
+        windowStart: top.windowStart,
+        windowEnd: top.windowEnd,
+        products: top.products,
+      }))
       .to(o.trendingTopic);
   },
 });

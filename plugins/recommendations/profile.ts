@@ -6,7 +6,9 @@ export interface Profile {
   categories: Record<string, [number, number, number]>;
   /** Updates so far (orders updates with equal event times). */
   updates: number;
-  lastView: { productId: string; category: string; eventId: string; time: number; fresh: boolean } | null;
+  lastView:
+    | { productId: string; category: string; eventId: string; time: number; fresh: boolean }
+    | null;
 }
 
 /** Counts one interest in a category; a product view also becomes the profile's last view. */
@@ -26,7 +28,9 @@ export function withInterest(
     ? {
       productId: view.productId,
       category: view.category,
-      eventId: typeof view.eventId === "string" ? view.eventId : `${view.customerId}:${view.productId}:${view.timestamp}`,
+      eventId: typeof view.eventId === "string"
+        ? view.eventId
+        : `${view.customerId}:${view.productId}:${view.timestamp}`,
       time,
       fresh: true,
     }
@@ -60,10 +64,13 @@ export function updateTopList(
   window: { start: number; end: number },
   size: number,
 ): TopList {
-  const list = top.windowStart === window.start ? top.products.filter((p) => p.productId !== productId) : [];
+  const list = top.windowStart === window.start
+    ? top.products.filter((p) => p.productId !== productId)
+    : [];
   list.push({ productId, views });
   list.sort((a, b) => b.views - a.views || (a.productId < b.productId ? -1 : 1));
   const products = list.slice(0, size);
-  const changed = JSON.stringify(products) !== JSON.stringify(top.windowStart === window.start ? top.products : []);
+  const changed = JSON.stringify(products) !==
+    JSON.stringify(top.windowStart === window.start ? top.products : []);
   return { windowStart: window.start, windowEnd: window.end, products, changed };
 }

@@ -43,7 +43,9 @@ export default definePlugin({
   async produce(ctx, o) {
     const model = new TrafficModel(o);
     const send = async (batch: Map<string, ProducedRecord[]>) => {
-      for (const [topic, records] of batch) if (records.length > 0) await ctx.produce(topic, records);
+      for (const [topic, records] of batch) {
+        if (records.length > 0) await ctx.produce(topic, records);
+      }
     };
     // Reference data first, so orders find their customers.
     for (const chunk of model.customerInfo(ctx.now())) await send(chunk);

@@ -20,8 +20,27 @@ export interface TrafficOptions {
 
 const TIERS = ["BRONZE", "BRONZE", "BRONZE", "SILVER", "SILVER", "GOLD", "PLATINUM"] as const;
 const REGIONS = ["EU-WEST", "EU-CENTRAL", "US-EAST", "US-WEST", "APAC"];
-const CATEGORIES = ["Electronics", "Computers", "Accessories", "Phones", "Home", "Books", "Sports", "Fashion"];
-const ACTIVITIES = ["LOGIN", "VIEW", "VIEW", "SEARCH", "SEARCH", "ADD_TO_CART", "PURCHASE", "LOGOUT", "SUPPORT_CALL"];
+const CATEGORIES = [
+  "Electronics",
+  "Computers",
+  "Accessories",
+  "Phones",
+  "Home",
+  "Books",
+  "Sports",
+  "Fashion",
+];
+const ACTIVITIES = [
+  "LOGIN",
+  "VIEW",
+  "VIEW",
+  "SEARCH",
+  "SEARCH",
+  "ADD_TO_CART",
+  "PURCHASE",
+  "LOGOUT",
+  "SUPPORT_CALL",
+];
 const METHODS = ["CARD", "CARD", "WALLET", "BANK_TRANSFER"];
 
 /** Mulberry32: small, fast, seedable. */
@@ -44,7 +63,10 @@ export class TrafficModel {
 
   constructor(readonly o: TrafficOptions) {
     this.#rand = mulberry32(o.seed);
-    this.#prices = Array.from({ length: o.products }, () => Math.round((5 + this.#rand() * 495) * 100) / 100);
+    this.#prices = Array.from(
+      { length: o.products },
+      () => Math.round((5 + this.#rand() * 495) * 100) / 100,
+    );
     this.#typicalPayment = Array.from({ length: o.customers }, () => 20 + this.#rand() * 200);
   }
 
@@ -77,7 +99,12 @@ export class TrafficModel {
         const customerId = `C${String(i).padStart(6, "0")}`;
         records.push({
           key: customerId,
-          value: { customerId, tier: this.#pick(TIERS), region: this.#pick(REGIONS), name: `Customer ${i}` },
+          value: {
+            customerId,
+            tier: this.#pick(TIERS),
+            region: this.#pick(REGIONS),
+            name: `Customer ${i}`,
+          },
           timestamp: now - 1,
         });
       }
@@ -88,7 +115,12 @@ export class TrafficModel {
   /** About `n` events at time `now`, by topic. */
   tick(n: number, now: number): Map<string, ProducedRecord[]> {
     const t = this.o.topics;
-    const out = new Map<string, ProducedRecord[]>([[t.activity, []], [t.views, []], [t.orders, []], [t.payments, []]]);
+    const out = new Map<string, ProducedRecord[]>([
+      [t.activity, []],
+      [t.views, []],
+      [t.orders, []],
+      [t.payments, []],
+    ]);
     const add = (topic: string, r: ProducedRecord) => out.get(topic)!.push(r);
     for (let i = 0; i < n; i++) {
       const r = this.#rand();
@@ -99,7 +131,8 @@ export class TrafficModel {
         const customerId = this.#customer();
         const p = this.#product();
         const activityType = this.#pick(ACTIVITIES);
-        const withProduct = activityType === "VIEW" || activityType === "ADD_TO_CART" || activityType === "PURCHASE";
+        const withProduct = activityType === "VIEW" || activityType === "ADD_TO_CART" ||
+          activityType === "PURCHASE";
         add(t.activity, {
           key: customerId,
           value: {
@@ -117,7 +150,14 @@ export class TrafficModel {
         const p = this.#product();
         add(t.views, {
           key: customerId,
-          value: { eventId: `V${id}`, customerId, productId: this.#productId(p), category: this.#category(p), price: this.#prices[p], timestamp: now },
+          value: {
+            eventId: `V${id}`,
+            customerId,
+            productId: this.#productId(p),
+            category: this.#category(p),
+            price: this.#prices[p],
+            timestamp: now,
+          },
         });
       } else if (r < 0.85) {
         add(t.orders, this.#order(id, this.#customer(), this.#product(), now));
@@ -127,11 +167,15 @@ export class TrafficModel {
     }
     if (this.#rand() < this.o.fraudBurstChance) {
       const customerId = this.#customer();
-      for (let k = 0; k < 15; k++) add(t.payments, this.#payment(++this.#seq, customerId, now - 60_000 + k * 4000));
+      for (let k = 0; k < 15; k++) {
+        add(t.payments, this.#payment(++this.#seq, customerId, now - 60_000 + k * 4000));
+      }
     }
     if (this.#rand() < this.o.demandSpikeChance) {
       const p = this.#product();
-      for (let k = 0; k < 120; k++) add(t.orders, this.#order(++this.#seq, this.#customer(), p, now));
+      for (let k = 0; k < 120; k++) {
+        add(t.orders, this.#order(++this.#seq, this.#customer(), p, now));
+      }
     }
     return out;
   }
@@ -161,7 +205,8 @@ export class TrafficModel {
   #payment(id: number, customerId: string, time: number): ProducedRecord {
     const typical = this.#typicalPayment[Number(customerId.slice(1)) % this.#typicalPayment.length];
     const unusual = this.#rand() < this.o.unusualAmountShare;
-    const amount = Math.round(typical * (unusual ? 8 + this.#rand() * 12 : 0.5 + this.#rand()) * 100) / 100;
+    const amount =
+      Math.round(typical * (unusual ? 8 + this.#rand() * 12 : 0.5 + this.#rand()) * 100) / 100;
     return {
       key: customerId,
       value: {

@@ -1,0 +1,91 @@
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { TestDriver } from "../../pipeline/testing/mod.ts";
+import recommendations from "./mod.ts";
+
+const T0 = Date.parse("2026-11-26T10:00:00Z");
+const view = (customerId: string, productId: string, category: string, at: number) => ({
+  key: customerId,
+  value: { customerId, productId, category, timestamp: at, eventId: `v-${productId}-${at}` },
+});
+
+async function driver() {
+  return await TestDriver.create({
+    plugins: [{ plugin: recommendations }],
+    topics: { "bss.product.views": 3, "bss.customer.events": 3 },
+  });
+}
+
+Deno.test("a view after views counted 5/3/2/1 recommends the top three categories in order", async () => {
+  const d = await driver();
+  const counts: [string, number][] = [["Laptops", 5], ["Phones", 3], ["Audio", 2], ["Books", 1]];
+  let t = T0;
+  const history = counts.flatMap(([category, n]) =>
+    Array.from({ length: n }, () => view("C1", `P-${category}`, category, t++))
+  );
+  await d.input("bss.product.views").pipeMany(history);
+  d.output("bss.recommendations").readValues(); // one per view so far
+  await d.input("bss.product.views").pipe("C1", view("C1", "P-new", "Laptops", t).value);
+  assertEquals(d.output("bss.recommendations").readValues(), [{
+    customerId: "C1",
+    productId: "P-new",
+    category: "Laptops",
+    recommendations: ["Laptops", "Phones", "Audio"],
+    confidence: 0.85,
+    algorithm: "category-affinity-v1",
+    eventIds: [`v-P-new-${t}`],
+  }]);
+  d.close();
+});
+
+Deno.test("ties go to the most recent category; activities with a category count too", async () => {
+  const d = await driver();
+  await d.input("bss.product.views").pipeMany([
+    view("C2", "p1", "Books", T0),
+    view("C2", "p2", "Garden", T0 + 10),
+  ]);
+  await d.input("bss.customer.events").pipe("C2", {
+    customerId: "C2",
+    activityType: "SEARCH",
+    category: "Books",
+    timestamp: T0 + 20,
+  });
+  await d.input("bss.customer.events").pipe("C2", {
+    customerId: "C2",
+    activityType: "LOGIN",
+    timestamp: T0 + 25,
+  });
+  await d.input("bss.product.views").pipe("C2", view("C2", "p3", "Toys", T0 + 30).value);
+  const recs = d.output<{ recommendations: string[] }>("bss.recommendations").readValues();
+  assertEquals(recs.map((r) => r.recommendations), [["Books"], ["Garden", "Books"], [
+    "Books",
+    "Toys",
+    "Garden",
+  ]]);
+  d.close();
+});
+
+Deno.test("trending carries the top products of the current hour window, updated as counts change", async () => {
+  const d = await TestDriver.create({
+    plugins: [{ plugin: recommendations, options: { trendingSize: 2 } }],
+    topics: { "bss.product.views": 3, "bss.customer.events": 3 },
+  });
+  await d.input("bss.product.views").pipeMany([
+    view("a", "P1", "x", T0),
+    view("b", "P2", "x", T0 + 1),
+    view("c", "P2", "x", T0 + 2),
+    view("d", "P3", "x", T0 + 3),
+    view("e", "P3", "x", T0 + 4),
+    view("f", "P3", "x", T0 + 5),
+  ]);
+  const trending = d.output<
+    { windowStart: number; products: { productId: string; views: number }[] }
+  >("bss.products.trending")
+    .readValues();
+  const hour = Math.floor(T0 / 3_600_000) * 3_600_000;
+  assertEquals(trending.map((t) => t.windowStart), trending.map(() => hour));
+  assertEquals(trending[trending.length - 1].products, [{ productId: "P3", views: 3 }, {
+    productId: "P2",
+    views: 2,
+  }]);
+  d.close();
+});
