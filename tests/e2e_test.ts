@@ -1,0 +1,188 @@
+import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+
+const root = new URL("../", import.meta.url);
+const plugin = (name: string, options: Record<string, unknown> = {}) => ({
+  name,
+  module: fileURLToPath(new URL(`plugins/${name}/mod.ts`, root)),
+  enabled: true,
+  options,
+});
+
+/** Reads lines from a stream until one matches, with a deadline. */
+async function waitForLine(
+  lines: AsyncIterator<string>,
+  pattern: RegExp,
+  ms: number,
+): Promise<RegExpExecArray> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const next = await Promise.race([
+      lines.next(),
+      new Promise<IteratorResult<string>>((r) =>
+        setTimeout(() => r({ done: true, value: undefined }), deadline - Date.now())
+      ),
+    ]);
+    if (next.done) break;
+    const m = pattern.exec(next.value);
+    if (m) return m;
+  }
+  throw new Error(`no line matching ${pattern} within ${ms} ms`);
+}
+
+async function* splitLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  let buffered = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    buffered += chunk;
+    const lines = buffered.split("\n");
+    buffered = lines.pop()!;
+    yield* lines;
+  }
+}
+
+async function poll<T>(fn: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error("timed out waiting for output");
+}
+
+const T0 = Date.parse("2026-11-26T10:00:00Z");
+
+Deno.test("end to end: main.ts with a temporary config serves the API, processes HTTP input, exposes metrics and stops on SIGTERM", async () => {
+  const dir = await Deno.makeTempDir();
+  const configPath = `${dir}/pipeline.json`;
+  await Deno.writeTextFile(
+    configPath,
+    JSON.stringify({
+      state: { path: "state/state.kv" },
+      admin: { host: "127.0.0.1", port: 0 },
+      logIntervalMs: 0,
+      plugins: [
+        plugin("customer_activity"),
+        plugin("order_enrichment"),
+        plugin("fraud_detection"),
+        plugin("recommendations"),
+        plugin("dynamic_pricing"),
+        { ...plugin("traffic_simulator"), enabled: false },
+      ],
+    }),
+  );
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--unstable-kv",
+      fileURLToPath(new URL("main.ts", root)),
+      "--config",
+      configPath,
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+    env: { PORT: "0" },
+  }).spawn();
+  const lines = splitLines(child.stdout);
+  try {
+    const [, base] = await waitForLine(lines, /admin API on (http:\/\/\S+)/, 20_000);
+    const post = (topic: string, body: unknown) =>
+      fetch(`${base}/api/v1/topics/${topic}/records`, {
+        method: "POST",
+        body: JSON.stringify(body),
+      }).then((r) => r.json());
+    const read = async (topic: string) =>
+      (await fetch(`${base}/api/v1/topics/${topic}/records?limit=1000`).then((r) => r.json()))
+        .records;
+
+    const posted = await post("bss.customer.info", {
+      key: "C-GOLD",
+      value: { customerId: "C-GOLD", tier: "GOLD", region: "EU-WEST" },
+      timestamp: T0 - 1,
+    });
+    assertEquals(posted.accepted, 1);
+    await post(
+      "bss.payment.events",
+      Array.from({ length: 15 }, (_, i) => ({
+        key: "C-GOLD",
+        value: {
+          paymentId: `p${i}`,
+          customerId: "C-GOLD",
+          amount: 30,
+          currency: "USD",
+          method: "CARD",
+          status: "SUCCESS",
+          timestamp: T0 + i * 8_000,
+        },
+      })),
+    );
+    await post("bss.order.events", {
+      key: "o1",
+      value: {
+        orderId: "o1",
+        customerId: "C-GOLD",
+        productId: "P1",
+        quantity: 1,
+        unitPrice: 1500,
+        totalAmount: 1500,
+        currency: "USD",
+        status: "CREATED",
+        timestamp: T0,
+      },
+    });
+    await post("bss.order.events", { key: "bad", value: "not an order" });
+
+    const alerts = await poll(async () => {
+      const r = await read("bss.fraud.alerts");
+      return r.length > 0 ? r : undefined;
+    });
+    assertEquals(
+      alerts.map((
+        a: { value: { type: string; severity: string } },
+      ) => [a.value.type, a.value.severity]),
+      [["RAPID_PAYMENTS", "HIGH"]],
+    );
+    const high = await poll(async () => {
+      const r = await read("bss.orders.highvalue");
+      return r.length > 0 ? r : undefined;
+    });
+    assertEquals(
+      high.map((
+        h: { value: { orderId: string; customerTier: string } },
+      ) => [h.value.orderId, h.value.customerTier]),
+      [["o1", "GOLD"]],
+    );
+    const dlq = await poll(async () => {
+      const r = await read("bss.dlq");
+      return r.length >= 2 ? r : undefined; // rejected by both plugins that read orders
+    });
+    ok(
+      dlq.every((d: { value: { sourceTopic: string; raw: string } }) =>
+        d.value.sourceTopic === "bss.order.events" && d.value.raw === '"not an order"'
+      ),
+    );
+
+    const health = await fetch(`${base}/health`);
+    assertEquals([health.status, await health.json()], [200, { status: "UP" }]);
+    const metrics = await fetch(`${base}/metrics`).then((r) => r.text());
+    const sample = /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? (-?[0-9.]+(e[-+]?[0-9]+)?|NaN|[+-]Inf)$/;
+    for (const line of metrics.split("\n")) {
+      if (line === "" || line.startsWith("# HELP ") || line.startsWith("# TYPE ")) continue;
+      ok(sample.test(line), `not Prometheus text: ${line}`);
+    }
+    ok(/^bss_pipeline_records_in_total\{topic="bss.payment.events"\} 15$/m.test(metrics));
+
+    child.kill("SIGTERM");
+    await waitForLine(lines, /stopped cleanly/, 10_000);
+    const status = await child.status;
+    assertEquals(status.code, 0);
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already exited */ }
+    await child.status;
+    await child.stdout.cancel().catch(() => {});
+    await Deno.remove(dir, { recursive: true });
+  }
+});
