@@ -1,0 +1,207 @@
+/**
+ * Benchmark: all five plugins over the embedded log, default commit interval.
+ *   deno task bench [--events 1000000] [--customers 100000] [--products 10000] [--rate 10000] [--seconds 10]
+ * 1. Throughput: the events are appended first, then processed from the log: events/s.
+ * 2. Latency: a producer appends at a steady rate while the pipeline runs: p50/p99 from append to
+ *    the commit that makes the outputs visible (all records, and those that raised a fraud alert).
+ * Prints its figures; it asserts nothing.
+ */
+import { parseArgs } from "node:util";
+import { Pipeline } from "../pipeline/app.ts";
+import { parseConfig } from "../pipeline/config.ts";
+import type { ConfiguredPlugin, PluginDefinition, ProducedRecord } from "../pipeline/plugin.ts";
+import customerActivity from "../plugins/customer_activity/mod.ts";
+import dynamicPricing from "../plugins/dynamic_pricing/mod.ts";
+import fraudDetection from "../plugins/fraud_detection/mod.ts";
+import orderEnrichment from "../plugins/order_enrichment/mod.ts";
+import recommendations from "../plugins/recommendations/mod.ts";
+import { TrafficModel } from "../plugins/traffic_simulator/traffic_model.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    events: { type: "string", default: "1000000" },
+    customers: { type: "string", default: "100000" },
+    products: { type: "string", default: "10000" },
+    rate: { type: "string", default: "10000" },
+    seconds: { type: "string", default: "10" },
+  },
+});
+const EVENTS = Number(values.events);
+const RATE = Number(values.rate);
+const SECONDS = Number(values.seconds);
+
+const TOPICS = {
+  customers: "bss.customer.info",
+  activity: "bss.customer.events",
+  orders: "bss.order.events",
+  payments: "bss.payment.events",
+  views: "bss.product.views",
+};
+
+function model(seed: number) {
+  return new TrafficModel({
+    seed,
+    customers: Number(values.customers),
+    products: Number(values.products),
+    fraudBurstChance: 0.01,
+    unusualAmountShare: 0.01,
+    demandSpikeChance: 0.002,
+    malformedShare: 0.002,
+    topics: TOPICS,
+  });
+}
+
+async function openPipeline(dir: string): Promise<Pipeline> {
+  const config = parseConfig(
+    JSON.stringify({ state: { path: `${dir}/state.kv` }, logIntervalMs: 0, plugins: [] }),
+    "bench.json",
+  );
+  const defs: PluginDefinition[] = [
+    customerActivity,
+    orderEnrichment,
+    fraudDetection,
+    recommendations,
+    dynamicPricing,
+  ];
+  const plugins: ConfiguredPlugin[] = defs.map((d) => ({
+    definition: d,
+    name: d.name,
+    options: d.options.parse({}),
+  }));
+  return await Pipeline.open({ path: "bench.json", config }, { plugins });
+}
+
+function serialize(r: ProducedRecord) {
+  return {
+    key: r.key,
+    value: r.raw ?? (r.value === undefined ? null : JSON.stringify(r.value)),
+    timestamp: r.timestamp,
+  };
+}
+
+async function append(p: Pipeline, batch: Map<string, ProducedRecord[]>): Promise<number> {
+  let n = 0;
+  for (const [topic, records] of batch) {
+    if (records.length === 0) continue;
+    await p.log.append(topic, records.map(serialize));
+    n += records.length;
+  }
+  return n;
+}
+
+const quantile = (sorted: number[], q: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+
+// 1. Throughput from the log.
+{
+  const dir = await Deno.makeTempDir();
+  const p = await openPipeline(dir);
+  const m = model(7);
+  const start = Date.parse("2026-11-26T00:00:00Z");
+  let appended = 0;
+  const appendStarted = performance.now();
+  for (const chunk of m.customerInfo(start)) appended += await append(p, chunk);
+  let t = start;
+  while (appended < EVENTS) {
+    const n = Math.min(10_000, EVENTS - appended);
+    appended += await append(p, m.tick(n, t));
+    t += Math.round((n / RATE) * 1000); // event time advances as at the steady rate
+  }
+  const appendSeconds = (performance.now() - appendStarted) / 1000;
+  const started = performance.now();
+  const processed = await p.runner.runUntilIdle(1_000_000);
+  const seconds = (performance.now() - started) / 1000;
+  const s = p.metrics.summary();
+  console.log(
+    `events appended: ${appended} in ${appendSeconds.toFixed(1)} s (${
+      Math.round(appended / appendSeconds)
+    }/s)`,
+  );
+  console.log(`records processed (inputs + repartitions): ${processed}`);
+  console.log(
+    `throughput: ${Math.round(appended / seconds)} events/s (${
+      seconds.toFixed(1)
+    } s, one JS thread)`,
+  );
+  console.log(
+    `outputs: ${
+      s.topics.reduce((n, x) => n + x.recordsOut, 0)
+    }, DLQ ${s.deadLetters}, late ${s.lateRecords}, WAL commits ${p.runner.committer.walCommits}`,
+  );
+  await p.close();
+  await Deno.remove(dir, { recursive: true });
+}
+
+// 2. Latency at a steady rate.
+{
+  const dir = await Deno.makeTempDir();
+  const p = await openPipeline(dir);
+  const m = model(11);
+  for (const chunk of m.customerInfo(Date.now())) await append(p, chunk);
+  await p.runner.runUntilIdle();
+  const appendedAt = new Map<string, number>(); // paymentId → wall-clock append time
+  const alertLatencies: number[] = [];
+  const latencies: number[] = [];
+  p.log.onAppend(() => {});
+  const original = p.metrics.batch.bind(p.metrics);
+  p.metrics.batch = (info) => {
+    latencies.push(...info.latenciesMs);
+    original(info);
+  };
+  await p.start();
+  const tickMs = 20;
+  const perTick = (RATE * tickMs) / 1000;
+  const until = performance.now() + SECONDS * 1000;
+  let alertsSeen = 0;
+  const readAlerts = () => {
+    const now = Date.now();
+    for (let part = 0; part < p.log.partitions("bss.fraud.alerts"); part++) {
+      for (const r of p.log.read("bss.fraud.alerts", part, 0, 1e9)) {
+        if (r.offset < 0) continue;
+        const alert = JSON.parse(r.value!);
+        const sent = appendedAt.get(alert.paymentId);
+        if (sent !== undefined) {
+          alertLatencies.push(now - sent);
+          appendedAt.delete(alert.paymentId);
+        }
+      }
+    }
+  };
+  p.log.onAppend(() => {
+    const end = p.log.endOffset("bss.fraud.alerts", 0) + p.log.endOffset("bss.fraud.alerts", 1) +
+      p.log.endOffset("bss.fraud.alerts", 2);
+    if (end > alertsSeen) {
+      alertsSeen = end;
+      readAlerts();
+    }
+  });
+  let next = performance.now();
+  while (performance.now() < until) {
+    const batch = m.tick(perTick, Date.now());
+    const now = Date.now();
+    for (const r of batch.get(TOPICS.payments) ?? []) {
+      const id = (r.value as { paymentId?: string } | undefined)?.paymentId;
+      if (id) appendedAt.set(id, now);
+    }
+    await append(p, batch);
+    next += tickMs;
+    await new Promise((r) => setTimeout(r, Math.max(0, next - performance.now())));
+  }
+  await p.close();
+  latencies.sort((a, b) => a - b);
+  alertLatencies.sort((a, b) => a - b);
+  console.log(
+    `steady ${RATE} events/s for ${SECONDS} s: ingest→output p50 ${
+      quantile(latencies, 0.5)
+    } ms, p99 ${quantile(latencies, 0.99)} ms (${latencies.length} records)`,
+  );
+  if (alertLatencies.length > 0) {
+    console.log(
+      `ingest→alert p50 ${quantile(alertLatencies, 0.5)} ms, p99 ${
+        quantile(alertLatencies, 0.99)
+      } ms (${alertLatencies.length} alerts)`,
+    );
+  }
+  await Deno.remove(dir, { recursive: true });
+}
