@@ -109,6 +109,14 @@ const quantile = (sorted: number[], q: number) =>
     t += Math.round((n / RATE) * 1000); // event time advances as at the steady rate
   }
   const appendSeconds = (performance.now() - appendStarted) / 1000;
+  let processingMs = 0;
+  let batches = 0;
+  const observe = p.metrics.batch.bind(p.metrics);
+  p.metrics.batch = (info) => {
+    processingMs += info.processingMs;
+    batches++;
+    observe(info);
+  };
   const started = performance.now();
   const processed = await p.runner.runUntilIdle(1_000_000);
   const seconds = (performance.now() - started) / 1000;
@@ -119,6 +127,11 @@ const quantile = (sorted: number[], q: number) =>
     }/s)`,
   );
   console.log(`records processed (inputs + repartitions): ${processed}`);
+  console.log(
+    `time in operators ${(processingMs / 1000).toFixed(1)} s, in reads and commits ${
+      (seconds - processingMs / 1000).toFixed(1)
+    } s, ${batches} batches`,
+  );
   console.log(
     `throughput: ${Math.round(appended / seconds)} events/s (${
       seconds.toFixed(1)

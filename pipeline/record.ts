@@ -14,6 +14,8 @@ export interface LogRecord {
   readonly headers: Headers;
   /** Order of appends across partitions in this process (not stored); 0 for records loaded. */
   readonly seq?: number;
+  /** The value already parsed, kept in memory for records this process wrote to internal topics. */
+  readonly parsed?: unknown;
 }
 
 /** A record to append: partition is derived from the key unless given. */
@@ -23,6 +25,8 @@ export interface NewRecord {
   readonly timestamp?: number;
   readonly headers?: Headers;
   readonly partition?: number;
+  /** The parsed value, when the writer has it (saves parsing it again in this process). */
+  readonly parsed?: unknown;
 }
 
 /** The window a windowed aggregate belongs to: [start, end) for time windows. */

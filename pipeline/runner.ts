@@ -173,19 +173,26 @@ export class PipelineRunner {
     let processed = 0;
     for (const task of this.#tasks) {
       task.output = batch;
-      const inputs = this.#readInputs(task);
-      if (inputs.length === 0) continue;
-      advanced.push(task);
-      for (let i = 0; i < inputs.length; i++) {
-        const { log, record } = inputs[i];
-        if (record) task.process(log, record);
+      let full = false;
+      let advancedTask = false;
+      for (const { log, record } of this.#inputs(task)) {
+        if (!advancedTask) advanced.push(task), advancedTask = true;
+        task.process(log, record);
         task.offsets.set(log.topic, log.offset + 1);
         batch.countIn(log.topic);
         appendedAt.push(log.timestamp);
         processed++;
+        // Keep the commit within one atomic KV write, and the batch within the commit interval.
+        // Records read but not processed are read again by the next batch.
+        if (
+          batch.bytes > BATCH_BYTES || ((processed & 127) === 0 && performance.now() > deadline)
+        ) {
+          full = true;
+          break;
+        }
       }
-      // Tasks left out of this batch are first in line in the next one.
-      if (performance.now() > deadline) {
+      if (full) {
+        // Tasks left out of this batch are first in line in the next one.
         this.#tasks.push(...this.#tasks.splice(0, this.#tasks.indexOf(task) + 1));
         break;
       }
@@ -206,35 +213,42 @@ export class PipelineRunner {
   }
 
   /**
-   * Reads and decodes the next records of a task. Across topics they are merged by picking the
-   * topic whose next record is earliest (ties: tables first); each topic stays in offset order.
+   * The next records of a task, decoded as they are taken. Across topics they are merged by
+   * picking the topic whose next record is earliest (ties: tables first, as topics are ordered);
+   * each topic stays in offset order.
    */
-  #readInputs(task: StreamTask): { log: LogRecord; record: StreamRecord | null }[] {
+  *#inputs(task: StreamTask): Generator<{ log: LogRecord; record: StreamRecord | string }> {
     const max = this.options.maxBatchRecords;
-    const perTopic = task.sub.topics.map((topic) => {
+    const topics = task.sub.topics.map((topic) => {
       const from = Math.max(task.offsets.get(topic)!, this.log.startOffset(topic, task.partition));
-      return this.log.read(topic, task.partition, from, max).map((log) => {
-        task.input = log;
-        return { log, record: task.decode(log) };
-      });
+      return {
+        records: this.log.read(topic, task.partition, from, max),
+        at: 0,
+        head: null as StreamRecord | string | null,
+      };
     });
-    if (perTopic.length === 1) return perTopic[0];
-    const out: { log: LogRecord; record: StreamRecord | null }[] = [];
-    const heads = perTopic.map(() => 0);
+    if (topics.length === 1) {
+      for (const log of topics[0].records) yield { log, record: task.decode(log) };
+      return;
+    }
     for (;;) {
       let pick = -1;
       let pickTime = Infinity;
-      perTopic.forEach((records, i) => {
-        const head = records[heads[i]];
-        if (!head) return;
-        const time = head.record?.timestamp ?? head.log.timestamp;
+      for (let i = 0; i < topics.length; i++) {
+        const t = topics[i];
+        if (t.at >= t.records.length) continue;
+        t.head ??= task.decode(t.records[t.at]);
+        const time = typeof t.head === "string" ? t.records[t.at].timestamp : t.head.timestamp;
         if (pick === -1 || time < pickTime) {
           pick = i;
           pickTime = time;
         }
-      });
-      if (pick === -1) return out;
-      out.push(perTopic[pick][heads[pick]++]);
+      }
+      if (pick === -1) return;
+      const t = topics[pick];
+      const entry = { log: t.records[t.at++], record: t.head! };
+      t.head = null;
+      yield entry;
     }
   }
 
@@ -260,6 +274,14 @@ export class PipelineRunner {
         const staged = this.log.stage(batch.appends);
         await this.committer.write([...staged.mutations, ...mutations]);
         staged.publish();
+        // Repartition records every reader has committed past are no longer needed.
+        for (const task of tasks) {
+          for (const [topic, offset] of task.offsets) {
+            if (this.graph.repartitions.has(topic)) {
+              this.log.truncateBefore(topic, task.partition, offset);
+            }
+          }
+        }
       });
     } catch (e) {
       // In-memory state is now ahead of KV: stop, and reload from KV on the next start.
@@ -343,9 +365,17 @@ export class PipelineRunner {
   }
 }
 
+/**
+ * Output bytes after which a batch commits: with the state it changed, the commit then usually
+ * fits one atomic KV write (800 KiB), and only outliers need the write-ahead log.
+ */
+const BATCH_BYTES = 400 * 1024;
+
 /** Everything one batch produces: output records per topic and counts for metrics. */
 class Batch implements TaskOutput {
   readonly appends = new Map<string, NewRecord[]>();
+  /** Approximate bytes of the output records. */
+  bytes = 0;
   readonly recordsIn = new Map<string, number>();
   readonly recordsOut = new Map<string, number>();
   readonly deadLetters = new Map<string, number>();
@@ -361,6 +391,7 @@ class Batch implements TaskOutput {
     let list = this.appends.get(topic);
     if (!list) this.appends.set(topic, list = []);
     list.push(record);
+    this.bytes += 48 + (record.key?.length ?? 0) + (record.value?.length ?? 0);
     this.recordsOut.set(topic, (this.recordsOut.get(topic) ?? 0) + 1);
   }
 

@@ -105,16 +105,19 @@ export class StreamTask implements ProcessorContext {
     });
   }
 
-  /** Parses a record's value and event time; a record that fails goes to the dead-letter topic. */
-  decode(input: LogRecord): StreamRecord | null {
+  /**
+   * Parses a record's value and event time. Returns the reason when it cannot; the caller sends
+   * the record to the dead-letter topic when it processes it.
+   */
+  decode(input: LogRecord): StreamRecord | string {
     let value: unknown = null;
-    if (input.value !== null) {
+    if (input.parsed !== undefined) {
+      value = input.parsed;
+    } else if (input.value !== null) {
       try {
         value = JSON.parse(input.value);
       } catch (e) {
-        this.input = input;
-        this.deadLetter(null, `value is not valid JSON: ${(e as Error).message}`);
-        return null;
+        return `value is not valid JSON: ${(e as Error).message}`;
       }
     }
     let timestamp = input.timestamp;
@@ -123,14 +126,9 @@ export class StreamTask implements ProcessorContext {
       if (t !== undefined) {
         const parsed = typeof t === "number" ? t : typeof t === "string" ? Date.parse(t) : NaN;
         if (!Number.isFinite(parsed)) {
-          this.input = input;
-          this.deadLetter(
-            null,
-            `timestamp: expected epoch milliseconds or an ISO-8601 string, got ${
-              JSON.stringify(t)
-            }`,
-          );
-          return null;
+          return `timestamp: expected epoch milliseconds or an ISO-8601 string, got ${
+            JSON.stringify(t)
+          }`;
         }
         timestamp = parsed;
       }
@@ -138,9 +136,13 @@ export class StreamTask implements ProcessorContext {
     return { key: input.key, value, timestamp, headers: input.headers as Headers };
   }
 
-  /** Runs one decoded record through the task. */
-  process(input: LogRecord, record: StreamRecord): void {
+  /** Runs one decoded record through the task (or dead-letters it with the decode failure). */
+  process(input: LogRecord, record: StreamRecord | string): void {
     this.input = input;
+    if (typeof record === "string") {
+      this.deadLetter(null, record);
+      return;
+    }
     if (record.timestamp > this.streamTime) {
       this.streamTime = record.timestamp;
       for (const n of this.sub.timeNodes) n.advance!(this);

@@ -97,9 +97,10 @@ Deno.test("re-keyed stream joins a table through a repartition topic with the ta
   );
   const repartition = "test-customers-by-id-join-repartition";
   assertEquals(d.log.partitions(repartition), 4);
-  const repartitioned = d.output(repartition).readRecords();
-  assertEquals(repartitioned.length, 5);
-  for (const r of repartitioned) assertEquals(r.partition, partitionForKey(r.key!, 4));
+  // Consumed repartition records are purged; their end offsets show where each key went.
+  const expected = [0, 0, 0, 0];
+  for (const c of customers) expected[partitionForKey(c, 4)]++;
+  assertEquals([0, 1, 2, 3].map((p) => d.log.endOffset(repartition, p)), expected);
   d.close();
 });
 

@@ -41,7 +41,8 @@ interface TopicLog {
   persisted: boolean;
 }
 
-type PageEntry = [string | null, string | null, number, Headers | 0];
+/** Per record in a page: key, timestamp, headers (0 when none), value length (-1: null). */
+type PageMeta = [string | null, number, Headers | 0, number];
 
 /**
  * The embedded topic log: Kafka-like topics with partitions and offsets, durable in Deno KV.
@@ -72,7 +73,7 @@ export class EmbeddedLog {
         let first = true;
         for await (const blob of listBlobs(kv, ["log", name, p])) {
           const base = blob.key[3] as number;
-          const entries = JSON.parse(blob.text) as PageEntry[];
+          const entries = decodePage(blob.text);
           if (first) part.base = base;
           first = false;
           entries.forEach(([key, value, timestamp, headers], i) =>
@@ -197,6 +198,7 @@ export class EmbeddedLog {
           timestamp: r.timestamp ?? now,
           headers: r.headers ?? {},
           seq: ++this.#seq,
+          ...(r.parsed !== undefined ? { parsed: r.parsed } : {}),
         });
         positions.push({ partition, offset });
       }
@@ -206,7 +208,7 @@ export class EmbeddedLog {
           const page = recs.slice(i, i + PAGE_RECORDS);
           const blob = blobMutations(
             ["log", name, partition, page[0].offset],
-            JSON.stringify(page.map(toEntry)),
+            encodePage(page),
           );
           mutations.push(...blob);
           metas.push({ base: page[0].offset, count: page.length, parts: blob.length });
@@ -249,7 +251,20 @@ export class EmbeddedLog {
       const oldest = this.now() - maxAge;
       while (drop < p.records.length && p.records[drop].timestamp < oldest) drop++;
     }
-    // Only whole pages are deleted, so the log start moves page by page.
+    this.#dropPages(name, p, partition, drop);
+  }
+
+  /**
+   * Deletes the records below `offset` that fill whole pages: for internal topics, once every
+   * reader has committed past them.
+   */
+  truncateBefore(topic: string, partition: number, offset: number): void {
+    const p = this.#topic(topic).partitions[partition];
+    this.#dropPages(topic, p, partition, offset - p.base);
+  }
+
+  // Only whole pages are deleted, so the log start moves page by page.
+  #dropPages(name: string, p: PartitionLog, partition: number, drop: number): void {
     let pagesDropped = 0;
     let recordsDropped = 0;
     while (pagesDropped < p.pages.length && recordsDropped + p.pages[pagesDropped].count <= drop) {
@@ -296,7 +311,32 @@ function newTopic(spec: TopicSpec, persisted: boolean): TopicLog {
   };
 }
 
-function toEntry(r: LogRecord): PageEntry {
-  const hasHeaders = Object.keys(r.headers).length > 0;
-  return [r.key, r.value, r.timestamp, hasHeaders ? r.headers : 0];
+/**
+ * A page is the JSON array of every record's metadata, a newline, then the values back to back:
+ * values (usually JSON text themselves) are stored as they are, not escaped inside JSON.
+ */
+function encodePage(records: readonly LogRecord[]): string {
+  const meta: PageMeta[] = [];
+  let values = "";
+  for (const r of records) {
+    const hasHeaders = Object.keys(r.headers).length > 0;
+    meta.push([
+      r.key,
+      r.timestamp,
+      hasHeaders ? r.headers : 0,
+      r.value === null ? -1 : r.value.length,
+    ]);
+    if (r.value !== null) values += r.value;
+  }
+  return JSON.stringify(meta) + "\n" + values;
+}
+
+function decodePage(text: string): [string | null, string | null, number, Headers | 0][] {
+  const nl = text.indexOf("\n");
+  const meta = JSON.parse(text.slice(0, nl)) as PageMeta[];
+  let at = nl + 1;
+  return meta.map(([key, timestamp, headers, length]) => {
+    const value = length < 0 ? null : text.slice(at, at += length);
+    return [key, value, timestamp, headers];
+  });
 }

@@ -17,7 +17,7 @@ export class SourceNode extends ProcessorNode {
 
   process(record: AnyRecord, ctx: ProcessorContext): void {
     if (this.schema && record.value !== null) {
-      const result = this.schema.safeParse(record.value);
+      const result = validate(this.schema, record);
       if (!result.success) {
         ctx.deadLetter(this.plugin, describeIssues(result.error.issues));
         return;
@@ -79,6 +79,20 @@ export class SinkNode extends ProcessorNode {
   process(record: AnyRecord, ctx: ProcessorContext): void {
     ctx.send(this.topic, record);
   }
+}
+
+// Plugins reading the same topic often share a schema: validate each record once per schema.
+let lastRecord: AnyRecord | null = null;
+const lastResults = new Map<ZodType, ReturnType<ZodType["safeParse"]>>();
+
+function validate(schema: ZodType, record: AnyRecord): ReturnType<ZodType["safeParse"]> {
+  if (record !== lastRecord) {
+    lastRecord = record;
+    lastResults.clear();
+  }
+  let result = lastResults.get(schema);
+  if (!result) lastResults.set(schema, result = schema.safeParse(record.value));
+  return result;
 }
 
 /** One readable sentence from schema issues, naming each failing field. */
