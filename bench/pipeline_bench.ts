@@ -25,6 +25,8 @@ const { values } = parseArgs({
     products: { type: "string", default: "10000" },
     rate: { type: "string", default: "10000" },
     seconds: { type: "string", default: "10" },
+    /** Comma-separated plugin names; default all five. */
+    plugins: { type: "string", default: "" },
   },
 });
 const EVENTS = Number(values.events);
@@ -54,7 +56,12 @@ function model(seed: number) {
 
 async function openPipeline(dir: string): Promise<Pipeline> {
   const config = parseConfig(
-    JSON.stringify({ state: { path: `${dir}/state.kv` }, logIntervalMs: 0, plugins: [] }),
+    JSON.stringify({
+      state: { path: `${dir}/state.kv` },
+      logIntervalMs: 0,
+      topics: Object.fromEntries(Object.values(TOPICS).map((t) => [t, { partitions: 3 }])),
+      plugins: [],
+    }),
     "bench.json",
   );
   const defs: PluginDefinition[] = [
@@ -63,7 +70,7 @@ async function openPipeline(dir: string): Promise<Pipeline> {
     fraudDetection,
     recommendations,
     dynamicPricing,
-  ];
+  ].filter((d) => !values.plugins || values.plugins.split(",").includes(d.name));
   const plugins: ConfiguredPlugin[] = defs.map((d) => ({
     definition: d,
     name: d.name,

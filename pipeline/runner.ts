@@ -56,6 +56,10 @@ export class PipelineRunner {
   #wake: (() => void) | null = null;
   #unsubscribe: (() => void) | null = null;
   #error: Error | null = null;
+  /** The latest queued commit. */
+  #inflight: Promise<void> = Promise.resolve();
+  /** A failed commit: nothing may be committed after it until the runner reloads from KV. */
+  #failure: Error | null = null;
 
   constructor(
     readonly log: EmbeddedLog,
@@ -153,6 +157,8 @@ export class PipelineRunner {
 
   /** Prepares topics and loads tasks; call before `runOnce` or `start`. */
   async init(): Promise<void> {
+    await this.#inflight;
+    this.#failure = null;
     await this.committer.serialize(() => this.committer.recover());
     this.prepareTopics();
     await this.#createTasks();
@@ -160,10 +166,28 @@ export class PipelineRunner {
   }
 
   /**
-   * Processes one batch from every task that has input and commits it. Returns the number of
-   * input records processed (0 when every task is caught up).
+   * Processes one batch from every task that has input and queues its commit. Commits run in
+   * order while the next batch is processed (KV writes happen off the JS thread); at most one
+   * more waits. Returns the number of input records processed: 0 only once every earlier commit
+   * has landed and no task has input.
    */
   async runOnce(): Promise<number> {
+    if (this.#failure) throw this.#failure;
+    const previous = this.#inflight;
+    const processed = this.#processBatch();
+    // Wait for the commit before this batch's: this batch's commit may run while the caller
+    // processes the next one. With nothing to do, wait for every commit, since they may
+    // publish records this runner reads (repartition topics).
+    await previous;
+    if (this.#failure) throw this.#failure;
+    if (processed > 0) return processed;
+    await this.#inflight;
+    if (this.#failure) throw this.#failure;
+    return this.#processBatch();
+  }
+
+  /** Processes one batch synchronously and queues its commit; returns the records processed. */
+  #processBatch(): number {
     const o = this.options;
     const started = performance.now();
     const deadline = started + o.commitIntervalMs;
@@ -199,17 +223,45 @@ export class PipelineRunner {
     }
     if (processed === 0) return 0;
     const processingMs = performance.now() - started;
-    await this.#commit(batch, advanced);
-    const committedAt = o.clock();
-    o.observer?.batch?.({
-      recordsIn: batch.recordsIn,
-      recordsOut: batch.recordsOut,
-      deadLetters: batch.deadLetters,
-      late: batch.lateCounts,
-      processingMs,
-      latenciesMs: appendedAt.map((t) => Math.max(0, committedAt - t)),
+    // Everything the commit holds is captured now, before the next batch changes it.
+    const mutations = this.#stateAndOffsets(advanced);
+    const consumed = advanced.flatMap((t) =>
+      [...t.offsets].filter(([topic]) => this.graph.repartitions.has(topic))
+        .map(([topic, offset]) => ({ topic, partition: t.partition, offset }))
+    );
+    this.#inflight = this.#commit(batch, mutations, consumed).then(() => {
+      const committedAt = o.clock();
+      o.observer?.batch?.({
+        recordsIn: batch.recordsIn,
+        recordsOut: batch.recordsOut,
+        deadLetters: batch.deadLetters,
+        late: batch.lateCounts,
+        processingMs,
+        latenciesMs: appendedAt.map((t) => Math.max(0, committedAt - t)),
+      });
     });
     return processed;
+  }
+
+  /** Offsets, stream times and changed state of a batch, as KV mutations. */
+  #stateAndOffsets(advanced: readonly StreamTask[]): Mutation[] {
+    const app = this.options.applicationId;
+    const mutations: Mutation[] = [];
+    for (const task of advanced) {
+      for (const [topic, offset] of task.offsets) {
+        mutations.push({ key: ["off", app, topic, task.partition], value: offset });
+      }
+      if (Number.isFinite(task.streamTime)) {
+        mutations.push({
+          key: ["time", app, task.sub.topics.join(","), task.partition],
+          value: task.streamTime,
+        });
+      }
+    }
+    for (const task of this.#tasks) {
+      for (const store of task.stores.values()) mutations.push(...store.map.takeMutations());
+    }
+    return mutations;
   }
 
   /**
@@ -252,43 +304,30 @@ export class PipelineRunner {
     }
   }
 
-  async #commit(batch: Batch, tasks: StreamTask[]): Promise<void> {
-    const app = this.options.applicationId;
-    try {
-      await this.committer.serialize(async () => {
-        const mutations: Mutation[] = [];
-        for (const task of tasks) {
-          for (const [topic, offset] of task.offsets) {
-            mutations.push({ key: ["off", app, topic, task.partition], value: offset });
-          }
-          if (Number.isFinite(task.streamTime)) {
-            mutations.push({
-              key: ["time", app, task.sub.topics.join(","), task.partition],
-              value: task.streamTime,
-            });
-          }
-        }
-        for (const task of this.#tasks) {
-          for (const store of task.stores.values()) mutations.push(...store.map.takeMutations());
-        }
+  /**
+   * Writes a batch's outputs with its state and offsets in one logical commit, in batch order.
+   * After a failure nothing later is written: in-memory state is ahead of KV, so the runner
+   * stops and reloads from KV on its next start.
+   */
+  #commit(
+    batch: Batch,
+    mutations: Mutation[],
+    consumed: { topic: string; partition: number; offset: number }[],
+  ): Promise<void> {
+    return this.committer.serialize(async () => {
+      if (this.#failure) return;
+      try {
         const staged = this.log.stage(batch.appends);
         await this.committer.write([...staged.mutations, ...mutations]);
         staged.publish();
         // Repartition records every reader has committed past are no longer needed.
-        for (const task of tasks) {
-          for (const [topic, offset] of task.offsets) {
-            if (this.graph.repartitions.has(topic)) {
-              this.log.truncateBefore(topic, task.partition, offset);
-            }
-          }
-        }
-      });
-    } catch (e) {
-      // In-memory state is now ahead of KV: stop, and reload from KV on the next start.
-      this.#error = e as Error;
-      this.#state = "ERROR";
-      throw e;
-    }
+        for (const c of consumed) this.log.truncateBefore(c.topic, c.partition, c.offset);
+      } catch (e) {
+        this.#failure = e as Error;
+        this.#error = e as Error;
+        this.#state = "ERROR";
+      }
+    });
   }
 
   /** Processes until every task is caught up, including records produced along the way. */
@@ -342,6 +381,7 @@ export class PipelineRunner {
     this.#state = "STOPPING";
     this.#wake?.();
     await this.#loop;
+    await this.#inflight;
     this.#unsubscribe?.();
     if (this.#state === "STOPPING") this.#state = "STOPPED";
   }
