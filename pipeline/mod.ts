@@ -31,6 +31,7 @@ export {
   KStream,
   KTable,
   type RecordMeta,
+  type SessionStoreOptions,
   SessionWindowedStream,
   type SourceOptions,
   type StoreOptions,
@@ -39,7 +40,7 @@ export {
   TimeWindowedStream,
   type WindowedStoreOptions,
 } from "./topology/dsl.ts";
-export type { Aggregation, EmitStrategy } from "./topology/aggregate_nodes.ts";
+export type { Aggregation, EmitStrategy, RetractStrategy } from "./topology/aggregate_nodes.ts";
 export {
   JoinWindows,
   parseDuration,

@@ -145,3 +145,26 @@ Deno.test("emit-on-close emits each window once, with its final count, when stre
   assertEquals(d.output("out").readKeyValues(), [["a@0-300000", 2], ["b@0-300000", 1]]);
   d.close();
 });
+
+Deno.test("session retract 'merged' updates an extended session in place and retracts only absorbed ones", async () => {
+  const d = await TestDriver.create({
+    build: (b) =>
+      b.stream<Ev>("events").groupByKey()
+        .windowedBy(SessionWindows.ofInactivityGapAndGrace(30 * MIN, 60 * MIN))
+        .count({ store: "sessions", retract: "merged" })
+        .toStream().to("out"),
+  });
+  const events = d.input<Ev>("events");
+  await events.pipe("u", ev("u", 0));
+  await events.pipe("u", ev("u", 10 * MIN)); // extends [0,0]: no retraction
+  await events.pipe("u", ev("u", 60 * MIN)); // new session
+  await events.pipe("u", ev("u", 35 * MIN)); // bridges: [60,60] is absorbed
+  assertEquals(d.output("out").readKeyValues(), [
+    ["u@0-0", 1],
+    ["u@0-600000", 2],
+    ["u@3600000-3600000", 1],
+    ["u@3600000-3600000", null],
+    ["u@0-3600000", 4],
+  ]);
+  d.close();
+});

@@ -19,6 +19,13 @@ export interface Aggregation<V, A> {
 /** When windowed results are emitted: on every update, or once when the window closes. */
 export type EmitStrategy = "update" | "close";
 
+/**
+ * Which replaced sessions are retracted with a null value: "all" (as Kafka Streams: every
+ * session whose bounds changed) or "merged" (only sessions whose start changed, i.e. that were
+ * absorbed into another; an extended session is simply updated under the same start).
+ */
+export type RetractStrategy = "all" | "merged";
+
 // deno-lint-ignore no-explicit-any
 type AnyAggregation = Aggregation<any, any>;
 
@@ -209,6 +216,7 @@ export class SessionWindowAggregateNode extends KeyedAggregateNode {
     agg: AnyAggregation,
     readonly spec: SessionWindowSpec,
     readonly emit: EmitStrategy,
+    readonly retract: RetractStrategy = "all",
   ) {
     super(name, plugin, storeName, agg);
     if (!agg.merge) {
@@ -243,7 +251,10 @@ export class SessionWindowAggregateNode extends KeyedAggregateNode {
     value = this.agg.add(record.key, record.value, value);
     for (const w of overlapping) {
       store.delete(w.key, w.start);
-      if (this.emit === "update" && (w.start !== start || w.end !== end)) {
+      const replaced = this.retract === "all"
+        ? w.start !== start || w.end !== end
+        : w.start !== start;
+      if (this.emit === "update" && replaced) {
         this.emitWindow(ctx, w, null, t);
       }
     }

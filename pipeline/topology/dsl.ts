@@ -10,6 +10,7 @@ import {
   AggregateNode,
   type Aggregation,
   type EmitStrategy,
+  type RetractStrategy,
   SessionWindowAggregateNode,
   SlidingWindowAggregateNode,
   TimeWindowAggregateNode,
@@ -54,6 +55,12 @@ export interface StoreOptions {
 export interface WindowedStoreOptions extends StoreOptions {
   /** "update" (default) emits every change; "close" emits each window once, when it closes. */
   readonly emit?: EmitStrategy;
+}
+
+/** Options of a session-windowed aggregation. */
+export interface SessionStoreOptions extends WindowedStoreOptions {
+  /** Which replaced sessions get a null value downstream (default "all", as Kafka Streams). */
+  readonly retract?: RetractStrategy;
 }
 
 /** Options of a stream–stream join. */
@@ -518,13 +525,13 @@ export class TimeWindowedStream<K, V> {
 export class SessionWindowedStream<K, V> {
   constructor(readonly grouped: KGroupedStream<K, V>, readonly spec: SessionWindowSpec) {}
 
-  count(options: WindowedStoreOptions): KTable<Windowed<K>, number> {
+  count(options: SessionStoreOptions): KTable<Windowed<K>, number> {
     return this.aggregateWith(countAgg, options);
   }
 
   reduce(
     reducer: (aggregate: V, value: V) => V,
-    options: WindowedStoreOptions,
+    options: SessionStoreOptions,
   ): KTable<Windowed<K>, V> {
     return this.aggregateWith(reduceAgg(reducer), options) as KTable<Windowed<K>, V>;
   }
@@ -534,12 +541,12 @@ export class SessionWindowedStream<K, V> {
     init: () => A,
     add: (key: string, value: V, aggregate: A) => A,
     merge: (key: string, left: A, right: A) => A,
-    options: WindowedStoreOptions,
+    options: SessionStoreOptions,
   ): KTable<Windowed<K>, A> {
     return this.aggregateWith({ init, add, merge }, options);
   }
 
-  aggregateWith<A>(agg: Aggregation<V, A>, options: WindowedStoreOptions): KTable<Windowed<K>, A> {
+  aggregateWith<A>(agg: Aggregation<V, A>, options: SessionStoreOptions): KTable<Windowed<K>, A> {
     const b = this.grouped.stream.builder;
     b.graph.addStore({ name: options.store, kind: "window", plugin: b.plugin });
     const input = this.grouped.input(options.store);
@@ -551,6 +558,7 @@ export class SessionWindowedStream<K, V> {
         agg,
         this.spec,
         options.emit ?? "update",
+        options.retract ?? "all",
       ),
       [input.node],
     );

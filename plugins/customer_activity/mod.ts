@@ -105,12 +105,13 @@ export default definePlugin({
           counts: addCounts(a.counts, b.counts),
           lastEventId: b.lastEventId ?? a.lastEventId,
         }),
-        { store: "customer-sessions" },
+        // An extended session keeps its start and is just updated; only absorbed ones are retracted.
+        { store: "customer-sessions", retract: "merged" },
       )
       .toStream()
       .map((wk, s) => ({
         key: wk.key,
-        // A session merged into a larger one is retracted: state MERGED, counts gone.
+        // A session absorbed into another (by a bridging event) is retracted: state MERGED.
         value: s === null
           ? {
             customerId: wk.key,

@@ -57,8 +57,7 @@ Deno.test("sessions split after 30 minutes of inactivity and merge when a late e
     [
       ["ACTIVE", 0, 0, 1],
       ["ACTIVE", 50 * MIN, 50 * MIN, 1],
-      ["MERGED", 0, 0, null],
-      ["MERGED", 50 * MIN, 50 * MIN, null],
+      ["MERGED", 50 * MIN, 50 * MIN, null], // absorbed; the session starting at 0 is updated
       ["ACTIVE", 0, 50 * MIN, 3],
     ],
   );

@@ -35,7 +35,11 @@ export default definePlugin({
   build(b, o) {
     b.stream(o.ordersTopic, { schema: events.OrderEvent, keyField: "orderId" })
       .filter((_k, order) => o.countStatuses.includes(order.status))
-      .selectKey((_k, order) => order.productId)
+      // Only what demand needs crosses the repartition topic.
+      .map((_k, order) => ({
+        key: order.productId,
+        value: { orderId: order.orderId, unitPrice: order.unitPrice },
+      }))
       .groupByKey()
       .windowedBy(TimeWindows.ofSizeAndGrace(o.windowMs, o.graceMs))
       .aggregate<Demand>(

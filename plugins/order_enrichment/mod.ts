@@ -69,7 +69,11 @@ export default definePlugin({
       }))
       .to(o.highValueTopic);
 
-    counted.selectKey((_k, e) => e.region)
+    // Only what the trend needs crosses the repartition topic.
+    counted.map((_k, e) => ({
+      key: e.region,
+      value: { orderId: e.orderId, totalAmount: e.totalAmount },
+    }))
       .groupByKey()
       .windowedBy(TimeWindows.ofSizeAndGrace(o.trendWindowMs, o.trendGraceMs))
       .aggregate<RegionTrend>(

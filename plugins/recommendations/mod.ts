@@ -71,7 +71,8 @@ export default definePlugin({
       }))
       .to(o.recommendationsTopic);
 
-    views.selectKey((_k, v) => v.productId)
+    // Counting needs no value: only the key crosses the repartition topic.
+    views.map((_k, v) => ({ key: v.productId, value: 1 }))
       .groupByKey()
       .windowedBy(TimeWindows.ofSizeAndGrace(o.trendingWindowMs, o.trendingGraceMs))
       .count({ store: "product-views-1h" })
