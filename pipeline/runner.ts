@@ -209,7 +209,10 @@ export class PipelineRunner {
         // Keep the commit within one atomic KV write, and the batch within the commit interval.
         // Records read but not processed are read again by the next batch.
         if (
-          batch.bytes > BATCH_BYTES || ((processed & 127) === 0 && performance.now() > deadline)
+          batch.bytes > BATCH_BYTES ||
+          ((processed & 63) === 0 &&
+            (performance.now() > deadline ||
+              batch.bytes + this.#dirtyBytes(advanced) > BATCH_BYTES))
         ) {
           full = true;
           break;
@@ -241,6 +244,15 @@ export class PipelineRunner {
       });
     });
     return processed;
+  }
+
+  /** Estimated bytes of the state the batch changed so far. */
+  #dirtyBytes(tasks: readonly StreamTask[]): number {
+    let bytes = 0;
+    for (const task of tasks) {
+      for (const store of task.stores.values()) bytes += store.map.dirtyBytes;
+    }
+    return bytes;
   }
 
   /** Offsets, stream times and changed state of a batch, as KV mutations. */
@@ -406,10 +418,10 @@ export class PipelineRunner {
 }
 
 /**
- * Output bytes after which a batch commits: with the state it changed, the commit then usually
- * fits one atomic KV write (800 KiB), and only outliers need the write-ahead log.
+ * Estimated bytes (outputs and changed state) after which a batch commits, so that the commit
+ * usually fits one atomic KV write (800 KiB) and only outliers need the write-ahead log.
  */
-const BATCH_BYTES = 400 * 1024;
+const BATCH_BYTES = 550 * 1024;
 
 /** Everything one batch produces: output records per topic and counts for metrics. */
 class Batch implements TaskOutput {

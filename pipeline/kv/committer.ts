@@ -1,4 +1,4 @@
-import { type Mutation, mutationBytes } from "./blob.ts";
+import { type Mutation, mutationBytes, PART_BYTES } from "./blob.ts";
 
 /** Deno KV's per-commit limits, with headroom: 1 000 mutations and 800 KiB. */
 export const MAX_MUTATIONS_PER_ATOMIC = 900;
@@ -41,38 +41,39 @@ export class KvCommitter {
       return;
     }
     this.#walCommits++;
-    const entries: Mutation[] = mutations.map((m, i) => ({
-      key: [...WAL, "e", i],
-      value: encodeEntry(m),
-    }));
-    for (const group of splitIntoAtomicGroups(entries)) await this.#apply(group);
-    await this.#apply([{ key: [...WAL, "head"], value: mutations.length }]);
-    await this.#finishWal(mutations);
+    // The log is all mutations packed into one byte string, stored in parts of PART_BYTES.
+    const packed = packMutations(mutations);
+    const parts: Mutation[] = [];
+    for (let at = 0, i = 0; at < packed.length; at += PART_BYTES, i++) {
+      parts.push({ key: [...WAL, "p", i], value: packed.subarray(at, at + PART_BYTES) });
+    }
+    for (const group of splitIntoAtomicGroups(parts)) await this.#apply(group);
+    await this.#apply([{ key: [...WAL, "head"], value: parts.length }]);
+    await this.#finishWal(mutations, parts.length);
   }
 
   /** Completes or discards a write-ahead log left by a crash. Call once at start-up. */
   async recover(): Promise<void> {
     const head = await this.kv.get<number>([...WAL, "head"]);
-    const entries: Mutation[] = [];
-    for await (const e of this.kv.list<Uint8Array>({ prefix: [...WAL, "e"] })) {
-      entries.push(decodeEntry(e.value));
-    }
-    if (head.value !== null && entries.length === head.value) {
-      await this.#finishWal(entries);
+    const parts: Uint8Array[] = [];
+    for await (const e of this.kv.list<Uint8Array>({ prefix: [...WAL, "p"] })) parts.push(e.value);
+    if (head.value !== null && parts.length === head.value) {
+      await this.#finishWal(unpackMutations(concat(parts)), parts.length);
     } else {
-      await this.#clearWal(entries.length);
+      await this.#clearWal(parts.length);
     }
   }
 
-  async #finishWal(mutations: readonly Mutation[]): Promise<void> {
+  async #finishWal(mutations: readonly Mutation[], parts: number): Promise<void> {
     for (const group of splitIntoAtomicGroups(mutations)) await this.#apply(group);
-    await this.#clearWal(mutations.length);
+    await this.#clearWal(parts);
   }
 
-  async #clearWal(count: number): Promise<void> {
-    const deletes: Mutation[] = [{ key: [...WAL, "head"], value: null }];
-    for (let i = 0; i < count; i++) deletes.push({ key: [...WAL, "e", i], value: null });
+  async #clearWal(parts: number): Promise<void> {
     // The head goes first so a crash mid-clear leaves a headless log, which is discarded.
+    await this.#apply([{ key: [...WAL, "head"], value: null }]);
+    const deletes: Mutation[] = [];
+    for (let i = 0; i < parts; i++) deletes.push({ key: [...WAL, "p", i], value: null });
     for (const group of splitIntoAtomicGroups(deletes)) await this.#apply(group);
   }
 
@@ -112,37 +113,66 @@ export function splitIntoAtomicGroups(mutations: readonly Mutation[]): Mutation[
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-// A WAL entry holds one mutation; its value (<= 60 000 bytes) plus key fits one KV value.
-function encodeEntry(m: Mutation): Uint8Array {
-  const v = m.value;
-  const kind = v === null ? "d" : v instanceof Uint8Array ? "b" : typeof v === "number" ? "n" : "s";
-  const header = encoder.encode(
-    JSON.stringify({
+/** Packs mutations as [u32 header length][header JSON][u32 value length][value bytes] each. */
+function packMutations(mutations: readonly Mutation[]): Uint8Array {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (const m of mutations) {
+    const v = m.value;
+    const kind = v === null
+      ? "d"
+      : v instanceof Uint8Array
+      ? "b"
+      : typeof v === "number"
+      ? "n"
+      : "s";
+    const header = encoder.encode(JSON.stringify({
       k: m.key.map(encodeKeyPart),
       t: kind,
       v: kind === "n" || kind === "s" ? v : undefined,
-    }) +
-      "\n",
-  );
-  if (!(v instanceof Uint8Array)) return header;
-  const out = new Uint8Array(header.length + v.length);
-  out.set(header);
-  out.set(v, header.length);
+    }));
+    const value = v instanceof Uint8Array ? v : new Uint8Array(0);
+    const lengths = new Uint8Array(8);
+    const view = new DataView(lengths.buffer);
+    view.setUint32(0, header.length);
+    view.setUint32(4, value.length);
+    chunks.push(lengths.subarray(0, 4), header, lengths.subarray(4), value);
+    total += 8 + header.length + value.length;
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
   return out;
 }
 
-function decodeEntry(bytes: Uint8Array): Mutation {
-  const nl = bytes.indexOf(10);
-  const head = JSON.parse(decoder.decode(bytes.subarray(0, nl)));
-  const key = (head.k as unknown[]).map(decodeKeyPart);
-  switch (head.t) {
-    case "d":
-      return { key, value: null };
-    case "b":
-      return { key, value: bytes.slice(nl + 1) };
-    default:
-      return { key, value: head.v };
+function unpackMutations(bytes: Uint8Array): Mutation[] {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out: Mutation[] = [];
+  let at = 0;
+  while (at < bytes.length) {
+    const headerLength = view.getUint32(at);
+    const head = JSON.parse(decoder.decode(bytes.subarray(at + 4, at + 4 + headerLength)));
+    at += 4 + headerLength;
+    const valueLength = view.getUint32(at);
+    const value = bytes.slice(at + 4, at + 4 + valueLength);
+    at += 4 + valueLength;
+    const key = (head.k as unknown[]).map(decodeKeyPart);
+    out.push({ key, value: head.t === "d" ? null : head.t === "b" ? value : head.v });
   }
+  return out;
+}
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 function encodeKeyPart(part: Deno.KvKeyPart): unknown {

@@ -28,6 +28,8 @@ export class PersistentMap<V> {
   #deltaBytes = 0;
   #snapshotBytes = 0;
   #garbage: Mutation[] = [];
+  /** Running average of a changed entry's serialized size, for batch budgeting. */
+  #entryBytes = 200;
 
   private constructor(readonly prefix: Deno.KvKey) {}
 
@@ -68,6 +70,11 @@ export class PersistentMap<V> {
     return this.#dirty.size;
   }
 
+  /** Estimated bytes the next commit writes for this map. */
+  get dirtyBytes(): number {
+    return this.#dirty.size * this.#entryBytes;
+  }
+
   get(key: string): V | undefined {
     return this.#data.get(key);
   }
@@ -98,6 +105,7 @@ export class PersistentMap<V> {
     for (const [k, v] of this.#dirty) delta.push([k, v === undefined ? null : v]);
     this.#dirty = new Map();
     const text = JSON.stringify(delta);
+    this.#entryBytes = 0.8 * this.#entryBytes + 0.2 * (text.length / delta.length);
     if (this.#deltaBytes + text.length > Math.max(MIN_COMPACTION_BYTES, 2 * this.#snapshotBytes)) {
       return mutations.concat(this.#compact());
     }
