@@ -54,53 +54,51 @@ export class StreamTask implements ProcessorContext {
   }
 
   send(topic: string, record: AnyRecord): void {
+    const empty = record.value === null || record.value === undefined;
     this.output.send(topic, {
       key: keyToString(record.key),
-      value: record.value === null || record.value === undefined
-        ? null
-        : JSON.stringify(record.value),
+      value: empty ? null : JSON.stringify(record.value),
       timestamp: record.timestamp,
       headers: record.headers,
+      // Internal topics are read back by this process: keep the value to skip parsing it again.
+      parsed: !empty && this.internalTopics.has(topic) ? record.value : undefined,
     });
   }
 
   late(plugin: string, store: string, record: AnyRecord, reason: string): void {
-    const input = this.input;
     this.output.late(plugin, store);
-    this.output.send(this.reports.late, {
-      key: input.key,
-      value: JSON.stringify({
-        sourceTopic: input.topic,
-        partition: input.partition,
-        offset: input.offset,
-        key: input.key,
-        plugin,
-        store,
-        reason,
-        eventTime: record.timestamp,
-        streamTime: this.streamTime,
-        value: record.value,
-      }),
-      timestamp: record.timestamp,
-      headers: {},
+    this.#report(this.reports.late, record.timestamp, {
+      plugin,
+      store,
+      reason,
+      eventTime: record.timestamp,
+      streamTime: this.streamTime,
+      value: record.value,
     });
   }
 
   deadLetter(plugin: string | null, reason: string): void {
+    this.output.deadLettered(this.input.topic, plugin);
+    this.#report(this.reports.deadLetter, this.input.timestamp, {
+      ...(plugin ? { plugin } : {}),
+      reason,
+      raw: this.input.value,
+    });
+  }
+
+  /** Writes a report about the current input record, naming where it came from. */
+  #report(topic: string, timestamp: number, details: Record<string, unknown>): void {
     const input = this.input;
-    this.output.deadLettered(input.topic, plugin);
-    this.output.send(this.reports.deadLetter, {
+    this.output.send(topic, {
       key: input.key,
       value: JSON.stringify({
         sourceTopic: input.topic,
         partition: input.partition,
         offset: input.offset,
         key: input.key,
-        ...(plugin ? { plugin } : {}),
-        reason,
-        raw: input.value,
+        ...details,
       }),
-      timestamp: input.timestamp,
+      timestamp,
       headers: {},
     });
   }
