@@ -59,7 +59,10 @@ export interface LoadedConfig {
   readonly config: PipelineConfig;
 }
 
-/** Reads, parses (JSON with comments) and validates a config file; env `PORT` overrides the admin port. */
+/**
+ * Reads, parses (JSON with comments) and validates a config file. Env `PORT`, `BSS_ADMIN_HOST`
+ * and `BSS_ADMIN_TOKEN` override the admin port, host and token.
+ */
 export async function loadConfig(
   path: string,
   env: (name: string) => string | undefined = Deno.env.get,
@@ -115,6 +118,8 @@ export function parseConfig(
     }
     config.admin.port = n;
   }
+  const host = env("BSS_ADMIN_HOST");
+  if (host) config.admin.host = host;
   const token = env("BSS_ADMIN_TOKEN");
   if (token) config.admin.token = token;
   const names = new Set<string>();

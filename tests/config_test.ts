@@ -13,11 +13,18 @@ Deno.test("defaults fill every field; comments and trailing commas are allowed",
   assertEquals(config.source, { type: "embedded" });
 });
 
-Deno.test("env PORT and BSS_ADMIN_TOKEN override the admin section", () => {
-  const env = (n: string) =>
-    ({ PORT: "9191", BSS_ADMIN_TOKEN: "s3cret" } as Record<string, string>)[n];
-  const config = parseConfig(valid(), FILE, env);
-  assertEquals([config.admin.port, config.admin.token], [9191, "s3cret"]);
+Deno.test("env PORT, BSS_ADMIN_HOST and BSS_ADMIN_TOKEN override the admin section", () => {
+  const vars: Record<string, string> = {
+    PORT: "9191",
+    BSS_ADMIN_HOST: "0.0.0.0",
+    BSS_ADMIN_TOKEN: "s3cret",
+  };
+  const config = parseConfig(valid(), FILE, (n) => vars[n]);
+  assertEquals([config.admin.port, config.admin.host, config.admin.token], [
+    9191,
+    "0.0.0.0",
+    "s3cret",
+  ]);
   throws(() => parseConfig(valid(), FILE, (n) => n === "PORT" ? "http" : undefined), {
     message: 'Environment variable PORT: expected a port number 0-65535, got "http".',
   });
