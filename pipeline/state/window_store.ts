@@ -20,55 +20,64 @@ interface Stored<V> {
 /**
  * A named window store of one task: values per (key, window start), indexed by key for
  * lookups and by close time so closed windows are found and deleted without a scan.
+ *
+ * The close-time index is lazy: a window's id is added to the bucket of its close time when
+ * that time is first set, never removed; closing skips ids whose window was deleted or moved to
+ * another close time. Updates then cost no index work.
  */
 export class WindowStore<V = unknown> {
-  readonly #byKey = new Map<string, Map<number, Stored<V>>>();
-  readonly #byClose = new Map<number, Set<string>>();
-  /** Distinct close times, ascending. */
+  /** key → start → persisted id of the window. */
+  readonly #byKey = new Map<string, Map<number, string>>();
+  readonly #buckets = new Map<number, string[]>();
+  /** Close times that have a bucket, as a binary min-heap. */
   readonly #closeTimes: number[] = [];
 
   constructor(readonly name: string, readonly map: PersistentMap<Stored<V>>) {
-    for (const [id, s] of map.entries()) this.#index(id, s);
+    for (const [id, s] of map.entries()) {
+      this.#ids(s.k).set(s.s, id);
+      this.#addToBucket(s.c, id);
+    }
   }
 
   get(key: string, start: number): WindowEntry<V> | undefined {
-    const s = this.#byKey.get(key)?.get(start);
-    return s && toEntry(s);
+    const id = this.#byKey.get(key)?.get(start);
+    return id === undefined ? undefined : toEntry(this.map.get(id)!);
   }
 
   /** Stores a window; it is deleted once stream time reaches `closeAt`. */
   put(key: string, start: number, end: number, value: V, closeAt: number): void {
-    const id = windowId(key, start);
-    const old = this.#byKey.get(key)?.get(start);
-    if (old) this.#unindex(id, old);
-    const s: Stored<V> = { k: key, s: start, e: end, v: value, c: closeAt };
-    this.map.set(id, s);
-    this.#index(id, s);
+    const ids = this.#ids(key);
+    let id = ids.get(start);
+    const old = id === undefined ? undefined : this.map.get(id);
+    if (id === undefined) ids.set(start, id = windowId(key, start));
+    this.map.set(id, { k: key, s: start, e: end, v: value, c: closeAt });
+    if (!old || old.c !== closeAt) this.#addToBucket(closeAt, id);
   }
 
   delete(key: string, start: number): void {
-    const id = windowId(key, start);
-    const old = this.#byKey.get(key)?.get(start);
-    if (!old) return;
-    this.#unindex(id, old);
+    const ids = this.#byKey.get(key);
+    const id = ids?.get(start);
+    if (id === undefined) return;
+    ids!.delete(start);
+    if (ids!.size === 0) this.#byKey.delete(key);
     this.map.delete(id);
   }
 
   /** The key's windows whose start lies in [from, to], by start. */
   fetch(key: string, from = -Infinity, to = Infinity): WindowEntry<V>[] {
-    const windows = this.#byKey.get(key);
-    if (!windows) return [];
+    const ids = this.#byKey.get(key);
+    if (!ids) return [];
     const out: WindowEntry<V>[] = [];
-    for (const s of windows.values()) if (s.s >= from && s.s <= to) out.push(toEntry(s));
+    for (const [start, id] of ids) {
+      if (start >= from && start <= to) out.push(toEntry(this.map.get(id)!));
+    }
     return out.sort((a, b) => a.start - b.start);
   }
 
   /** Every stored window, for queries and tests. */
   all(): WindowEntry<V>[] {
     const out: WindowEntry<V>[] = [];
-    for (const windows of this.#byKey.values()) {
-      for (const s of windows.values()) out.push(toEntry(s));
-    }
+    for (const [, s] of this.map.entries()) out.push(toEntry(s));
     return out.sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : a.start - b.start);
   }
 
@@ -79,12 +88,19 @@ export class WindowStore<V = unknown> {
   /** Deletes and returns the windows whose close time is <= streamTime, by close time. */
   closeUpTo(streamTime: number): WindowEntry<V>[] {
     const closed: WindowEntry<V>[] = [];
-    while (this.#closeTimes.length > 0 && this.#closeTimes[0] <= streamTime) {
-      const time = this.#closeTimes[0];
+    const heap = this.#closeTimes;
+    while (heap.length > 0 && heap[0] <= streamTime) {
+      const time = popMin(heap);
+      const ids = this.#buckets.get(time)!;
+      this.#buckets.delete(time);
+      const due: Stored<V>[] = [];
+      for (const id of new Set(ids)) {
+        const s = this.map.get(id);
+        if (s && s.c === time) due.push(s);
+      }
       // Same close time: by key, then start, so emit order does not depend on update order.
-      const windows = [...this.#byClose.get(time)!].map((id) => this.map.get(id)!)
-        .sort((a, b) => a.k < b.k ? -1 : a.k > b.k ? 1 : a.s - b.s);
-      for (const s of windows) {
+      due.sort((a, b) => a.k < b.k ? -1 : a.k > b.k ? 1 : a.s - b.s);
+      for (const s of due) {
         closed.push(toEntry(s));
         this.delete(s.k, s.s);
       }
@@ -92,28 +108,20 @@ export class WindowStore<V = unknown> {
     return closed;
   }
 
-  #index(id: string, s: Stored<V>): void {
-    let windows = this.#byKey.get(s.k);
-    if (!windows) this.#byKey.set(s.k, windows = new Map());
-    windows.set(s.s, s);
-    let ids = this.#byClose.get(s.c);
-    if (!ids) {
-      this.#byClose.set(s.c, ids = new Set());
-      insertSorted(this.#closeTimes, s.c);
-    }
-    ids.add(id);
+  #ids(key: string): Map<number, string> {
+    let ids = this.#byKey.get(key);
+    if (!ids) this.#byKey.set(key, ids = new Map());
+    return ids;
   }
 
-  #unindex(id: string, s: Stored<V>): void {
-    const windows = this.#byKey.get(s.k)!;
-    windows.delete(s.s);
-    if (windows.size === 0) this.#byKey.delete(s.k);
-    const ids = this.#byClose.get(s.c)!;
-    ids.delete(id);
-    if (ids.size === 0) {
-      this.#byClose.delete(s.c);
-      this.#closeTimes.splice(lowerBound(this.#closeTimes, s.c), 1);
+  #addToBucket(closeAt: number, id: string): void {
+    const bucket = this.#buckets.get(closeAt);
+    if (bucket) {
+      bucket.push(id);
+      return;
     }
+    this.#buckets.set(closeAt, [id]);
+    pushHeap(this.#closeTimes, closeAt);
   }
 }
 
@@ -125,17 +133,32 @@ function toEntry<V>(s: Stored<V>): WindowEntry<V> {
   return { key: s.k, start: s.s, end: s.e, value: s.v };
 }
 
-function lowerBound(sorted: number[], x: number): number {
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (sorted[mid] < x) lo = mid + 1;
-    else hi = mid;
+function pushHeap(heap: number[], x: number): void {
+  let i = heap.push(x) - 1;
+  while (i > 0) {
+    const parent = (i - 1) >> 1;
+    if (heap[parent] <= heap[i]) break;
+    [heap[parent], heap[i]] = [heap[i], heap[parent]];
+    i = parent;
   }
-  return lo;
 }
 
-function insertSorted(sorted: number[], x: number): void {
-  sorted.splice(lowerBound(sorted, x), 0, x);
+function popMin(heap: number[]): number {
+  const min = heap[0];
+  const last = heap.pop()!;
+  if (heap.length > 0) {
+    heap[0] = last;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < heap.length && heap[l] < heap[m]) m = l;
+      if (r < heap.length && heap[r] < heap[m]) m = r;
+      if (m === i) break;
+      [heap[m], heap[i]] = [heap[i], heap[m]];
+      i = m;
+    }
+  }
+  return min;
 }
