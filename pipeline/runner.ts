@@ -212,7 +212,7 @@ export class PipelineRunner {
           batch.bytes > BATCH_BYTES ||
           ((processed & 63) === 0 &&
             (performance.now() > deadline ||
-              batch.bytes + this.#dirtyBytes(advanced) > BATCH_BYTES))
+              batch.bytes + this.#dirtyBytes() > BATCH_BYTES))
         ) {
           full = true;
           break;
@@ -246,10 +246,10 @@ export class PipelineRunner {
     return processed;
   }
 
-  /** Estimated bytes of the state the batch changed so far. */
-  #dirtyBytes(tasks: readonly StreamTask[]): number {
+  /** Estimated bytes the next commit writes for state (changes and snapshot steps). */
+  #dirtyBytes(): number {
     let bytes = 0;
-    for (const task of tasks) {
+    for (const task of this.#tasks) {
       for (const store of task.stores.values()) bytes += store.map.dirtyBytes;
     }
     return bytes;

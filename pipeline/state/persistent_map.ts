@@ -5,58 +5,108 @@ interface StoredBlob {
   readonly parts: number;
 }
 
+interface DeltaBlob extends StoredBlob {
+  readonly seq: number;
+  readonly bytes: number;
+}
+
+/** Tuning of snapshotting; the defaults suit production. */
+export interface PersistentMapOptions {
+  /** Deltas are folded into a new snapshot once they outweigh it and this many bytes. */
+  readonly minCompactionBytes?: number;
+  /** Entries a commit adds to a snapshot being written. */
+  readonly snapshotEntriesPerCommit?: number;
+  /** Old blobs a commit deletes after a snapshot switch. */
+  readonly deletesPerCommit?: number;
+}
+
+interface Compaction {
+  readonly gen: number;
+  /** The last delta the snapshot makes unnecessary. */
+  readonly covers: number;
+  readonly keys: string[];
+  at: number;
+  pages: StoredBlob[];
+  bytes: number;
+}
+
 /** Entries per snapshot page; each page is one KV blob. */
 const SNAPSHOT_PAGE_ENTRIES = 500;
-/** Deltas are folded into a new snapshot once they outweigh it (and at least this much). */
-const MIN_COMPACTION_BYTES = 256 * 1024;
 
 /**
  * A string-keyed map held in memory and persisted to Deno KV as a changelog.
  *
- * Each commit appends one delta page with the entries changed since the last commit (so a
- * commit costs a few KV writes whatever the number of keys); reading back replays the latest
- * snapshot and its deltas. Once the deltas outweigh the snapshot, a commit writes a new
- * snapshot generation instead and deletes the old one, all in the same logical commit.
- * Values must be JSON-serializable.
+ * Each commit appends one delta with the entries changed since the last commit (so a commit
+ * costs a few KV writes whatever the number of keys). Once deltas outweigh the snapshot, a new
+ * snapshot generation is written a few pages per commit from the current values; its meta
+ * records the last delta before it began. Loading reads that snapshot and replays the deltas
+ * after it: deltas hold whole values, so replaying them over a snapshot taken while they were
+ * written is exact. Values must be JSON-serializable.
  */
 export class PersistentMap<V> {
   readonly #data = new Map<string, V>();
   #dirty = new Map<string, V | undefined>();
   #gen = 0;
+  /** Highest generation seen in KV: a new snapshot never reuses a leftover's keys. */
+  #maxGen = 0;
+  #covers = -1;
   #nextSeq = 0;
-  #blobs: StoredBlob[] = [];
-  #deltaBytes = 0;
+  #snapshot: StoredBlob[] = [];
   #snapshotBytes = 0;
+  #deltas: DeltaBlob[] = [];
+  #deltaBytes = 0;
+  #compaction: Compaction | null = null;
   #garbage: Mutation[] = [];
   /** Running average of a changed entry's serialized size, for batch budgeting. */
   #entryBytes = 200;
 
-  private constructor(readonly prefix: Deno.KvKey) {}
+  private constructor(
+    readonly prefix: Deno.KvKey,
+    readonly options: Required<PersistentMapOptions>,
+  ) {}
 
   /** Loads the map stored under `prefix` (empty if nothing is stored). */
-  static async load<V>(kv: Deno.Kv, prefix: Deno.KvKey): Promise<PersistentMap<V>> {
-    const map = new PersistentMap<V>(prefix);
-    const meta = await kv.get<number>([...prefix, "meta"]);
-    map.#gen = meta.value ?? 0;
-    for (const kind of ["s", "d"] as const) {
-      for await (const blob of listBlobs(kv, [...prefix, kind])) {
-        if (blob.key[prefix.length + 1] !== map.#gen) {
-          // Left by a compaction interrupted after its commit; remove with the next commit.
-          map.#garbage.push(...blobDeletes(blob.key, blob.parts));
-          continue;
-        }
-        const entries = JSON.parse(blob.text) as [string, V | null][];
-        for (const [k, v] of entries) {
-          if (v === null) map.#data.delete(k);
-          else map.#data.set(k, v);
-        }
-        map.#blobs.push({ key: blob.key, parts: blob.parts });
-        if (kind === "s") map.#snapshotBytes += blob.text.length;
-        else {
-          map.#deltaBytes += blob.text.length;
-          map.#nextSeq = (blob.key[prefix.length + 2] as number) + 1;
-        }
+  static async load<V>(
+    kv: Deno.Kv,
+    prefix: Deno.KvKey,
+    options: PersistentMapOptions = {},
+  ): Promise<PersistentMap<V>> {
+    const map = new PersistentMap<V>(prefix, {
+      minCompactionBytes: options.minCompactionBytes ?? 1024 * 1024,
+      snapshotEntriesPerCommit: options.snapshotEntriesPerCommit ?? 250,
+      deletesPerCommit: options.deletesPerCommit ?? 200,
+    });
+    const meta = await kv.get<string>([...prefix, "meta"]);
+    if (meta.value !== null) ({ gen: map.#gen, covers: map.#covers } = JSON.parse(meta.value));
+    map.#maxGen = map.#gen;
+    const apply = (text: string) => {
+      for (const [k, v] of JSON.parse(text) as [string, V | null][]) {
+        if (v === null) map.#data.delete(k);
+        else map.#data.set(k, v);
       }
+    };
+    for await (const blob of listBlobs(kv, [...prefix, "s"])) {
+      const gen = blob.key[prefix.length + 1] as number;
+      map.#maxGen = Math.max(map.#maxGen, gen);
+      if (gen !== map.#gen) {
+        // Left by an unfinished or superseded snapshot.
+        map.#garbage.push(...blobDeletes(blob.key, blob.parts));
+        continue;
+      }
+      apply(blob.text);
+      map.#snapshot.push({ key: blob.key, parts: blob.parts });
+      map.#snapshotBytes += blob.text.length;
+    }
+    for await (const blob of listBlobs(kv, [...prefix, "d"])) {
+      const seq = blob.key[prefix.length + 1] as number;
+      map.#nextSeq = Math.max(map.#nextSeq, seq + 1);
+      if (seq <= map.#covers) {
+        map.#garbage.push(...blobDeletes(blob.key, blob.parts));
+        continue;
+      }
+      apply(blob.text);
+      map.#deltas.push({ key: blob.key, parts: blob.parts, seq, bytes: blob.text.length });
+      map.#deltaBytes += blob.text.length;
     }
     return map;
   }
@@ -70,9 +120,11 @@ export class PersistentMap<V> {
     return this.#dirty.size;
   }
 
-  /** Estimated bytes the next commit writes for this map. */
+  /** Estimated bytes the next commit writes for this map, a snapshot step included. */
   get dirtyBytes(): number {
-    return this.#dirty.size * this.#entryBytes;
+    const c = this.#compaction;
+    const snapshot = c ? Math.min(c.keys.length - c.at, this.options.snapshotEntriesPerCommit) : 0;
+    return (this.#dirty.size + snapshot) * this.#entryBytes;
   }
 
   get(key: string): V | undefined {
@@ -94,53 +146,74 @@ export class PersistentMap<V> {
   }
 
   /**
-   * The KV mutations that persist every change since the last call. The caller commits them
-   * atomically with the input offsets they reflect.
+   * The KV mutations that persist every change since the last call, plus the next step of a
+   * snapshot in progress. The caller commits them atomically with the offsets they reflect.
    */
   takeMutations(): Mutation[] {
-    const mutations = this.#garbage;
-    this.#garbage = [];
-    if (this.#dirty.size === 0) return mutations;
-    const delta: [string, V | null][] = [];
-    for (const [k, v] of this.#dirty) delta.push([k, v === undefined ? null : v]);
-    this.#dirty = new Map();
-    const text = JSON.stringify(delta);
-    this.#entryBytes = 0.8 * this.#entryBytes + 0.2 * (text.length / delta.length);
-    if (this.#deltaBytes + text.length > Math.max(MIN_COMPACTION_BYTES, 2 * this.#snapshotBytes)) {
-      return mutations.concat(this.#compact());
+    const out: Mutation[] = [];
+    if (this.#dirty.size > 0) {
+      const delta: [string, V | null][] = [];
+      for (const [k, v] of this.#dirty) delta.push([k, v === undefined ? null : v]);
+      this.#dirty = new Map();
+      const text = JSON.stringify(delta);
+      this.#entryBytes = 0.8 * this.#entryBytes + 0.2 * (text.length / delta.length);
+      const seq = this.#nextSeq++;
+      const key = [...this.prefix, "d", seq];
+      const blob = blobMutations(key, text);
+      out.push(...blob);
+      this.#deltas.push({ key, parts: blob.length, seq, bytes: text.length });
+      this.#deltaBytes += text.length;
     }
-    const key = [...this.prefix, "d", this.#gen, this.#nextSeq++];
-    const blob = blobMutations(key, text);
-    this.#blobs.push({ key, parts: blob.length });
-    this.#deltaBytes += text.length;
-    return mutations.concat(blob);
+    const threshold = Math.max(this.options.minCompactionBytes, 2 * this.#snapshotBytes);
+    if (!this.#compaction && this.#deltaBytes > threshold) {
+      this.#compaction = {
+        gen: ++this.#maxGen,
+        covers: this.#nextSeq - 1,
+        keys: [...this.#data.keys()],
+        at: 0,
+        pages: [],
+        bytes: 0,
+      };
+    }
+    if (this.#compaction) out.push(...this.#snapshotStep(this.#compaction));
+    if (this.#garbage.length > 0) {
+      out.push(...this.#garbage.splice(0, this.options.deletesPerCommit));
+    }
+    return out;
   }
 
-  #compact(): Mutation[] {
+  /** Writes the next pages of a snapshot; the last step switches to it. */
+  #snapshotStep(c: Compaction): Mutation[] {
     const out: Mutation[] = [];
-    for (const old of this.#blobs) out.push(...blobDeletes(old.key, old.parts));
-    this.#gen++;
-    this.#blobs = [];
-    this.#nextSeq = 0;
-    this.#deltaBytes = 0;
-    this.#snapshotBytes = 0;
-    let page: [string, V][] = [];
-    let pageNo = 0;
-    const flush = () => {
-      const key = [...this.prefix, "s", this.#gen, pageNo++];
+    const until = Math.min(c.keys.length, c.at + this.options.snapshotEntriesPerCommit);
+    while (c.at < until) {
+      const page: [string, V][] = [];
+      for (; c.at < until && page.length < SNAPSHOT_PAGE_ENTRIES; c.at++) {
+        const v = this.#data.get(c.keys[c.at]);
+        if (v !== undefined) page.push([c.keys[c.at], v]);
+      }
+      const key = [...this.prefix, "s", c.gen, c.pages.length];
       const text = JSON.stringify(page);
       const blob = blobMutations(key, text);
       out.push(...blob);
-      this.#blobs.push({ key, parts: blob.length });
-      this.#snapshotBytes += text.length;
-      page = [];
-    };
-    for (const entry of this.#data) {
-      page.push(entry);
-      if (page.length === SNAPSHOT_PAGE_ENTRIES) flush();
+      c.pages.push({ key, parts: blob.length });
+      c.bytes += text.length;
     }
-    if (page.length > 0) flush();
-    out.push({ key: [...this.prefix, "meta"], value: this.#gen });
+    if (c.at < c.keys.length) return out;
+    out.push({
+      key: [...this.prefix, "meta"],
+      value: JSON.stringify({ gen: c.gen, covers: c.covers }),
+    });
+    for (const old of this.#snapshot) this.#garbage.push(...blobDeletes(old.key, old.parts));
+    const covered = this.#deltas.filter((d) => d.seq <= c.covers);
+    for (const old of covered) this.#garbage.push(...blobDeletes(old.key, old.parts));
+    this.#deltas = this.#deltas.filter((d) => d.seq > c.covers);
+    this.#deltaBytes = this.#deltas.reduce((n, d) => n + d.bytes, 0);
+    this.#gen = c.gen;
+    this.#covers = c.covers;
+    this.#snapshot = c.pages;
+    this.#snapshotBytes = c.bytes;
+    this.#compaction = null;
     return out;
   }
 }
