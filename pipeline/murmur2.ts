@@ -4,9 +4,11 @@
  */
 const encoder = new TextEncoder();
 
-/** Kafka's `Utils.murmur2`, returned as a signed 32-bit integer like the Java original. */
-export function murmur2(data: Uint8Array): number {
-  const length = data.length;
+/**
+ * Kafka's `Utils.murmur2` over the first `length` bytes, returned as a signed 32-bit integer
+ * like the Java original.
+ */
+export function murmur2(data: Uint8Array, length = data.length): number {
   const m = 0x5bd1e995;
   let h = (0x9747b28c ^ length) | 0;
   const length4 = length >>> 2;
@@ -38,7 +40,12 @@ export function murmur2(data: Uint8Array): number {
   return h | 0;
 }
 
-/** The partition Kafka's default partitioner picks for a non-null key. */
+/** Reused for keys' UTF-8 bytes: partitioning allocates nothing per record. */
+let scratch = new Uint8Array(256);
+
+/** The partition Kafka's default partitioner picks for a non-null key (its UTF-8 bytes). */
 export function partitionForKey(key: string, partitions: number): number {
-  return (murmur2(encoder.encode(key)) & 0x7fffffff) % partitions;
+  if (scratch.length < key.length * 3) scratch = new Uint8Array(key.length * 3);
+  const { written } = encoder.encodeInto(key, scratch);
+  return (murmur2(scratch, written) & 0x7fffffff) % partitions;
 }
