@@ -14,6 +14,8 @@ export interface LogRecord {
   readonly headers: Headers;
   /** Order of appends across partitions in this process (not stored); 0 for records loaded. */
   readonly seq?: number;
+  /** Wall-clock time this process appended the record (not stored), for latency metrics. */
+  readonly appendedAt?: number;
   /** The value already parsed, kept in memory for records this process wrote to internal topics. */
   readonly parsed?: unknown;
 }

@@ -22,7 +22,7 @@ export interface BatchInfo {
   readonly late: ReadonlyMap<string, number>;
   /** Wall-clock ms spent processing (not committing). */
   readonly processingMs: number;
-  /** Wall-clock ms from each input record's append to this commit. */
+  /** Wall-clock ms from each input record's append (in this process) to this commit. */
   readonly latenciesMs: readonly number[];
 }
 
@@ -191,7 +191,7 @@ export class PipelineRunner {
     const o = this.options;
     const started = performance.now();
     const deadline = started + o.commitIntervalMs;
-    const batch = new Batch(this.graph);
+    const batch = new Batch();
     const advanced: StreamTask[] = [];
     const appendedAt: number[] = [];
     let processed = 0;
@@ -204,7 +204,7 @@ export class PipelineRunner {
         task.process(log, record);
         task.offsets.set(log.topic, log.offset + 1);
         batch.countIn(log.topic);
-        appendedAt.push(log.timestamp);
+        if (log.appendedAt !== undefined) appendedAt.push(log.appendedAt);
         processed++;
         // Keep the commit within one atomic KV write, and the batch within the commit interval.
         // Records read but not processed are read again by the next batch.
@@ -398,7 +398,10 @@ export class PipelineRunner {
     if (this.#state === "STOPPING") this.#state = "STOPPED";
   }
 
-  /** Deletes every store and committed offset of this application (never topic records). */
+  /**
+   * Deletes every store and committed offset of this application, and the records of its
+   * internal repartition topics (as Kafka Streams' reset does), never other topics' records.
+   */
   async cleanup(): Promise<void> {
     if (this.#state === "RUNNING" || this.#state === "STOPPING") {
       throw new Error("Cannot clean up while the pipeline is running: stop it first");
@@ -411,6 +414,14 @@ export class PipelineRunner {
         for await (const e of kv.list({ prefix })) keys.push({ key: e.key, value: null });
         await this.committer.write(keys);
       }
+      // Unconsumed repartition records would be counted again on top of the reprocessed input.
+      for (const topic of this.graph.repartitions.keys()) {
+        for (let p = 0; p < this.log.partitions(topic); p++) {
+          this.log.truncateBefore(topic, p, this.log.endOffset(topic, p));
+        }
+      }
+      const staged = this.log.stage(new Map());
+      await this.committer.write(staged.mutations);
     });
     this.#tasks = [];
     await this.#createTasks();
@@ -432,8 +443,6 @@ class Batch implements TaskOutput {
   readonly recordsOut = new Map<string, number>();
   readonly deadLetters = new Map<string, number>();
   readonly lateCounts = new Map<string, number>();
-
-  constructor(readonly graph: TopologyGraph) {}
 
   countIn(topic: string): void {
     this.recordsIn.set(topic, (this.recordsIn.get(topic) ?? 0) + 1);

@@ -138,3 +138,26 @@ Deno.test("ISO-8601 timestamps are event time", async () => {
   assertEquals(d.output("out").readRecords()[0].timestamp, Date.parse("2026-01-01T00:00:00Z"));
   d.close();
 });
+
+Deno.test("cleanup purges unconsumed repartition records, so reprocessing counts each input once", async () => {
+  const d = await TestDriver.create({
+    topics: { sales: 2 },
+    build: (b) =>
+      b.stream<Sale>("sales").selectKey((_k, s) => s.product).groupByKey().count({
+        store: "per-product",
+      }),
+  });
+  await d.log.append(
+    "sales",
+    ["s1", "s2", "s3", "s4"].map((shop, i) => ({
+      key: shop,
+      value: JSON.stringify(sale(shop, "p1", 1, i)),
+    })),
+  );
+  await d.runner.runOnce(); // re-keys into the repartition topic; counting comes in a later batch
+  await d.runner.cleanup();
+  assertEquals(d.keyValueStore("per-product").all(), []);
+  await d.runner.runUntilIdle();
+  assertEquals(d.keyValueStore("per-product").all(), [["p1", 4]]);
+  d.close();
+});

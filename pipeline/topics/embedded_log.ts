@@ -198,6 +198,7 @@ export class EmbeddedLog {
           timestamp: r.timestamp ?? now,
           headers: r.headers ?? {},
           seq: ++this.#seq,
+          appendedAt: now,
           ...(r.parsed !== undefined ? { parsed: r.parsed } : {}),
         });
         positions.push({ partition, offset });
