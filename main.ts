@@ -27,11 +27,21 @@ try {
 }
 
 const { admin } = pipeline.config;
-const server = Deno.serve({
-  hostname: admin.host,
-  port: admin.port,
-  onListen: ({ hostname, port }) => console.log(`admin API on http://${hostname}:${port}`),
-}, createAdminApp(pipeline, admin).fetch);
+let server: Deno.HttpServer;
+try {
+  server = Deno.serve({
+    hostname: admin.host,
+    port: admin.port,
+    onListen: ({ hostname, port }) => console.log(`admin API on http://${hostname}:${port}`),
+  }, createAdminApp(pipeline, admin).fetch);
+} catch (e) {
+  console.error(
+    `Cannot serve the admin API on ${admin.host}:${admin.port}: ${(e as Error).message}. ` +
+      `Set "admin.port" in ${values.config} or the PORT environment variable.`,
+  );
+  await pipeline.close();
+  Deno.exit(1);
+}
 
 await pipeline.start();
 const enabled = pipeline.plugins.map((p) => p.name).join(", ") || "none";

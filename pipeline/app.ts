@@ -1,5 +1,6 @@
 import { dirname } from "node:path";
 import type { LoadedConfig, PipelineConfig } from "./config.ts";
+import { InstanceLease } from "./instance_lease.ts";
 import { KvCommitter } from "./kv/committer.ts";
 import { PipelineMetrics } from "./metrics.ts";
 import { buildGraph, type ConfiguredPlugin, type ProducerContext } from "./plugin.ts";
@@ -20,7 +21,6 @@ export interface PipelineOptions {
  * plugins' producers. `main.ts` and the end-to-end tests both use it.
  */
 export class Pipeline {
-  readonly instanceId = crypto.randomUUID();
   #startedAt: number | null = null;
   #producers: AbortController | null = null;
   #producerTasks: Promise<void>[] = [];
@@ -35,6 +35,7 @@ export class Pipeline {
     readonly plugins: readonly ConfiguredPlugin[],
     readonly metrics: PipelineMetrics,
     readonly clock: () => number,
+    readonly lease: InstanceLease,
   ) {}
 
   static async open(loaded: LoadedConfig, options: PipelineOptions = {}): Promise<Pipeline> {
@@ -45,7 +46,10 @@ export class Pipeline {
     const location = "url" in config.state ? config.state.url : config.state.path;
     if ("path" in config.state) await Deno.mkdir(dirname(config.state.path), { recursive: true });
     const kv = await Deno.openKv(location);
+    let lease: InstanceLease | null = null;
     try {
+      const instanceId = crypto.randomUUID();
+      lease = await InstanceLease.acquire(kv, config.applicationId, instanceId, location);
       const committer = new KvCommitter(kv);
       const log = await EmbeddedLog.open(committer, clock);
       const metrics = new PipelineMetrics(clock);
@@ -61,7 +65,7 @@ export class Pipeline {
         observer: metrics,
       });
       await runner.init();
-      const pipeline = new Pipeline(config, kv, log, runner, graph, plugins, metrics, clock);
+      const pipeline = new Pipeline(config, kv, log, runner, graph, plugins, metrics, clock, lease);
       metrics.attach({
         alive: () => runner.state === "RUNNING",
         storeSizes: () => pipeline.storeSizes(),
@@ -69,6 +73,7 @@ export class Pipeline {
       });
       return pipeline;
     } catch (e) {
+      await lease?.release();
       kv.close();
       throw e;
     }
@@ -147,8 +152,13 @@ export class Pipeline {
     return this.runner.cleanup();
   }
 
+  get instanceId(): string {
+    return this.lease.holder.instanceId;
+  }
+
   async close(): Promise<void> {
     await this.stop();
+    await this.lease.release();
     this.kv.close();
   }
 

@@ -29,7 +29,7 @@ export function createAdminApp(pipeline: Pipeline, options: AdminOptions): Hono 
   const app = new Hono();
   const error = (
     c: Context,
-    status: 400 | 401 | 404 | 405 | 409 | 413 | 500,
+    status: 400 | 401 | 403 | 404 | 405 | 409 | 413 | 500,
     err: string,
     detail: string,
   ) => c.json({ error: err, detail }, status);
@@ -112,6 +112,14 @@ export function createAdminApp(pipeline: Pipeline, options: AdminOptions): Hono 
       const topic = c.req.param("topic");
       if (!pipeline.log.hasTopic(topic)) {
         return error(c, 404, "not found", `unknown topic '${topic}'`);
+      }
+      if (pipeline.graph.repartitions.has(topic)) {
+        return error(
+          c,
+          403,
+          "forbidden",
+          `'${topic}' is an internal repartition topic: only the pipeline writes it`,
+        );
       }
       let body: unknown;
       try {
