@@ -87,7 +87,7 @@ export default definePlugin({
           counts: agg.counts,
           totalEvents: agg.total,
           activityScore: agg.score,
-          lastEventId: agg.lastEventId,
+          eventIds: agg.lastEventId ? [agg.lastEventId] : [],
         },
       }))
       .to(o.aggregatedTopic);
@@ -127,7 +127,7 @@ export default definePlugin({
             events: s.events,
             counts: s.counts,
             state: "ACTIVE",
-            lastEventId: s.lastEventId,
+            eventIds: s.lastEventId ? [s.lastEventId] : [],
           },
       }))
       .to(o.sessionsTopic);

@@ -30,7 +30,7 @@ Deno.test("5-minute windows count activity types and score them with the configu
     counts: { LOGIN: 1, SEARCH: 1, ADD_TO_CART: 1, PURCHASE: 1, WISHLIST: 1 },
     totalEvents: 5,
     activityScore: 1 + 2 + 5 + 10 + 1,
-    lastEventId: `WISHLIST-${T0 + 4 * MIN}`,
+    eventIds: [`WISHLIST-${T0 + 4 * MIN}`],
   });
   d.close();
 });

@@ -95,7 +95,7 @@ export default definePlugin({
           orderCount: t.orders,
           totalValue: t.total,
           averageValue: round2(t.total / t.orders),
-          lastOrderId: t.lastOrderId,
+          eventIds: t.lastOrderId ? [t.lastOrderId] : [],
         },
       }))
       .to(o.regionTrendTopic);

@@ -11,6 +11,7 @@ import {
   topCategories,
   type TopList,
   updateTopList,
+  viewEventId,
   withInterest,
 } from "./profile.ts";
 
@@ -27,6 +28,7 @@ const Options = z.strictObject({
   trendingSize: z.number().int().positive().default(10),
 });
 
+type ProductViews = { views: number; lastEventId: string | null };
 type Interest = { category: string; view: events.ProductViewEvent | null; time: number };
 
 export default definePlugin({
@@ -71,20 +73,25 @@ export default definePlugin({
       }))
       .to(o.recommendationsTopic);
 
-    // Counting needs no value: only the key crosses the repartition topic.
-    views.map((_k, v) => ({ key: v.productId, value: 1 }))
+    // Only the view's id crosses the repartition topic.
+    views.map((_k, v) => ({ key: v.productId, value: viewEventId(v) }))
       .groupByKey()
       .windowedBy(TimeWindows.ofSizeAndGrace(o.trendingWindowMs, o.trendingGraceMs))
-      .count({ store: "product-views-1h" })
+      .aggregate<ProductViews>(
+        () => ({ views: 0, lastEventId: null }),
+        (_k, id, c) => ({ views: c.views + 1, lastEventId: id }),
+        { store: "product-views-1h" },
+      )
       .toStream()
-      .map((wk, views) => ({
+      .map((wk, c) => ({
         key: String(wk.window.start),
-        value: { productId: wk.key, views, window: wk.window },
+        value: { productId: wk.key, views: c.views, window: wk.window, eventId: c.lastEventId },
       }))
       .groupByKey()
       .aggregate<TopList>(
-        () => ({ windowStart: 0, windowEnd: 0, products: [], changed: false }),
-        (_k, u, top) => updateTopList(top, u.productId, u.views, u.window, o.trendingSize),
+        () => ({ windowStart: 0, windowEnd: 0, products: [], changed: false, lastEventId: null }),
+        (_k, u, top) =>
+          updateTopList(top, u.productId, u.views, u.window, o.trendingSize, u.eventId),
         { store: "trending-top" },
       )
       .toStream()
@@ -93,6 +100,7 @@ export default definePlugin({
         windowStart: top.windowStart,
         windowEnd: top.windowEnd,
         products: top.products,
+        eventIds: top.lastEventId ? [top.lastEventId] : [],
       }))
       .to(o.trendingTopic);
   },

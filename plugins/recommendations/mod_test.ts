@@ -78,7 +78,7 @@ Deno.test("trending carries the top products of the current hour window, updated
     view("f", "P3", "x", T0 + 5),
   ]);
   const trending = d.output<
-    { windowStart: number; products: { productId: string; views: number }[] }
+    { windowStart: number; products: { productId: string; views: number }[]; eventIds: string[] }
   >("bss.products.trending")
     .readValues();
   const hour = Math.floor(T0 / 3_600_000) * 3_600_000;
@@ -87,5 +87,12 @@ Deno.test("trending carries the top products of the current hour window, updated
     productId: "P2",
     views: 2,
   }]);
+  // Each update names the view behind it: one of those piped, of a product in its list.
+  const piped = ["P1", "P2", "P2", "P3", "P3", "P3"].map((p, i) => `v-${p}-${T0 + i}`);
+  for (const t of trending) {
+    assertEquals(t.eventIds.length, 1);
+    assertEquals(piped.includes(t.eventIds[0]), true);
+    assertEquals(t.products.some((p) => t.eventIds[0].startsWith(`v-${p.productId}-`)), true);
+  }
   d.close();
 });

@@ -28,14 +28,19 @@ export function withInterest(
     ? {
       productId: view.productId,
       category: view.category,
-      eventId: typeof view.eventId === "string"
-        ? view.eventId
-        : `${view.customerId}:${view.productId}:${view.timestamp}`,
+      eventId: viewEventId(view),
       time,
       fresh: true,
     }
     : profile.lastView && { ...profile.lastView, fresh: false };
   return { categories, updates, lastView };
+}
+
+/** A view's id: its `eventId` if it has one, else customer, product and time. */
+export function viewEventId(view: events.ProductViewEvent): string {
+  return typeof view.eventId === "string"
+    ? view.eventId
+    : `${view.customerId}:${view.productId}:${view.timestamp}`;
 }
 
 /** The top `n` categories by count; ties go to the most recently seen. */
@@ -51,6 +56,8 @@ export interface TopList {
   windowEnd: number;
   products: { productId: string; views: number }[];
   changed: boolean;
+  /** The view behind the latest update. */
+  lastEventId: string | null;
 }
 
 /**
@@ -63,6 +70,7 @@ export function updateTopList(
   views: number,
   window: { start: number; end: number },
   size: number,
+  eventId: string | null = null,
 ): TopList {
   const list = top.windowStart === window.start
     ? top.products.filter((p) => p.productId !== productId)
@@ -72,5 +80,11 @@ export function updateTopList(
   const products = list.slice(0, size);
   const changed = JSON.stringify(products) !==
     JSON.stringify(top.windowStart === window.start ? top.products : []);
-  return { windowStart: window.start, windowEnd: window.end, products, changed };
+  return {
+    windowStart: window.start,
+    windowEnd: window.end,
+    products,
+    changed,
+    lastEventId: eventId,
+  };
 }
