@@ -9,6 +9,16 @@ const event = (customerId: string, activityType: string, at: number) => ({
   value: { customerId, activityType, timestamp: at, eventId: `${activityType}-${at}` },
 });
 
+/** Session updates as [state, start, end (relative to T0), events]. */
+function sessionRows(d: TestDriver): unknown[][] {
+  return d.output<Record<string, unknown>>("bss.customer.sessions").readValues().map((s) => [
+    s.state,
+    (s.sessionStart as number) - T0,
+    (s.sessionEnd as number) - T0,
+    s.events ?? null,
+  ]);
+}
+
 Deno.test("5-minute windows count activity types and score them with the configured weights", async () => {
   const d = await TestDriver.create({
     plugins: [{ plugin: activity }],
@@ -44,16 +54,8 @@ Deno.test("sessions split after 30 minutes of inactivity and merge when a late e
   await input.pipe("C1", event("C1", "LOGIN", T0).value);
   await input.pipe("C1", event("C1", "LOGOUT", T0 + 50 * MIN).value); // new session
   await input.pipe("C1", event("C1", "VIEW", T0 + 25 * MIN).value); // bridges both
-  const sessions = d.output<Record<string, unknown>>("bss.customer.sessions").readValues();
   assertEquals(
-    sessions.map((
-      s,
-    ) => [
-      s.state,
-      (s.sessionStart as number) - T0,
-      (s.sessionEnd as number) - T0,
-      s.events ?? null,
-    ]),
+    sessionRows(d),
     [
       ["ACTIVE", 0, 0, 1],
       ["ACTIVE", 50 * MIN, 50 * MIN, 1],
@@ -70,16 +72,8 @@ Deno.test("with the default 5-minute grace, a bridging event after the first ses
   await input.pipe("C1", event("C1", "LOGIN", T0).value);
   await input.pipe("C1", event("C1", "LOGOUT", T0 + 50 * MIN).value); // closes [0,0] at 0 + 30 + 5 min
   await input.pipe("C1", event("C1", "VIEW", T0 + 25 * MIN).value);
-  const sessions = d.output<Record<string, unknown>>("bss.customer.sessions").readValues();
   assertEquals(
-    sessions.map((
-      s,
-    ) => [
-      s.state,
-      (s.sessionStart as number) - T0,
-      (s.sessionEnd as number) - T0,
-      s.events ?? null,
-    ]),
+    sessionRows(d),
     [
       ["ACTIVE", 0, 0, 1],
       ["ACTIVE", 50 * MIN, 50 * MIN, 1],
