@@ -173,6 +173,7 @@ export class PipelineRunner {
    */
   async runOnce(): Promise<number> {
     if (this.#failure) throw this.#failure;
+    await this.#prefetchInputs();
     const previous = this.#inflight;
     const processed = this.#processBatch();
     // Wait for the commit before this batch's: this batch's commit may run while the caller
@@ -183,7 +184,19 @@ export class PipelineRunner {
     if (processed > 0) return processed;
     await this.#inflight;
     if (this.#failure) throw this.#failure;
+    await this.#prefetchInputs();
     return this.#processBatch();
+  }
+
+  /** Loads from KV the input records of tasks reading older than the log keeps in memory. */
+  async #prefetchInputs(): Promise<void> {
+    for (const task of this.#tasks) {
+      for (const [topic, offset] of task.offsets) {
+        if (this.log.needsPrefetch(topic, task.partition, offset)) {
+          await this.log.prefetch(topic, task.partition, offset, this.options.maxBatchRecords);
+        }
+      }
+    }
   }
 
   /** Processes one batch synchronously and queues its commit; returns the records processed. */

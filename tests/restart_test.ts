@@ -144,3 +144,47 @@ Deno.test("a commit that fails after processing leaves KV as before the batch; a
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("after repartition topics were consumed and purged, a restart loses no re-keyed record", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/purged.kv`;
+    const input = restartInput();
+    const append = (log: EmbeddedLog, from: number, to: number) =>
+      log.append(
+        "clicks",
+        input.slice(from, to).map((r) => ({
+          key: r.key,
+          value: JSON.stringify(r.value),
+          timestamp: r.value.timestamp,
+        })),
+      );
+    const first = await openRunner(path, 1000);
+    await append(first.log, 0, 200);
+    await first.runner.runUntilIdle();
+    await append(first.log, 200, 400);
+    await first.runner.runUntilIdle();
+    // A commit with no re-keyed records persists the purge: no repartition page is left in KV.
+    await first.log.append("users", [{ key: "u0", value: JSON.stringify({ tier: "T9" }) }]);
+    await first.runner.runUntilIdle();
+    let pages = 0;
+    for await (
+      const _ of first.kv.list({ prefix: ["log", "restart-clicks-per-page-repartition"] })
+    ) pages++;
+    assertEquals(pages, 0);
+    first.kv.close();
+
+    const second = await openRunner(path, 1000);
+    await append(second.log, 400, 600);
+    await second.runner.runUntilIdle();
+    let counted = 0;
+    for (const task of second.runner.tasks) {
+      const store = task.stores.get("clicks-per-page");
+      if (store) { for (const [, n] of store.map.entries()) counted += n as number; }
+    }
+    assertEquals(counted, 600);
+    second.kv.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

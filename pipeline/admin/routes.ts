@@ -163,7 +163,7 @@ export function createAdminApp(pipeline: Pipeline, options: AdminOptions): Hono 
     },
   );
 
-  app.get("/api/v1/topics/:topic/records", (c) => {
+  app.get("/api/v1/topics/:topic/records", async (c) => {
     const topic = c.req.param("topic");
     if (!pipeline.log.hasTopic(topic)) {
       return error(c, 404, "not found", `unknown topic '${topic}'`);
@@ -199,6 +199,7 @@ export function createAdminApp(pipeline: Pipeline, options: AdminOptions): Hono 
     const chosen = partition === undefined ? [...Array(partitions).keys()] : [partition];
     const records = [];
     for (const p of chosen) {
+      await pipeline.log.prefetch(topic, p, offset, limit - records.length);
       for (const r of pipeline.log.read(topic, p, offset, limit - records.length)) {
         records.push({
           partition: r.partition,

@@ -75,7 +75,8 @@ export class TestDriver {
     const clock = new TestClock(options.startTime ?? 0);
     const kv = await Deno.openKv(options.kvPath ?? ":memory:");
     const committer = new KvCommitter(kv);
-    const log = await EmbeddedLog.open(committer, clock.now);
+    // Outputs are read synchronously: keep every record a test writes in memory.
+    const log = await EmbeddedLog.open(committer, clock.now, { memoryRecords: 1_000_000 });
     const plugins: ConfiguredPlugin[] = (options.plugins ?? []).map(({ plugin, options: raw }) => ({
       definition: plugin,
       name: plugin.name,

@@ -18,20 +18,41 @@ export interface RecordPosition {
 
 /** Default retention: one million records per partition. */
 export const DEFAULT_RETENTION_RECORDS = 1_000_000;
+/** Default number of a partition's newest records kept in memory. */
+export const DEFAULT_MEMORY_RECORDS = 20_000;
 /** Records per KV page; a page also stays under ~60 KB of text in the common case. */
 const PAGE_RECORDS = 256;
+
+/** Options of `EmbeddedLog.open`. */
+export interface EmbeddedLogOptions {
+  /**
+   * A partition's newest records kept in memory (whole pages); older ones are read back from KV
+   * by `prefetch`, and at most as many of those are cached per partition.
+   */
+  readonly memoryRecords?: number;
+}
 
 interface Page {
   readonly base: number;
   readonly count: number;
   readonly parts: number;
+  /** Largest record timestamp in the page (for time retention). */
+  readonly maxTimestamp: number;
 }
 
+/**
+ * A partition: every retained page is described in `pages` and stored in KV; the newest are
+ * also in `records`, older ones in `loaded` while cached. start <= memBase <= end.
+ */
 interface PartitionLog {
+  /** Oldest retained offset. */
+  start: number;
+  /** Offset of records[0]; always a page boundary. */
+  memBase: number;
   records: LogRecord[];
-  /** Offset of records[0]. */
-  base: number;
   pages: Page[];
+  /** Older pages read back from KV, by base offset, oldest read first. */
+  loaded: Map<number, LogRecord[]>;
 }
 
 interface TopicLog {
@@ -54,14 +75,22 @@ type PageMeta = [string | null, number, Headers | 0, number];
 export class EmbeddedLog {
   readonly #topics = new Map<string, TopicLog>();
   readonly #listeners = new Set<() => void>();
-  #pendingDeletes: Mutation[] = [];
+  #pendingMutations: Mutation[] = [];
   #seq = 0;
 
-  private constructor(readonly committer: KvCommitter, readonly now: () => number) {}
+  private constructor(
+    readonly committer: KvCommitter,
+    readonly now: () => number,
+    readonly memoryRecords: number,
+  ) {}
 
-  /** Opens the log, loading every topic already stored in KV. */
-  static async open(committer: KvCommitter, now: () => number = Date.now): Promise<EmbeddedLog> {
-    const log = new EmbeddedLog(committer, now);
+  /** Opens the log: page descriptions of every stored topic, and each partition's newest records. */
+  static async open(
+    committer: KvCommitter,
+    now: () => number = Date.now,
+    options: EmbeddedLogOptions = {},
+  ): Promise<EmbeddedLog> {
+    const log = new EmbeddedLog(committer, now, options.memoryRecords ?? DEFAULT_MEMORY_RECORDS);
     const kv = committer.kv;
     for await (const e of kv.list<number>({ prefix: ["topic"] })) {
       const name = e.key[1] as string;
@@ -70,24 +99,18 @@ export class EmbeddedLog {
     for (const [name, topic] of log.#topics) {
       for (let p = 0; p < topic.partitions.length; p++) {
         const part = topic.partitions[p];
+        // With every page deleted, offsets go on from where the partition ended.
+        const end = (await kv.get<number>(["logend", name, p])).value ?? 0;
+        part.start = part.memBase = end;
         let first = true;
         for await (const blob of listBlobs(kv, ["log", name, p])) {
           const base = blob.key[3] as number;
-          const entries = decodePage(blob.text);
-          if (first) part.base = base;
+          const records = decodePage(blob.text, name, p, base);
+          if (first) part.start = part.memBase = base;
           first = false;
-          entries.forEach(([key, value, timestamp, headers], i) =>
-            part.records.push({
-              topic: name,
-              partition: p,
-              offset: base + i,
-              key,
-              value,
-              timestamp,
-              headers: headers || {},
-            })
-          );
-          part.pages.push({ base, count: entries.length, parts: blob.parts });
+          part.pages.push(pageOf(records, blob.parts));
+          part.records.push(...records);
+          log.#trimMemory(part);
         }
       }
     }
@@ -128,19 +151,74 @@ export class EmbeddedLog {
   /** The offset the next record appended to this partition gets. */
   endOffset(topic: string, partition: number): number {
     const p = this.#topic(topic).partitions[partition];
-    return p.base + p.records.length;
+    return p.memBase + p.records.length;
   }
 
   /** The oldest offset still kept. */
   startOffset(topic: string, partition: number): number {
-    return this.#topic(topic).partitions[partition].base;
+    return this.#topic(topic).partitions[partition].start;
   }
 
-  /** Up to `max` records from `offset` on (an offset below the start reads from the start). */
+  /**
+   * Up to `max` records from `offset` on (an offset below the start reads from the start).
+   * Records older than the in-memory tail are returned only once `prefetch` has loaded them:
+   * call `needsPrefetch` first when reading far behind the end.
+   */
   read(topic: string, partition: number, offset: number, max: number): LogRecord[] {
     const p = this.#topic(topic).partitions[partition];
-    const from = Math.max(0, offset - p.base);
-    return p.records.slice(from, from + max);
+    let from = Math.max(offset, p.start);
+    const out: LogRecord[] = [];
+    for (let i = pageIndex(p.pages, from); from < p.memBase && out.length < max; i++) {
+      const page = p.pages[i];
+      const records = p.loaded.get(page.base);
+      if (!records) return out;
+      for (let at = from - page.base; at < records.length && out.length < max; at++) {
+        out.push(records[at]);
+      }
+      from = page.base + page.count;
+    }
+    const at = from - p.memBase;
+    for (let i = at; i < p.records.length && out.length < max; i++) out.push(p.records[i]);
+    return out;
+  }
+
+  /** Whether reading from `offset` needs records that must first be loaded from KV. */
+  needsPrefetch(topic: string, partition: number, offset: number): boolean {
+    const p = this.#topic(topic).partitions[partition];
+    const from = Math.max(offset, p.start);
+    return from < p.memBase && !p.loaded.has(p.pages[pageIndex(p.pages, from)].base);
+  }
+
+  /** Loads from KV the pages `read(topic, partition, offset, max)` needs that are not in memory. */
+  async prefetch(topic: string, partition: number, offset: number, max: number): Promise<void> {
+    const p = this.#topic(topic).partitions[partition];
+    let from = Math.max(offset, p.start);
+    let wanted = 0;
+    const needed = new Set<number>();
+    for (let i = pageIndex(p.pages, from); from < p.memBase && wanted < max; i++) {
+      const page = p.pages[i];
+      needed.add(page.base);
+      if (!p.loaded.has(page.base)) {
+        for await (
+          const blob of listBlobs(this.committer.kv, ["log", topic, partition, page.base])
+        ) {
+          // The page may have been deleted by retention meanwhile; then it is simply not cached.
+          if (p.pages[pageIndex(p.pages, page.base)]?.base !== page.base) break;
+          p.loaded.set(page.base, decodePage(blob.text, topic, partition, page.base));
+        }
+      }
+      wanted += page.base + page.count - from;
+      from = page.base + page.count;
+    }
+    // Bound the cache, oldest loaded first, but keep what this read needs.
+    let cached = 0;
+    for (const records of p.loaded.values()) cached += records.length;
+    for (const [base, records] of p.loaded) {
+      if (cached <= this.memoryRecords) break;
+      if (needed.has(base)) continue;
+      p.loaded.delete(base);
+      cached -= records.length;
+    }
   }
 
   /** Appends records durably: resolves once they are committed to KV. */
@@ -148,7 +226,7 @@ export class EmbeddedLog {
     return this.committer.serialize(async () => {
       const staged = this.stage(new Map([[topic, records]]));
       await this.committer.write(staged.mutations);
-      return staged.publish().get(topic)!;
+      return staged.publish().get(topic) ?? [];
     });
   }
 
@@ -161,8 +239,8 @@ export class EmbeddedLog {
     mutations: Mutation[];
     publish: () => Map<string, RecordPosition[]>;
   } {
-    const mutations = this.#pendingDeletes;
-    this.#pendingDeletes = [];
+    const mutations = this.#pendingMutations;
+    this.#pendingMutations = [];
     const staged: {
       topic: string;
       records: LogRecord[][];
@@ -188,7 +266,7 @@ export class EmbeddedLog {
           );
         }
         const p = topic.partitions[partition];
-        const offset = p.base + p.records.length + perPartition[partition].length;
+        const offset = p.memBase + p.records.length + perPartition[partition].length;
         perPartition[partition].push({
           topic: name,
           partition,
@@ -212,7 +290,7 @@ export class EmbeddedLog {
             encodePage(page),
           );
           mutations.push(...blob);
-          metas.push({ base: page[0].offset, count: page.length, parts: blob.length });
+          metas.push(pageOf(page, blob.length));
         }
         return metas;
       });
@@ -228,6 +306,7 @@ export class EmbeddedLog {
           p.pages.push(...s.pages[partition]);
           for (const r of recs) p.records.push(r);
           this.#applyRetention(s.topic, topic, partition);
+          this.#trimMemory(p);
         });
         result.set(s.topic, s.positions);
       }
@@ -246,11 +325,17 @@ export class EmbeddedLog {
   #applyRetention(name: string, topic: TopicLog, partition: number): void {
     const p = topic.partitions[partition];
     const maxRecords = topic.spec.retention?.records ?? DEFAULT_RETENTION_RECORDS;
-    let drop = Math.max(0, p.records.length - maxRecords);
+    let drop = Math.max(0, p.memBase + p.records.length - p.start - maxRecords);
     const maxAge = topic.spec.retention?.ms;
     if (maxAge !== undefined) {
+      // Whole pages whose newest record is older than the retention.
       const oldest = this.now() - maxAge;
-      while (drop < p.records.length && p.records[drop].timestamp < oldest) drop++;
+      let aged = 0;
+      for (const page of p.pages) {
+        if (page.maxTimestamp >= oldest) break;
+        aged += page.count;
+      }
+      drop = Math.max(drop, aged);
     }
     this.#dropPages(name, p, partition, drop);
   }
@@ -261,7 +346,7 @@ export class EmbeddedLog {
    */
   truncateBefore(topic: string, partition: number, offset: number): void {
     const p = this.#topic(topic).partitions[partition];
-    this.#dropPages(topic, p, partition, offset - p.base);
+    this.#dropPages(topic, p, partition, offset - p.start);
   }
 
   // Only whole pages are deleted, so the log start moves page by page.
@@ -270,14 +355,34 @@ export class EmbeddedLog {
     let recordsDropped = 0;
     while (pagesDropped < p.pages.length && recordsDropped + p.pages[pagesDropped].count <= drop) {
       const page = p.pages[pagesDropped];
-      this.#pendingDeletes.push(...blobDeletes(["log", name, partition, page.base], page.parts));
+      this.#pendingMutations.push(...blobDeletes(["log", name, partition, page.base], page.parts));
+      p.loaded.delete(page.base);
       recordsDropped += page.count;
       pagesDropped++;
     }
     if (pagesDropped === 0) return;
     p.pages.splice(0, pagesDropped);
-    p.records.splice(0, recordsDropped);
-    p.base += recordsDropped;
+    p.start += recordsDropped;
+    // Offsets must not restart at 0 after a reopen even when no page is left.
+    this.#pendingMutations.push({ key: ["logend", name, partition], value: p.start });
+    if (p.memBase < p.start) {
+      p.records.splice(0, p.start - p.memBase);
+      p.memBase = p.start;
+    }
+  }
+
+  /** Keeps at most `memoryRecords` (plus part of a page) of a partition's newest records in memory. */
+  #trimMemory(p: PartitionLog): void {
+    if (p.records.length <= this.memoryRecords) return;
+    let drop = 0;
+    for (let i = pageIndex(p.pages, p.memBase); i < p.pages.length; i++) {
+      const count = p.pages[i].count;
+      if (p.records.length - drop - count < this.memoryRecords) break;
+      drop += count;
+    }
+    if (drop === 0) return;
+    p.records.splice(0, drop);
+    p.memBase += drop;
   }
 
   #choosePartition(topic: TopicLog, key: string | null): number {
@@ -305,7 +410,7 @@ function newTopic(spec: TopicSpec, persisted: boolean): TopicLog {
     spec,
     partitions: Array.from(
       { length: spec.partitions },
-      () => ({ records: [], base: 0, pages: [] }),
+      () => ({ start: 0, memBase: 0, records: [], pages: [], loaded: new Map() }),
     ),
     nextRoundRobin: 0,
     persisted,
@@ -332,12 +437,30 @@ function encodePage(records: readonly LogRecord[]): string {
   return JSON.stringify(meta) + "\n" + values;
 }
 
-function decodePage(text: string): [string | null, string | null, number, Headers | 0][] {
+function decodePage(text: string, topic: string, partition: number, base: number): LogRecord[] {
   const nl = text.indexOf("\n");
   const meta = JSON.parse(text.slice(0, nl)) as PageMeta[];
   let at = nl + 1;
-  return meta.map(([key, timestamp, headers, length]) => {
+  return meta.map(([key, timestamp, headers, length], i) => {
     const value = length < 0 ? null : text.slice(at, at += length);
-    return [key, value, timestamp, headers];
+    return { topic, partition, offset: base + i, key, value, timestamp, headers: headers || {} };
   });
+}
+
+function pageOf(records: readonly LogRecord[], parts: number): Page {
+  let maxTimestamp = -Infinity;
+  for (const r of records) if (r.timestamp > maxTimestamp) maxTimestamp = r.timestamp;
+  return { base: records[0].offset, count: records.length, parts, maxTimestamp };
+}
+
+/** Index of the page holding `offset` (pages ascending and contiguous). */
+function pageIndex(pages: readonly Page[], offset: number): number {
+  let lo = 0;
+  let hi = pages.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >>> 1;
+    if (pages[mid].base <= offset) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
 }

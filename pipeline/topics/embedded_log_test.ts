@@ -81,3 +81,69 @@ Deno.test("records larger than one KV value are split into parts and read back w
     kv2.close();
   });
 });
+
+Deno.test("only the newest records stay in memory; older ones are read back after prefetch", async () => {
+  await withKvFile(async (path) => {
+    const kv = await Deno.openKv(path);
+    const log = await EmbeddedLog.open(new KvCommitter(kv), () => 0, { memoryRecords: 300 });
+    log.ensureTopic("t", { partitions: 1 });
+    for (let batch = 0; batch < 4; batch++) {
+      await log.append(
+        "t",
+        Array.from({ length: 256 }, (_, i) => ({ key: null, value: `${batch * 256 + i}` })),
+      );
+    }
+    assertEquals([log.startOffset("t", 0), log.endOffset("t", 0)], [0, 1024]);
+    assertEquals(log.needsPrefetch("t", 0, 0), true);
+    assertEquals(log.read("t", 0, 0, 10), []); // not loaded yet
+    assertEquals(log.read("t", 0, 900, 3).map((r) => r.value), ["900", "901", "902"]);
+    await log.prefetch("t", 0, 250, 600);
+    assertEquals(log.needsPrefetch("t", 0, 250), false);
+    const read = log.read("t", 0, 250, 600);
+    assertEquals(read.map((r) => r.offset), Array.from({ length: 600 }, (_, i) => 250 + i));
+    assertEquals(read.map((r) => r.value), read.map((r) => String(r.offset)));
+    kv.close();
+    // Reopened: the same bounded tail, the rest in KV.
+    const kv2 = await Deno.openKv(path);
+    const reopened = await EmbeddedLog.open(new KvCommitter(kv2), () => 0, { memoryRecords: 300 });
+    assertEquals(reopened.needsPrefetch("t", 0, 0), true);
+    await reopened.prefetch("t", 0, 0, 5);
+    assertEquals(reopened.read("t", 0, 0, 5).map((r) => r.value), ["0", "1", "2", "3", "4"]);
+    kv2.close();
+  });
+});
+
+Deno.test("time retention drops whole pages older than the limit", async () => {
+  await withKvFile(async (path) => {
+    let now = 1_000_000;
+    const kv = await Deno.openKv(path);
+    const log = await EmbeddedLog.open(new KvCommitter(kv), () => now, { memoryRecords: 10 });
+    log.ensureTopic("t", { partitions: 1, retention: { ms: 60_000 } });
+    await log.append("t", Array.from({ length: 300 }, () => ({ key: null, value: "old" })));
+    now += 30_000;
+    await log.append("t", [{ key: null, value: "newer" }]);
+    assertEquals(log.startOffset("t", 0), 0);
+    now += 45_000; // the first 300 are 75 s old, the last 45 s
+    await log.append("t", [{ key: null, value: "newest" }]);
+    assertEquals([log.startOffset("t", 0), log.endOffset("t", 0)], [300, 302]);
+    kv.close();
+  });
+});
+
+Deno.test("after every page is deleted, a reopened partition goes on from its end offset", async () => {
+  await withKvFile(async (path) => {
+    const kv = await Deno.openKv(path);
+    const log = await EmbeddedLog.open(new KvCommitter(kv));
+    log.ensureTopic("rp", { partitions: 1 });
+    await log.append("rp", Array.from({ length: 40 }, () => ({ key: null, value: "x" })));
+    log.truncateBefore("rp", 0, 40); // all consumed
+    await log.append("rp", []); // commits the pending deletes
+    kv.close();
+    const kv2 = await Deno.openKv(path);
+    const reopened = await EmbeddedLog.open(new KvCommitter(kv2));
+    assertEquals([reopened.startOffset("rp", 0), reopened.endOffset("rp", 0)], [40, 40]);
+    const [pos] = await reopened.append("rp", [{ key: null, value: "next" }]);
+    assertEquals(pos.offset, 40);
+    kv2.close();
+  });
+});
