@@ -199,12 +199,15 @@ const quantile = (sorted: number[], q: number) =>
   let next = performance.now();
   while (performance.now() < until) {
     const batch = m.tick(perTick, Date.now());
+    // Payments are appended first, so their stamp is taken right before their own append.
+    const payments = batch.get(TOPICS.payments) ?? [];
+    batch.delete(TOPICS.payments);
     const now = Date.now();
-    for (const r of batch.get(TOPICS.payments) ?? []) {
+    for (const r of payments) {
       const id = (r.value as { paymentId?: string } | undefined)?.paymentId;
       if (id) appendedAt.set(id, now);
     }
-    await append(p, batch);
+    await append(p, new Map([[TOPICS.payments, payments], ...batch]));
     next += tickMs;
     await new Promise((r) => setTimeout(r, Math.max(0, next - performance.now())));
   }
