@@ -40,8 +40,11 @@ export interface Blob {
   readonly parts: number;
 }
 
-/** Lists the blobs under a prefix in key order, joining their parts. */
-export async function* listBlobs(kv: Deno.Kv, prefix: Deno.KvKey): AsyncGenerator<Blob> {
+/** Lists the blobs under a prefix, or in a key range, in key order, joining their parts. */
+export async function* listBlobs(
+  kv: Deno.Kv,
+  selector: Deno.KvKey | { start: Deno.KvKey; end: Deno.KvKey },
+): AsyncGenerator<Blob> {
   let currentKey: Deno.KvKey | null = null;
   let chunks: Uint8Array[] = [];
   const flush = (): Blob => {
@@ -54,7 +57,10 @@ export async function* listBlobs(kv: Deno.Kv, prefix: Deno.KvKey): AsyncGenerato
     }
     return { key: currentKey!, text: decoder.decode(joined), parts: chunks.length };
   };
-  for await (const entry of kv.list<Uint8Array>({ prefix }, { batchSize: 500 })) {
+  const range: Deno.KvListSelector = "start" in selector
+    ? selector as { start: Deno.KvKey; end: Deno.KvKey }
+    : { prefix: selector as Deno.KvKey };
+  for await (const entry of kv.list<Uint8Array>(range, { batchSize: 500 })) {
     const blobKey = entry.key.slice(0, -1);
     if (currentKey && !sameKey(currentKey, blobKey)) {
       yield flush();

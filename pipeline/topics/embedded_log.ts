@@ -194,28 +194,35 @@ export class EmbeddedLog {
     const p = this.#topic(topic).partitions[partition];
     let from = Math.max(offset, p.start);
     let wanted = 0;
-    const needed = new Set<number>();
+    const needed: Page[] = [];
     for (let i = pageIndex(p.pages, from); from < p.memBase && wanted < max; i++) {
       const page = p.pages[i];
-      needed.add(page.base);
-      if (!p.loaded.has(page.base)) {
-        for await (
-          const blob of listBlobs(this.committer.kv, ["log", topic, partition, page.base])
-        ) {
-          // The page may have been deleted by retention meanwhile; then it is simply not cached.
-          if (p.pages[pageIndex(p.pages, page.base)]?.base !== page.base) break;
-          p.loaded.set(page.base, decodePage(blob.text, topic, partition, page.base));
-        }
-      }
+      needed.push(page);
       wanted += page.base + page.count - from;
       from = page.base + page.count;
     }
+    const missing = needed.filter((page) => !p.loaded.has(page.base));
+    if (missing.length > 0) {
+      // One range read for every missing page.
+      const range = {
+        start: ["log", topic, partition, missing[0].base],
+        end: ["log", topic, partition, missing[missing.length - 1].base + 1],
+      };
+      const wantedBases = new Set(missing.map((page) => page.base));
+      for await (const blob of listBlobs(this.committer.kv, range)) {
+        const base = blob.key[3] as number;
+        // A page deleted by retention meanwhile is simply not cached.
+        if (!wantedBases.has(base) || p.pages[pageIndex(p.pages, base)]?.base !== base) continue;
+        p.loaded.set(base, decodePage(blob.text, topic, partition, base));
+      }
+    }
+    const keep = new Set(needed.map((page) => page.base));
     // Bound the cache, oldest loaded first, but keep what this read needs.
     let cached = 0;
     for (const records of p.loaded.values()) cached += records.length;
     for (const [base, records] of p.loaded) {
       if (cached <= this.memoryRecords) break;
-      if (needed.has(base)) continue;
+      if (keep.has(base)) continue;
       p.loaded.delete(base);
       cached -= records.length;
     }
