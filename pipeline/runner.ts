@@ -58,6 +58,8 @@ export class PipelineRunner {
   #error: Error | null = null;
   /** The latest queued commit. */
   #inflight: Promise<void> = Promise.resolve();
+  /** Queued commits not yet awaited, oldest first. */
+  #pending: Promise<void>[] = [];
   /** A failed commit: nothing may be committed after it until the runner reloads from KV. */
   #failure: Error | null = null;
 
@@ -174,15 +176,14 @@ export class PipelineRunner {
   async runOnce(): Promise<number> {
     if (this.#failure) throw this.#failure;
     await this.#prefetchInputs();
-    const previous = this.#inflight;
     const processed = this.#processBatch();
-    // Wait for the commit before this batch's: this batch's commit may run while the caller
-    // processes the next one. With nothing to do, wait for every commit, since they may
-    // publish records this runner reads (repartition topics).
-    await previous;
+    // Up to COMMITS_IN_FLIGHT commits run while the caller processes more; with nothing to do,
+    // wait for every commit, since they may publish records this runner reads (repartitions).
+    while (this.#pending.length > COMMITS_IN_FLIGHT) await this.#pending.shift();
     if (this.#failure) throw this.#failure;
     if (processed > 0) return processed;
     await this.#inflight;
+    this.#pending = [];
     if (this.#failure) throw this.#failure;
     await this.#prefetchInputs();
     return this.#processBatch();
@@ -256,6 +257,7 @@ export class PipelineRunner {
         latenciesMs: appendedAt.map((t) => Math.max(0, committedAt - t)),
       });
     });
+    this.#pending.push(this.#inflight);
     return processed;
   }
 
@@ -440,6 +442,12 @@ export class PipelineRunner {
     await this.#createTasks();
   }
 }
+
+/**
+ * Commits that may be queued while the next batch is processed: they absorb slow commits (such
+ * as SQLite checkpoints) without stalling processing.
+ */
+const COMMITS_IN_FLIGHT = 3;
 
 /**
  * Estimated bytes (outputs and changed state) after which a batch commits, so that the commit
