@@ -99,6 +99,7 @@ export class Pipeline {
     await this.runner.start();
     this.#startedAt ??= this.clock();
     if (this.#producers) return;
+    this.#producerErrors = [];
     this.#producers = new AbortController();
     const signal = this.#producers.signal;
     for (const p of this.plugins) {
