@@ -133,30 +133,28 @@ Deno.test("end to end: main.ts with a temporary config serves the API, processes
     });
     await post("bss.order.events", { key: "bad", value: "not an order" });
 
-    const alerts = await poll(async () => {
-      const r = await read("bss.fraud.alerts");
-      return r.length > 0 ? r : undefined;
-    });
+    /** The topic's records once it has at least `count` (polled over HTTP, bounded). */
+    const readAtLeast = (topic: string, count: number) =>
+      poll(async () => {
+        const r = await read(topic);
+        return r.length >= count ? r : undefined;
+      });
+
+    const alerts = await readAtLeast("bss.fraud.alerts", 1);
     assertEquals(
       alerts.map((
         a: { value: { type: string; severity: string } },
       ) => [a.value.type, a.value.severity]),
       [["RAPID_PAYMENTS", "HIGH"]],
     );
-    const high = await poll(async () => {
-      const r = await read("bss.orders.highvalue");
-      return r.length > 0 ? r : undefined;
-    });
+    const high = await readAtLeast("bss.orders.highvalue", 1);
     assertEquals(
       high.map((
         h: { value: { orderId: string; customerTier: string } },
       ) => [h.value.orderId, h.value.customerTier]),
       [["o1", "GOLD"]],
     );
-    const dlq = await poll(async () => {
-      const r = await read("bss.dlq");
-      return r.length >= 2 ? r : undefined; // rejected by both plugins that read orders
-    });
+    const dlq = await readAtLeast("bss.dlq", 2); // rejected by both plugins that read orders
     ok(
       dlq.every((d: { value: { sourceTopic: string; raw: string } }) =>
         d.value.sourceTopic === "bss.order.events" && d.value.raw === '"not an order"'
