@@ -163,7 +163,6 @@ const quantile = (sorted: number[], q: number) =>
   const appendedAt = new Map<string, number>(); // paymentId → wall-clock append time
   const alertLatencies: number[] = [];
   const latencies: number[] = [];
-  p.log.onAppend(() => {});
   const original = p.metrics.batch.bind(p.metrics);
   p.metrics.batch = (info) => {
     latencies.push(...info.latenciesMs);
@@ -173,28 +172,17 @@ const quantile = (sorted: number[], q: number) =>
   const tickMs = 20;
   const perTick = (RATE * tickMs) / 1000;
   const until = performance.now() + SECONDS * 1000;
-  let alertsSeen = 0;
-  const readAlerts = () => {
-    const now = Date.now();
-    for (let part = 0; part < p.log.partitions("bss.fraud.alerts"); part++) {
-      for (const r of p.log.read("bss.fraud.alerts", part, 0, 1e9)) {
-        if (r.offset < 0) continue;
-        const alert = JSON.parse(r.value!);
-        const sent = appendedAt.get(alert.paymentId);
-        if (sent !== undefined) {
-          alertLatencies.push(now - sent);
-          appendedAt.delete(alert.paymentId);
-        }
-      }
-    }
-  };
+  // Each new alert once: read every alerts partition from where the last read stopped.
+  const alertsRead = Array(p.log.partitions("bss.fraud.alerts")).fill(0);
   p.log.onAppend(() => {
-    const end = p.log.endOffset("bss.fraud.alerts", 0) + p.log.endOffset("bss.fraud.alerts", 1) +
-      p.log.endOffset("bss.fraud.alerts", 2);
-    if (end > alertsSeen) {
-      alertsSeen = end;
-      readAlerts();
-    }
+    const now = Date.now();
+    alertsRead.forEach((from, part) => {
+      for (const r of p.log.read("bss.fraud.alerts", part, from, 1e9)) {
+        alertsRead[part] = r.offset + 1;
+        const sent = appendedAt.get(JSON.parse(r.value!).paymentId);
+        if (sent !== undefined) alertLatencies.push(now - sent);
+      }
+    });
   });
   let next = performance.now();
   while (performance.now() < until) {

@@ -28,11 +28,6 @@ export function blobDeletes(key: Deno.KvKey, parts: number): Mutation[] {
   return Array.from({ length: parts }, (_, i) => ({ key: [...key, i], value: null }));
 }
 
-/** How many parts blobMutations writes for a text of this many bytes. */
-export function partCount(byteLength: number): number {
-  return Math.max(1, Math.ceil(byteLength / PART_BYTES));
-}
-
 /** A blob read back: its key without the part number, its text and how many parts it had. */
 export interface Blob {
   readonly key: Deno.KvKey;

@@ -115,11 +115,6 @@ export class PersistentMap<V> {
     return this.#data.size;
   }
 
-  /** Entries changed since the last commit. */
-  get dirtyCount(): number {
-    return this.#dirty.size;
-  }
-
   /** Estimated bytes the next commit writes for this map, a snapshot step included. */
   get dirtyBytes(): number {
     const c = this.#compaction;
