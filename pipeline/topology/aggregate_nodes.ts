@@ -41,13 +41,7 @@ abstract class KeyedAggregateNode extends ProcessorNode {
   }
 
   process(record: AnyRecord, ctx: ProcessorContext): void {
-    if (typeof record.key !== "string") {
-      ctx.deadLetter(
-        this.plugin,
-        `aggregation '${this.storeName}' needs a string key: the record has ${record.key}`,
-      );
-      return;
-    }
+    if (!this.hasStringKey(record, ctx, `aggregation '${this.storeName}'`)) return;
     this.aggregate(record as AnyRecord & { key: string }, ctx);
   }
 

@@ -50,13 +50,7 @@ export class StreamStreamJoinSideNode extends ProcessorNode {
   }
 
   process(record: AnyRecord, ctx: ProcessorContext): void {
-    if (typeof record.key !== "string") {
-      ctx.deadLetter(
-        this.plugin,
-        `join '${this.ownStore}' needs a string key: the record has ${record.key}`,
-      );
-      return;
-    }
+    if (!this.hasStringKey(record, ctx, `join '${this.ownStore}'`)) return;
     const { before, after, grace } = this.spec;
     const t = record.timestamp;
     // How far the other side may be before/after this record, seen from this side.

@@ -34,6 +34,13 @@ export abstract class ProcessorNode {
   /** Called when the task's stream time has advanced, before the next record is processed. */
   advance?(ctx: ProcessorContext): void;
 
+  /** True for a string key; otherwise dead-letters the record, naming the step that needed one. */
+  protected hasStringKey(record: AnyRecord, ctx: ProcessorContext, step: string): boolean {
+    if (typeof record.key === "string") return true;
+    ctx.deadLetter(this.plugin, `${step} needs a string key: the record has ${record.key}`);
+    return false;
+  }
+
   protected forward(record: AnyRecord, ctx: ProcessorContext): void {
     const children = this.children;
     for (let i = 0; i < children.length; i++) children[i].process(record, ctx);
