@@ -55,11 +55,7 @@ export class TableSourceNode extends SourceNode {
   }
 
   override process(record: AnyRecord, ctx: ProcessorContext): void {
-    if (record.key === null) {
-      ctx.deadLetter(this.plugin, `table '${this.storeName}' needs a key: the record has none`);
-      return;
-    }
-    super.process(record, ctx);
+    if (this.hasStringKey(record, ctx, `table '${this.storeName}'`)) super.process(record, ctx);
   }
 
   protected override forward(record: AnyRecord, ctx: ProcessorContext): void {
