@@ -9,7 +9,12 @@
 import { parseArgs } from "node:util";
 import { Pipeline } from "../pipeline/app.ts";
 import { parseConfig } from "../pipeline/config.ts";
-import type { ConfiguredPlugin, PluginDefinition, ProducedRecord } from "../pipeline/plugin.ts";
+import {
+  type ConfiguredPlugin,
+  type PluginDefinition,
+  type ProducedRecord,
+  toNewRecord,
+} from "../pipeline/plugin.ts";
 import customerActivity from "../plugins/customer_activity/mod.ts";
 import dynamicPricing from "../plugins/dynamic_pricing/mod.ts";
 import fraudDetection from "../plugins/fraud_detection/mod.ts";
@@ -79,19 +84,11 @@ async function openPipeline(dir: string): Promise<Pipeline> {
   return await Pipeline.open({ path: "bench.json", config }, { plugins });
 }
 
-function serialize(r: ProducedRecord) {
-  return {
-    key: r.key,
-    value: r.raw ?? (r.value === undefined ? null : JSON.stringify(r.value)),
-    timestamp: r.timestamp,
-  };
-}
-
 async function append(p: Pipeline, batch: Map<string, ProducedRecord[]>): Promise<number> {
   let n = 0;
   for (const [topic, records] of batch) {
     if (records.length === 0) continue;
-    await p.log.append(topic, records.map(serialize));
+    await p.log.append(topic, records.map(toNewRecord));
     n += records.length;
   }
   return n;

@@ -3,7 +3,7 @@ import type { LoadedConfig, PipelineConfig } from "./config.ts";
 import { InstanceLease } from "./instance_lease.ts";
 import { KvCommitter } from "./kv/committer.ts";
 import { PipelineMetrics } from "./metrics.ts";
-import { buildGraph, type ConfiguredPlugin, type ProducerContext } from "./plugin.ts";
+import { buildGraph, type ConfiguredPlugin, type ProducerContext, toNewRecord } from "./plugin.ts";
 import { loadPlugins } from "./plugin_loader.ts";
 import { PipelineRunner } from "./runner.ts";
 import { EmbeddedLog } from "./topics/embedded_log.ts";
@@ -116,15 +116,7 @@ export class Pipeline {
           }
           await this.log.append(
             topic,
-            records.map((r) => ({
-              key: r.key,
-              value: r.raw !== undefined
-                ? r.raw
-                : r.value === null || r.value === undefined
-                ? null
-                : JSON.stringify(r.value),
-              timestamp: r.timestamp,
-            })),
+            records.map(toNewRecord),
           );
         },
       };

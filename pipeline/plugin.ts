@@ -1,4 +1,5 @@
 import type { z, ZodType } from "zod";
+import type { NewRecord } from "./record.ts";
 import { StreamsBuilder } from "./topology/dsl.ts";
 import { TopologyGraph } from "./topology/graph.ts";
 
@@ -24,6 +25,16 @@ export interface ProducedRecord {
   readonly value?: unknown;
   readonly raw?: string;
   readonly timestamp?: number;
+}
+
+/** The log record for a produced record: `raw` as is, else the value as JSON (null: tombstone). */
+export function toNewRecord(r: ProducedRecord): NewRecord {
+  const value = r.raw !== undefined
+    ? r.raw
+    : r.value === null || r.value === undefined
+    ? null
+    : JSON.stringify(r.value);
+  return { key: r.key, value, timestamp: r.timestamp };
 }
 
 /** What a plugin's producer may do. */
