@@ -2,6 +2,7 @@ import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import type { Pipeline } from "../app.ts";
+import { toNewRecord } from "../plugin.ts";
 import { UnknownTopicError } from "../topics/embedded_log.ts";
 import { describeIssues } from "../topology/source_sink_nodes.ts";
 
@@ -152,9 +153,7 @@ export function createAdminApp(pipeline: Pipeline, options: AdminOptions): Hono 
       const offsets = await pipeline.log.append(
         topic,
         records.map((r) => ({
-          key: r.key ?? null,
-          value: r.value === null || r.value === undefined ? null : JSON.stringify(r.value),
-          timestamp: r.timestamp,
+          ...toNewRecord({ key: r.key ?? null, value: r.value, timestamp: r.timestamp }),
           headers: r.headers,
           partition: r.partition,
         })),
