@@ -146,6 +146,11 @@ const quantile = (sorted: number[], q: number) =>
       s.topics.reduce((n, x) => n + x.recordsOut, 0)
     }, DLQ ${s.deadLetters}, late ${s.lateRecords}, WAL commits ${p.runner.committer.walCommits}`,
   );
+  for (const t of s.topics) {
+    if (t.recordsIn + t.recordsOut > 0) {
+      console.log(`  ${t.topic}: in ${t.recordsIn}, out ${t.recordsOut}`);
+    }
+  }
   await p.close();
   await Deno.remove(dir, { recursive: true });
 }

@@ -48,3 +48,10 @@ export {
   SlidingWindows,
   TimeWindows,
 } from "./windows.ts";
+export {
+  type FraudAlertType,
+  type FraudDecision,
+  type FraudScoringRules,
+  type PaymentHistory,
+  scorePayment,
+} from "../operators-wasm/mod.ts";

@@ -120,18 +120,6 @@ export const JoinWindows = {
   },
 };
 
-/** Starts of the time windows [start, start + size) that contain `timestamp`, ascending. */
-export function timeWindowStarts(spec: TimeWindowSpec, timestamp: number): number[] {
-  const lastStart = timestamp - mod(timestamp, spec.advance);
-  const starts: number[] = [];
-  for (let s = lastStart; s > timestamp - spec.size; s -= spec.advance) starts.push(s);
-  return starts.reverse();
-}
-
-function mod(a: number, n: number): number {
-  return ((a % n) + n) % n;
-}
-
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /** Parses a duration: a number of ms, or text such as "500ms", "30s", "5m", "1h", "7d". */

@@ -1,12 +1,8 @@
 import type { Windowed } from "../record.ts";
 import type { KeyValueStore } from "../state/key_value_store.ts";
 import type { WindowEntry, WindowStore } from "../state/window_store.ts";
-import {
-  type SessionWindowSpec,
-  type SlidingWindowSpec,
-  type TimeWindowSpec,
-  timeWindowStarts,
-} from "../windows.ts";
+import { type SessionWindowSpec, type SlidingWindowSpec, type TimeWindowSpec } from "../windows.ts";
+import { openTimeWindows } from "../../operators-wasm/mod.ts";
 import { type AnyRecord, type ProcessorContext, ProcessorNode } from "./node.ts";
 
 /** How values fold into an aggregate; `merge` joins two session aggregates. */
@@ -93,11 +89,12 @@ export class TimeWindowAggregateNode extends KeyedAggregateNode {
 
   protected aggregate(record: AnyRecord & { key: string }, ctx: ProcessorContext): void {
     const store = ctx.store<WindowStore>(this.storeName);
-    let added = false;
-    for (const start of timeWindowStarts(this.spec, record.timestamp)) {
-      const end = start + this.spec.size;
-      const closeAt = end + this.spec.grace;
-      if (closeAt <= ctx.streamTime) continue;
+    const { size, advance, grace } = this.spec;
+    // Window assignment runs in the WebAssembly window-aggregation operator.
+    const starts = openTimeWindows(record.timestamp, size, advance, grace, ctx.streamTime);
+    for (const start of starts) {
+      const end = start + size;
+      const closeAt = end + grace;
       const current = store.get(record.key, start);
       const value = this.agg.add(
         record.key,
@@ -105,12 +102,11 @@ export class TimeWindowAggregateNode extends KeyedAggregateNode {
         current ? current.value : this.agg.init(),
       );
       store.put(record.key, start, end, value, closeAt);
-      added = true;
       if (this.emit === "update") {
         this.emitWindow(ctx, { key: record.key, start, end, value }, value, record.timestamp);
       }
     }
-    if (!added) {
+    if (starts.length === 0) {
       ctx.late(
         this.plugin,
         this.storeName,

@@ -1,5 +1,5 @@
 /** The fraud rules as a pure state transition per payment (no I/O), so they are easy to test. */
-import type { events } from "../../pipeline/mod.ts";
+import { type events, scorePayment } from "../../pipeline/mod.ts";
 
 export interface FraudRules {
   readonly rapidWindowMs: number;
@@ -41,86 +41,86 @@ export function initialFraudState(): FraudState {
   return { recent: [], inBurst: false, count: 0, sum: 0, scored: [], alerts: [], emitted: [] };
 }
 
-/** Applies one payment (at event time `time`) and returns the new state with any alerts. */
+/**
+ * Applies one payment (at event time `time`) and returns the new state with any alerts. The
+ * windowed counting and the score run in the WebAssembly fraud-scoring operator; this keeps
+ * the payment ids and words the alerts.
+ */
 export function evaluatePayment(
   state: FraudState,
   payment: events.PaymentEvent,
   time: number,
   rules: FraudRules,
 ): FraudState {
-  const recent = insertByTime(state.recent.filter(([t]) => t > time - rules.rapidWindowMs * 2), [
+  const d = scorePayment(
+    {
+      recentTimes: state.recent.map(([t]) => t),
+      scoredTimes: state.scored.map(([t]) => t),
+      scoredFailed: state.scored.map(([, failed]) => failed),
+      alerts: state.alerts,
+      count: state.count,
+      sum: state.sum,
+      inBurst: state.inBurst,
+    },
+    { time, amount: payment.amount, failed: payment.status === "FAILED" },
+    rules,
+  );
+  const recent = insertAt<[number, string]>(state.recent, d.recentFrom, d.recentInsert, [
     time,
     payment.paymentId,
   ]);
-  // Payments within the span of rapidWindowMs ending at this payment.
-  const inSpan = recent.filter(([t]) => t >= time - rules.rapidWindowMs && t <= time);
-  const scored = insertByTime(state.scored.filter(([t]) => t > time - rules.scoreWindowMs), [
+  const scored = insertAt<[number, boolean]>(state.scored, d.scoredFrom, d.scoredInsert, [
     time,
     payment.status === "FAILED",
   ]);
-  const alerts = state.alerts.filter(([t]) => t > time - rules.scoreWindowMs);
   const raised: Omit<FraudAlert, "fraudScore">[] = [];
-  let inBurst = state.inBurst;
-  if (inSpan.length > rules.rapidThreshold) {
-    if (!inBurst) {
-      raised.push({
-        alertId: `${payment.paymentId}:RAPID_PAYMENTS`,
-        customerId: payment.customerId,
-        type: "RAPID_PAYMENTS",
-        severity: "HIGH",
-        reason: `${inSpan.length} payments within ${
-          rules.rapidWindowMs / 1000
-        } s (more than ${rules.rapidThreshold})`,
-        paymentId: payment.paymentId,
-        eventIds: inSpan.map(([, id]) => id),
-        timestamp: time,
-      });
-    }
-    inBurst = true;
-  } else {
-    inBurst = false;
+  if (d.raiseRapid) {
+    const inSpan = recent.slice(d.spanFrom, d.spanTo);
+    raised.push({
+      alertId: `${payment.paymentId}:RAPID_PAYMENTS`,
+      customerId: payment.customerId,
+      type: "RAPID_PAYMENTS",
+      severity: "HIGH",
+      reason: `${inSpan.length} payments within ${
+        rules.rapidWindowMs / 1000
+      } s (more than ${rules.rapidThreshold})`,
+      paymentId: payment.paymentId,
+      eventIds: inSpan.map(([, id]) => id),
+      timestamp: time,
+    });
   }
-  if (state.count >= rules.unusualMinHistory && state.count > 0) {
-    const average = state.sum / state.count;
-    if (payment.amount > rules.unusualMultiplier * average) {
-      raised.push({
-        alertId: `${payment.paymentId}:UNUSUAL_AMOUNT`,
-        customerId: payment.customerId,
-        type: "UNUSUAL_AMOUNT",
-        severity: "MEDIUM",
-        reason: `amount ${payment.amount} is more than ${rules.unusualMultiplier} × the average ${
-          round2(average)
-        } of ${state.count} earlier payments`,
-        paymentId: payment.paymentId,
-        eventIds: [payment.paymentId],
-        timestamp: time,
-      });
-    }
+  if (d.raiseUnusual) {
+    raised.push({
+      alertId: `${payment.paymentId}:UNUSUAL_AMOUNT`,
+      customerId: payment.customerId,
+      type: "UNUSUAL_AMOUNT",
+      severity: "MEDIUM",
+      reason: `amount ${payment.amount} is more than ${rules.unusualMultiplier} × the average ${
+        round2(d.average)
+      } of ${state.count} earlier payments`,
+      paymentId: payment.paymentId,
+      eventIds: [payment.paymentId],
+      timestamp: time,
+    });
   }
+  const alerts = d.alerts;
   for (const a of raised) alerts.push([time, a.type]);
-  const failedShare = scored.filter(([, failed]) => failed).length / scored.length;
-  const score = Math.min(
-    100,
-    (alerts.some(([, t]) => t === "RAPID_PAYMENTS") ? 50 : 0) +
-      (alerts.some(([, t]) => t === "UNUSUAL_AMOUNT") ? 30 : 0) +
-      20 * failedShare,
-  );
   return {
     recent,
-    inBurst,
+    inBurst: d.inBurst,
     count: state.count + 1,
     sum: state.sum + payment.amount,
     scored,
     alerts,
-    emitted: raised.map((a) => ({ ...a, fraudScore: round2(score) })),
+    emitted: raised.map((a) => ({ ...a, fraudScore: round2(d.score) })),
   };
 }
 
-function insertByTime<T extends [number, unknown]>(list: T[], item: T): T[] {
-  const out = [...list];
-  let i = out.length;
-  while (i > 0 && out[i - 1][0] > item[0]) i--;
-  out.splice(i, 0, item);
+/** list[from..] with `item` inserted at index `at` of the list (at >= from). */
+function insertAt<T>(list: readonly T[], from: number, at: number, item: T): T[] {
+  const out = list.slice(from, at);
+  out.push(item);
+  for (let i = at; i < list.length; i++) out.push(list[i]);
   return out;
 }
 

@@ -1,0 +1,159 @@
+// The WebAssembly operators against plain reference models, on seeded random inputs.
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { type FraudAlertType, openTimeWindows, scorePayment } from "./mod.ts";
+
+/** Park–Miller: a seeded generator, so a failure can be replayed. */
+function random(seed: number): () => number {
+  let s = seed;
+  return () => (s = (s * 48271) % 2147483647) / 2147483647;
+}
+
+function referenceOpenWindows(
+  ts: number,
+  size: number,
+  advance: number,
+  grace: number,
+  streamTime: number,
+): number[] {
+  const lastStart = ts - (((ts % advance) + advance) % advance);
+  const starts: number[] = [];
+  for (let s = lastStart; s > ts - size; s -= advance) {
+    if (s + size + grace > streamTime) starts.unshift(s);
+  }
+  return starts;
+}
+
+Deno.test("window assignment: tumbling and hopping windows, with lateness", () => {
+  assertEquals(openTimeWindows(1_000, 300, 300, 0, 0), [900]);
+  assertEquals(openTimeWindows(1_000, 300, 100, 0, 0), [800, 900, 1_000]);
+  // [800, 1100) and [900, 1200) have closed at stream time 1260 with 50 ms grace.
+  assertEquals(openTimeWindows(1_000, 300, 100, 50, 1_260), [1_000]);
+  assertEquals(openTimeWindows(1_000, 300, 100, 50, 1_350), []);
+  assertEquals(openTimeWindows(-50, 300, 100, 0, -1e9), [-300, -200, -100]);
+  const next = random(42);
+  for (let i = 0; i < 20_000; i++) {
+    const advance = 1 + Math.floor(next() * 1_000);
+    // Sizes that are and are not a multiple of the advance.
+    const size = advance * (1 + Math.floor(next() * 6)) +
+      (next() < 0.5 ? 0 : Math.floor(next() * advance));
+    const grace = Math.floor(next() * 500);
+    const ts = Math.floor((next() - 0.2) * 1e7);
+    const streamTime = ts + Math.floor((next() - 0.5) * 4 * size);
+    assertEquals(
+      openTimeWindows(ts, size, advance, grace, streamTime),
+      referenceOpenWindows(ts, size, advance, grace, streamTime),
+      `ts ${ts} size ${size} advance ${advance} grace ${grace} streamTime ${streamTime}`,
+    );
+  }
+});
+
+const RULES = {
+  rapidWindowMs: 300_000,
+  rapidThreshold: 10,
+  unusualMultiplier: 5,
+  unusualMinHistory: 3,
+  scoreWindowMs: 3_600_000,
+};
+
+interface History {
+  recent: number[];
+  scored: [number, boolean][];
+  alerts: [number, FraudAlertType][];
+  count: number;
+  sum: number;
+  inBurst: boolean;
+}
+
+/** The fraud rules written plainly: the model the operator must agree with. */
+function referenceScore(h: History, time: number, amount: number, failed: boolean) {
+  const insertByTime = <T extends [number, unknown] | number>(list: T[], item: T): T[] => {
+    const t = (x: T) => (typeof x === "number" ? x : x[0]);
+    const out = [...list];
+    let i = out.length;
+    while (i > 0 && t(out[i - 1]) > t(item)) i--;
+    out.splice(i, 0, item);
+    return out;
+  };
+  const recent = insertByTime(h.recent.filter((t) => t > time - RULES.rapidWindowMs * 2), time);
+  const inSpan = recent.filter((t) => t >= time - RULES.rapidWindowMs && t <= time).length;
+  const scored = insertByTime(h.scored.filter(([t]) => t > time - RULES.scoreWindowMs), [
+    time,
+    failed,
+  ]);
+  const alerts = h.alerts.filter(([t]) => t > time - RULES.scoreWindowMs);
+  let inBurst = h.inBurst;
+  let raiseRapid = false;
+  if (inSpan > RULES.rapidThreshold) {
+    raiseRapid = !inBurst;
+    inBurst = true;
+  } else inBurst = false;
+  const raiseUnusual = h.count >= RULES.unusualMinHistory && h.count > 0 &&
+    amount > RULES.unusualMultiplier * (h.sum / h.count);
+  const all = [...alerts.map(([, type]) => type)];
+  if (raiseRapid) all.push("RAPID_PAYMENTS");
+  if (raiseUnusual) all.push("UNUSUAL_AMOUNT");
+  const score = Math.min(
+    100,
+    (all.includes("RAPID_PAYMENTS") ? 50 : 0) + (all.includes("UNUSUAL_AMOUNT") ? 30 : 0) +
+      20 * (scored.filter(([, f]) => f).length / scored.length),
+  );
+  return { recent, inSpan, scored, alerts, raiseRapid, raiseUnusual, inBurst, score };
+}
+
+Deno.test("fraud scoring agrees with the reference rules over random payment streams", () => {
+  const next = random(7);
+  for (let customer = 0; customer < 300; customer++) {
+    const h: History = { recent: [], scored: [], alerts: [], count: 0, sum: 0, inBurst: false };
+    let clock = Date.parse("2026-11-26T10:00:00Z");
+    for (let n = 0; n < 80; n++) {
+      // Bursts of payments seconds apart, pauses, and some late (out-of-order) arrivals.
+      clock += next() < 0.7 ? Math.floor(next() * 20_000) : Math.floor(next() * 1_200_000);
+      const time = next() < 0.1 ? clock - Math.floor(next() * 400_000) : clock;
+      const amount = next() < 0.05 ? 500 + next() * 5_000 : 5 + next() * 100;
+      const failed = next() < 0.15;
+      const want = referenceScore(h, time, amount, failed);
+      const d = scorePayment(
+        {
+          recentTimes: h.recent,
+          scoredTimes: h.scored.map(([t]) => t),
+          scoredFailed: h.scored.map(([, f]) => f),
+          alerts: h.alerts,
+          count: h.count,
+          sum: h.sum,
+          inBurst: h.inBurst,
+        },
+        { time, amount, failed },
+        RULES,
+      );
+      const recent = [
+        ...h.recent.slice(d.recentFrom, d.recentInsert),
+        time,
+        ...h.recent.slice(d.recentInsert),
+      ];
+      const scored: [number, boolean][] = [
+        ...h.scored.slice(d.scoredFrom, d.scoredInsert),
+        [time, failed],
+        ...h.scored.slice(d.scoredInsert),
+      ];
+      const at = `customer ${customer}, payment ${n}`;
+      assertEquals(recent, want.recent, at);
+      assertEquals(d.spanTo - d.spanFrom, want.inSpan, at);
+      assertEquals(scored, want.scored, at);
+      assertEquals(d.alerts, want.alerts, at);
+      assertEquals([d.raiseRapid, d.raiseUnusual, d.inBurst], [
+        want.raiseRapid,
+        want.raiseUnusual,
+        want.inBurst,
+      ], at);
+      assertEquals(d.score, want.score, at);
+      h.recent = recent;
+      h.scored = scored;
+      h.alerts = [...d.alerts];
+      if (d.raiseRapid) h.alerts.push([time, "RAPID_PAYMENTS"]);
+      if (d.raiseUnusual) h.alerts.push([time, "UNUSUAL_AMOUNT"]);
+      h.inBurst = d.inBurst;
+      h.count++;
+      h.sum += amount;
+    }
+  }
+});
