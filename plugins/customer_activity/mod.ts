@@ -47,6 +47,11 @@ function eventId(e: events.CustomerActivityEvent): string {
     : `${e.customerId}:${e.activityType}:${e.timestamp}`;
 }
 
+/** The counts with one more of `type` (a new object: aggregates are values). */
+function countOne(counts: Record<string, number>, type: string): Record<string, number> {
+  return { ...counts, [type]: (counts[type] ?? 0) + 1 };
+}
+
 function addCounts(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
   const out = { ...a };
   for (const [k, n] of Object.entries(b)) out[k] = (out[k] ?? 0) + n;
@@ -70,7 +75,7 @@ export default definePlugin({
       .aggregate<ActivityWindow>(
         () => ({ counts: {}, total: 0, score: 0, lastEventId: null }),
         (_k, e, agg) => ({
-          counts: addCounts(agg.counts, { [e.activityType]: 1 }),
+          counts: countOne(agg.counts, e.activityType),
           total: agg.total + 1,
           score: agg.score + weight(e.activityType),
           lastEventId: eventId(e),
@@ -97,7 +102,7 @@ export default definePlugin({
         () => ({ events: 0, counts: {}, lastEventId: null }),
         (_k, e, s) => ({
           events: s.events + 1,
-          counts: addCounts(s.counts, { [e.activityType]: 1 }),
+          counts: countOne(s.counts, e.activityType),
           lastEventId: eventId(e),
         }),
         (_k, a, b) => ({
