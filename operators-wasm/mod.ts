@@ -8,6 +8,14 @@ import * as windowWasm from "./build/window_aggregation.wasm";
 
 let windowCapacity = 0;
 
+/** A Float64Array over a module's whole memory, made again only when the memory grows. */
+function memoryView(memory: WebAssembly.Memory): () => Float64Array {
+  let view = new Float64Array(memory.buffer);
+  return () => view.buffer === memory.buffer ? view : (view = new Float64Array(memory.buffer));
+}
+const windowMemory = memoryView(windowWasm.memory);
+const fraudMemory = memoryView(fraudWasm.memory);
+
 /**
  * Starts of the tumbling or hopping windows [start, start + size) holding `timestamp` that are
  * still open at `streamTime` (start + size + grace > streamTime), ascending. Empty: the record
@@ -27,8 +35,11 @@ export function openTimeWindows(
   }
   const n = windowWasm.assign(timestamp, size, advance, grace, streamTime);
   // The scratch area is reused by the next call, so the starts are copied out.
-  const starts = new Float64Array(windowWasm.memory.buffer, windowWasm.reserve(0), n);
-  return Array.from(starts);
+  const mem = windowMemory();
+  const at = windowWasm.reserve(0) / 8;
+  const starts: number[] = [];
+  for (let i = 0; i < n; i++) starts.push(mem[at + i]);
+  return starts;
 }
 
 export type FraudAlertType = "RAPID_PAYMENTS" | "UNUSUAL_AMOUNT";
@@ -108,15 +119,15 @@ export function scorePayment(
   const nScored = history.scoredTimes.length;
   const nAlerts = history.alerts.length;
   const length = nRecent + 2 * nScored + 2 * nAlerts + OUT.length;
-  const at = fraudWasm.reserve(length); // may grow the memory: take the buffer after it
-  const mem = new Float64Array(fraudWasm.memory.buffer, at, length);
-  let i = 0;
+  const base = fraudWasm.reserve(length) / 8; // may grow the memory: take the view after it
+  const mem = fraudMemory();
+  let i = base;
   for (const t of history.recentTimes) mem[i++] = t;
   for (const t of history.scoredTimes) mem[i++] = t;
   for (const f of history.scoredFailed) mem[i++] = f ? 1 : 0;
   for (const [t] of history.alerts) mem[i++] = t;
   for (const [, type] of history.alerts) mem[i++] = ALERT_CODE[type];
-  const out = fraudWasm.evaluate(
+  let out = fraudWasm.evaluate(
     nRecent,
     nScored,
     nAlerts,
@@ -132,7 +143,8 @@ export function scorePayment(
     rules.unusualMinHistory,
     rules.scoreWindowMs,
   );
-  const alertTimes = nRecent + 2 * nScored;
+  const alertTimes = base + nRecent + 2 * nScored;
+  out += base;
   const kept = mem[out + OUT.alertsKept];
   const alerts: [number, FraudAlertType][] = [];
   for (let a = 0; a < kept; a++) {

@@ -157,3 +157,35 @@ Deno.test("fraud scoring agrees with the reference rules over random payment str
     }
   }
 });
+
+Deno.test("fraud scoring reads a history larger than the operator's first memory page", () => {
+  // 20 000 payments a millisecond apart: the scratch area outgrows 64 KiB and moves.
+  const t0 = Date.parse("2026-11-26T10:00:00Z");
+  const h: History = {
+    recent: Array.from({ length: 20_000 }, (_, i) => t0 + i),
+    scored: Array.from({ length: 20_000 }, (_, i) => [t0 + i, i % 4 === 0] as [number, boolean]),
+    alerts: [[t0, "RAPID_PAYMENTS"]],
+    count: 20_000,
+    sum: 20_000 * 10,
+    inBurst: true,
+  };
+  const time = t0 + 20_000;
+  const want = referenceScore(h, time, 10, false);
+  const d = scorePayment(
+    {
+      recentTimes: h.recent,
+      scoredTimes: h.scored.map(([t]) => t),
+      scoredFailed: h.scored.map(([, f]) => f),
+      alerts: h.alerts,
+      count: h.count,
+      sum: h.sum,
+      inBurst: h.inBurst,
+    },
+    { time, amount: 10, failed: false },
+    RULES,
+  );
+  assertEquals(d.spanTo - d.spanFrom, want.inSpan);
+  assertEquals(d.spanTo - d.spanFrom, 20_001);
+  assertEquals([d.raiseRapid, d.inBurst, d.score], [false, true, want.score]);
+  assertEquals(d.alerts, [[t0, "RAPID_PAYMENTS"]]);
+});
