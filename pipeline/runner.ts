@@ -62,6 +62,8 @@ export class PipelineRunner {
   #pending: Promise<void>[] = [];
   /** A failed commit: nothing may be committed after it until the runner reloads from KV. */
   #failure: Error | null = null;
+  /** Inputs of the next batch being loaded from KV while the current commits run. */
+  #readAhead: Promise<void> | null = null;
 
   constructor(
     readonly log: EmbeddedLog,
@@ -175,8 +177,12 @@ export class PipelineRunner {
    */
   async runOnce(): Promise<number> {
     if (this.#failure) throw this.#failure;
+    await this.#readAhead;
     await this.#prefetchInputs();
     const processed = this.#processBatch();
+    // Load the next batch's inputs from KV while this batch's commit runs. A failure is left
+    // for the next runOnce's own prefetch to meet and report.
+    this.#readAhead = processed > 0 ? this.#prefetchInputs().catch(() => {}) : null;
     // Up to COMMITS_IN_FLIGHT commits run while the caller processes more; with nothing to do,
     // wait for every commit, since they may publish records this runner reads (repartitions).
     while (this.#pending.length > COMMITS_IN_FLIGHT) await this.#pending.shift();
@@ -409,6 +415,7 @@ export class PipelineRunner {
     this.#wake?.();
     await this.#loop;
     await this.#inflight;
+    await this.#readAhead;
     this.#unsubscribe?.();
     if (this.#state === "STOPPING") this.#state = "STOPPED";
   }
