@@ -163,7 +163,9 @@ const quantile = (sorted: number[], q: number) =>
   for (const chunk of m.customerInfo(Date.now())) await append(p, chunk);
   await p.runner.runUntilIdle();
   const appendedAt = new Map<string, number>(); // paymentId → wall-clock append time
+  const orderAppendedAt = new Map<string, number>(); // orderId → wall-clock append time
   const alertLatencies: number[] = [];
+  const priceLatencies: number[] = [];
   const latencies: number[] = [];
   const original = p.metrics.batch.bind(p.metrics);
   p.metrics.batch = (info) => {
@@ -174,30 +176,50 @@ const quantile = (sorted: number[], q: number) =>
   const tickMs = 20;
   const perTick = (RATE * tickMs) / 1000;
   const until = performance.now() + SECONDS * 1000;
-  // Each new alert once: read every alerts partition from where the last read stopped.
-  const alertsRead = Array(p.log.partitions("bss.fraud.alerts")).fill(0);
+  // Each new output once: read every partition from where the last read stopped.
+  const follow = <T>(topic: string, sentAt: (value: T) => number | undefined, out: number[]) => {
+    const read = Array(p.log.partitions(topic)).fill(0);
+    return (now: number) =>
+      read.forEach((from, part) => {
+        for (const r of p.log.read(topic, part, from, 1e9)) {
+          read[part] = r.offset + 1;
+          const sent = sentAt(JSON.parse(r.value!) as T);
+          if (sent !== undefined) out.push(now - sent);
+        }
+      });
+  };
+  const alerts = follow(
+    "bss.fraud.alerts",
+    (a: { paymentId: string }) => appendedAt.get(a.paymentId),
+    alertLatencies,
+  );
+  // Price recommendations come through a repartition topic (re-keyed by product).
+  const prices = follow(
+    "bss.pricing.recommendations",
+    (r: { eventIds: string[] }) => orderAppendedAt.get(r.eventIds[0]),
+    priceLatencies,
+  );
   p.log.onAppend(() => {
     const now = Date.now();
-    alertsRead.forEach((from, part) => {
-      for (const r of p.log.read("bss.fraud.alerts", part, from, 1e9)) {
-        alertsRead[part] = r.offset + 1;
-        const sent = appendedAt.get(JSON.parse(r.value!).paymentId);
-        if (sent !== undefined) alertLatencies.push(now - sent);
-      }
-    });
+    alerts(now);
+    prices(now);
   });
   let next = performance.now();
   while (performance.now() < until) {
-    const batch = m.tick(perTick, Date.now());
-    // Payments are appended first, so their stamp is taken right before their own append.
-    const payments = batch.get(TOPICS.payments) ?? [];
-    batch.delete(TOPICS.payments);
-    const now = Date.now();
-    for (const r of payments) {
-      const id = (r.value as { paymentId?: string } | undefined)?.paymentId;
-      if (id) appendedAt.set(id, now);
+    // Each topic's records are stamped right before their own append.
+    for (const [topic, records] of m.tick(perTick, Date.now())) {
+      const now = Date.now();
+      const stamps = topic === TOPICS.payments
+        ? { map: appendedAt, field: "paymentId" }
+        : topic === TOPICS.orders
+        ? { map: orderAppendedAt, field: "orderId" }
+        : null;
+      for (const r of stamps ? records : []) {
+        const id = (r.value as Record<string, unknown> | undefined)?.[stamps!.field];
+        if (typeof id === "string") stamps!.map.set(id, now);
+      }
+      await append(p, new Map([[topic, records]]));
     }
-    await append(p, new Map([[TOPICS.payments, payments], ...batch]));
     next += tickMs;
     await new Promise((r) => setTimeout(r, Math.max(0, next - performance.now())));
   }
@@ -209,6 +231,14 @@ const quantile = (sorted: number[], q: number) =>
       quantile(latencies, 0.5)
     } ms, p99 ${quantile(latencies, 0.99)} ms (${latencies.length} records)`,
   );
+  priceLatencies.sort((a, b) => a - b);
+  if (priceLatencies.length > 0) {
+    console.log(
+      `ingest→price recommendation (through a repartition) p50 ${
+        quantile(priceLatencies, 0.5)
+      } ms, p99 ${quantile(priceLatencies, 0.99)} ms (${priceLatencies.length} recommendations)`,
+    );
+  }
   if (alertLatencies.length > 0) {
     console.log(
       `ingest→alert p50 ${quantile(alertLatencies, 0.5)} ms, p99 ${

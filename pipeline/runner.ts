@@ -1,6 +1,7 @@
 import type { Mutation } from "./kv/blob.ts";
 import type { KvCommitter } from "./kv/committer.ts";
 import type { LogRecord, NewRecord, StreamRecord } from "./record.ts";
+import { partitionForKey } from "./murmur2.ts";
 import { KeyValueStore } from "./state/key_value_store.ts";
 import { PersistentMap } from "./state/persistent_map.ts";
 import { WindowStore } from "./state/window_store.ts";
@@ -39,6 +40,11 @@ export interface RunnerOptions {
   readonly topics: Readonly<Record<string, TopicSpec>>;
   readonly clock: () => number;
   readonly observer?: RunnerObserver;
+  /**
+   * Hand re-keyed records straight to the task that reads them, within the batch that made
+   * them (default true). Off, they are read back from the repartition topic by a later batch.
+   */
+  readonly handoff?: boolean;
 }
 
 export type RunnerState = "CREATED" | "RUNNING" | "STOPPING" | "STOPPED" | "ERROR";
@@ -64,6 +70,8 @@ export class PipelineRunner {
   #failure: Error | null = null;
   /** Inputs of the next batch being loaded from KV while the current commits run. */
   #readAhead: Promise<void> | null = null;
+  /** Per repartition topic: its reading task and next offset per partition, commits in flight included. */
+  #repartitions = new Map<string, Repartition>();
 
   constructor(
     readonly log: EmbeddedLog,
@@ -157,6 +165,17 @@ export class PipelineRunner {
       }
     }
     this.#tasks = tasks;
+    this.#repartitions = new Map();
+    for (const topic of internal) {
+      const readers = tasks.filter((t) => t.sub.topics.includes(topic));
+      this.#repartitions.set(topic, {
+        readers: readers.sort((a, b) => a.partition - b.partition),
+        next: readers.map((t) => this.log.endOffset(topic, t.partition)),
+        roundRobin: 0,
+        direct: false,
+        cost: 500,
+      });
+    }
   }
 
   /** Prepares topics and loads tasks; call before `runOnce` or `start`. */
@@ -211,16 +230,21 @@ export class PipelineRunner {
     const o = this.options;
     const started = performance.now();
     const deadline = started + o.commitIntervalMs;
-    const batch = new Batch();
-    const advanced: StreamTask[] = [];
+    // A repartition topic is handed over directly when its readers have read everything
+    // appended to it so far, so records stay in order.
+    for (const [topic, r] of this.#repartitions) {
+      r.direct = o.handoff !== false &&
+        r.readers.every((t, p) => t.offsets.get(topic) === r.next[p]);
+    }
+    const batch = new Batch(this.#repartitions);
+    const advanced = new Set<StreamTask>();
     const appendedAt: number[] = [];
     let processed = 0;
     for (const task of this.#tasks) {
       task.output = batch;
       let full = false;
-      let advancedTask = false;
       for (const { log, record } of this.#inputs(task)) {
-        if (!advancedTask) advanced.push(task), advancedTask = true;
+        advanced.add(task);
         task.process(log, record);
         task.offsets.set(log.topic, log.offset + 1);
         batch.countIn(log.topic);
@@ -229,10 +253,10 @@ export class PipelineRunner {
         // Keep the commit within one atomic KV write, and the batch within the commit interval.
         // Records read but not processed are read again by the next batch.
         if (
-          batch.bytes > BATCH_BYTES ||
+          batch.bytes + batch.handoffBytes > BATCH_BYTES ||
           ((processed & 63) === 0 &&
             (performance.now() > deadline ||
-              batch.bytes + this.#dirtyBytes() > BATCH_BYTES))
+              batch.bytes + batch.handoffBytes + this.#dirtyBytes() > BATCH_BYTES))
         ) {
           full = true;
           break;
@@ -244,11 +268,29 @@ export class PipelineRunner {
         break;
       }
     }
+    // Re-keyed records go to their readers now, including those re-keyed again on the way.
+    for (let i = 0; i < batch.handoffs.length; i++) {
+      const log = batch.handoffs[i];
+      const r = this.#repartitions.get(log.topic)!;
+      const task = r.readers[log.partition];
+      advanced.add(task);
+      task.output = batch;
+      batch.handoffBytes -= r.cost;
+      const before = batch.bytes + batch.handoffBytes;
+      task.process(log, task.decode(log));
+      // What such a record makes its reader write (outputs, and estimates for records it
+      // hands on), for the budget of the batches that hand it off.
+      const written = batch.bytes + batch.handoffBytes - before + HANDOFF_STATE_BYTES;
+      r.cost = 0.9 * r.cost + 0.1 * written;
+      task.offsets.set(log.topic, log.offset + 1);
+      batch.countIn(log.topic);
+      processed++;
+    }
     if (processed === 0) return 0;
     const processingMs = performance.now() - started;
     // Everything the commit holds is captured now, before the next batch changes it.
     const mutations = this.#stateAndOffsets(advanced);
-    const consumed = advanced.flatMap((t) =>
+    const consumed = [...advanced].flatMap((t) =>
       [...t.offsets].filter(([topic]) => this.graph.repartitions.has(topic))
         .map(([topic, offset]) => ({ topic, partition: t.partition, offset }))
     );
@@ -277,7 +319,7 @@ export class PipelineRunner {
   }
 
   /** Offsets, stream times and changed state of a batch, as KV mutations. */
-  #stateAndOffsets(advanced: readonly StreamTask[]): Mutation[] {
+  #stateAndOffsets(advanced: ReadonlySet<StreamTask>): Mutation[] {
     const app = this.options.applicationId;
     const mutations: Mutation[] = [];
     for (const task of advanced) {
@@ -350,7 +392,7 @@ export class PipelineRunner {
     return this.committer.serialize(async () => {
       if (this.#failure) return;
       try {
-        const staged = this.log.stage(batch.appends);
+        const staged = this.log.stage(batch.appends, batch.handedOff);
         await this.committer.write([...staged.mutations, ...mutations]);
         staged.publish();
         // Repartition records every reader has committed past are no longer needed.
@@ -462,9 +504,34 @@ const COMMITS_IN_FLIGHT = 3;
  */
 const BATCH_BYTES = 550 * 1024;
 
+/** Estimated state bytes a handed-off record changes in its reader's stores. */
+const HANDOFF_STATE_BYTES = 150;
+
 /** Everything one batch produces: output records per topic and counts for metrics. */
+/** A repartition topic as the runner routes it. */
+interface Repartition {
+  /** The task reading each partition. */
+  readonly readers: StreamTask[];
+  /** Offset the next record of each partition gets, counting batches not yet committed. */
+  readonly next: number[];
+  roundRobin: number;
+  /** Handed to its readers within the batch, in this batch. */
+  direct: boolean;
+  /** Running estimate of the bytes a handed-off record makes its reader write. */
+  cost: number;
+}
+
 class Batch implements TaskOutput {
   readonly appends = new Map<string, NewRecord[]>();
+  /** Re-keyed records for readers in this batch, in the order they were sent. */
+  readonly handoffs: LogRecord[] = [];
+  /** Topics whose records this batch appends are all read within it. */
+  readonly handedOff = new Set<string>();
+  /** Estimated bytes the handed-off records not yet processed will make their readers write. */
+  handoffBytes = 0;
+
+  constructor(readonly repartitions: ReadonlyMap<string, Repartition>) {}
+
   /** Approximate bytes of the output records. */
   bytes = 0;
   readonly recordsIn = new Map<string, number>();
@@ -479,9 +546,35 @@ class Batch implements TaskOutput {
   send(topic: string, record: NewRecord): void {
     let list = this.appends.get(topic);
     if (!list) this.appends.set(topic, list = []);
-    list.push(record);
-    this.bytes += 48 + (record.key?.length ?? 0) + (record.value?.length ?? 0);
     this.recordsOut.set(topic, (this.recordsOut.get(topic) ?? 0) + 1);
+    const r = this.repartitions.get(topic);
+    if (!r) {
+      list.push(record);
+      this.bytes += 48 + (record.key?.length ?? 0) + (record.value?.length ?? 0);
+      return;
+    }
+    // Partition and offset are assigned here, as the log will, so a reader can take the record
+    // before it is committed.
+    const n = r.readers.length;
+    const partition = record.key === null ? r.roundRobin++ % n : partitionForKey(record.key, n);
+    const offset = r.next[partition]++;
+    list.push({ ...record, partition });
+    if (!r.direct) {
+      this.bytes += 48 + (record.key?.length ?? 0) + (record.value?.length ?? 0);
+      return;
+    }
+    this.handedOff.add(topic);
+    this.handoffBytes += r.cost;
+    this.handoffs.push({
+      topic,
+      partition,
+      offset,
+      key: record.key,
+      value: record.value,
+      timestamp: record.timestamp!,
+      headers: record.headers ?? {},
+      parsed: record.parsed,
+    });
   }
 
   deadLettered(sourceTopic: string): void {

@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { z } from "../pipeline/mod.ts";
+import { type StreamsBuilder, z } from "../pipeline/mod.ts";
 import { partitionForKey } from "../pipeline/murmur2.ts";
 import { TestDriver } from "../pipeline/testing/mod.ts";
 
@@ -141,6 +141,7 @@ Deno.test("ISO-8601 timestamps are event time", async () => {
 
 Deno.test("cleanup purges unconsumed repartition records, so reprocessing counts each input once", async () => {
   const d = await TestDriver.create({
+    handoff: false, // re-keyed records wait in the repartition topic for a later batch
     topics: { sales: 2 },
     build: (b) =>
       b.stream<Sale>("sales").selectKey((_k, s) => s.product).groupByKey().count({
@@ -155,9 +156,80 @@ Deno.test("cleanup purges unconsumed repartition records, so reprocessing counts
     })),
   );
   await d.runner.runOnce(); // re-keys into the repartition topic; counting comes in a later batch
+  assertEquals(d.keyValueStore("per-product").all(), []);
   await d.runner.cleanup();
   assertEquals(d.keyValueStore("per-product").all(), []);
   await d.runner.runUntilIdle();
   assertEquals(d.keyValueStore("per-product").all(), [["p1", 4]]);
   d.close();
+});
+
+Deno.test("re-keyed records are counted in the batch that re-keys them, and never stored", async () => {
+  const d = await TestDriver.create({
+    topics: { sales: 2 },
+    build: (b) =>
+      b.stream<Sale>("sales").selectKey((_k, s) => s.product).groupByKey().count({
+        store: "per-product",
+      }),
+  });
+  const repartition = "test-per-product-repartition";
+  const sales = (from: number) =>
+    ["s1", "s2", "s3", "s4"].map((shop, i) => ({
+      key: shop,
+      value: JSON.stringify(sale(shop, `p${i % 2}`, 1, from + i)),
+    }));
+  await d.log.append("sales", sales(0));
+  assertEquals(await d.runner.runOnce(), 8); // 4 sales + their 4 re-keyed copies, one batch
+  await d.runner.runUntilIdle();
+  assertEquals(d.keyValueStore("per-product").all(), [["p0", 2], ["p1", 2]]);
+  const ends = () => [0, 1].map((p) => d.log.endOffset(repartition, p));
+  const stored = async () => {
+    let n = 0;
+    for await (const _ of d.kv.list({ prefix: ["log", repartition] })) n++;
+    return n;
+  };
+  // Offsets move on as if the records had been appended; nothing is written for them.
+  assertEquals(ends().reduce((a, b) => a + b), 4);
+  assertEquals(await stored(), 0);
+  await d.log.append("sales", sales(10));
+  await d.runner.runUntilIdle();
+  assertEquals(d.keyValueStore("per-product").all(), [["p0", 4], ["p1", 4]]);
+  assertEquals(ends().reduce((a, b) => a + b), 8);
+  assertEquals(await stored(), 0);
+  d.close();
+});
+
+Deno.test("records left in a repartition topic are read first; hand-off resumes once caught up", async () => {
+  const path = await Deno.makeTempFile({ suffix: ".kv" });
+  const build = (b: StreamsBuilder) =>
+    b.stream<Sale>("sales").selectKey((_k, s) => s.product).groupByKey()
+      .aggregate<string[]>(() => [], (_k, s, seen) => [...seen, s.shop], { store: "shops" });
+  const sales = (shops: string[]) =>
+    shops.map((shop, i) => ({ key: shop, value: JSON.stringify(sale(shop, "p1", 1, i)) }));
+  // Without hand-off, one batch leaves the re-keyed records unread in the repartition topic.
+  const before = await TestDriver.create({
+    kvPath: path,
+    handoff: false,
+    topics: { sales: 1 },
+    build,
+  });
+  await before.log.append("sales", sales(["a", "b", "c"]));
+  await before.runner.runOnce();
+  assertEquals(before.keyValueStore("shops").all(), []);
+  before.close();
+  // A runner with hand-off reads them before the records it re-keys itself, keeping key order.
+  const after = await TestDriver.create({ kvPath: path, topics: { sales: 1 }, build });
+  await after.log.append("sales", sales(["d", "e"]));
+  await after.runner.runUntilIdle();
+  assertEquals(after.keyValueStore("shops").all(), [["p1", ["a", "b", "c", "d", "e"]]]);
+  await after.log.append("sales", sales(["f"]));
+  await after.runner.runUntilIdle();
+  assertEquals(after.keyValueStore("shops").all(), [["p1", ["a", "b", "c", "d", "e", "f"]]]);
+  // The records read from the topic were purged; "f" was never stored.
+  assertEquals(after.log.endOffset("test-shops-repartition", 0), 6);
+  for await (const e of after.kv.list({ prefix: ["log", "test-shops-repartition"] })) {
+    throw new Error(`repartition record left in KV: ${JSON.stringify(e.key)}`);
+  }
+  after.close();
+  await Deno.remove(path);
 });

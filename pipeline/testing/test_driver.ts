@@ -25,6 +25,8 @@ export interface TestDriverOptions {
   readonly kvPath?: string;
   readonly applicationId?: string;
   readonly observer?: RunnerObserver;
+  /** Hand re-keyed records to their readers within the batch (default true, as in production). */
+  readonly handoff?: boolean;
 }
 
 /** Options of one piped record. */
@@ -98,6 +100,7 @@ export class TestDriver {
       topics,
       clock: clock.now,
       observer: options.observer,
+      handoff: options.handoff,
     });
     await runner.init();
     const driver = new TestDriver(kv, log, runner, graph, clock);

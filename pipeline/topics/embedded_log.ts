@@ -241,8 +241,15 @@ export class EmbeddedLog {
    * Assigns partitions and offsets to records and returns the KV mutations that store them,
    * plus `publish` to make them readable once those mutations are committed. Must run inside
    * the committer's `serialize`, so offsets are assigned and published in commit order.
+   *
+   * Records of `consumed` topics are read in the same commit that appends them (re-keyed records
+   * handed straight to their reader): where their partition holds no other record, only its end
+   * offset moves and nothing is stored; elsewhere they are stored as usual and truncated later.
    */
-  stage(appends: ReadonlyMap<string, readonly NewRecord[]>): {
+  stage(
+    appends: ReadonlyMap<string, readonly NewRecord[]>,
+    consumed: ReadonlySet<string> = new Set(),
+  ): {
     mutations: Mutation[];
     publish: () => Map<string, RecordPosition[]>;
   } {
@@ -253,16 +260,50 @@ export class EmbeddedLog {
       records: LogRecord[][];
       pages: Page[][];
       positions: RecordPosition[];
+      /** Per partition, records passed over without being stored (consumed topics). */
+      skipped: number[];
     }[] = [];
     const now = this.now();
-    for (const [name, records] of appends) {
-      if (records.length === 0) continue;
+    for (const [name, all] of appends) {
+      if (all.length === 0) continue;
+      let records = all;
       const topic = this.#topic(name);
       if (!topic.persisted) {
         mutations.push({ key: ["topic", name], value: topic.partitions.length });
       }
-      const perPartition: LogRecord[][] = topic.partitions.map(() => []);
+      const skipped = topic.partitions.map(() => 0);
       const positions: RecordPosition[] = [];
+      if (consumed.has(name)) {
+        const empty = topic.partitions.map((p) => p.pages.length === 0);
+        const kept: NewRecord[] = [];
+        for (const r of records) {
+          const partition = r.partition ?? this.#choosePartition(topic, r.key);
+          if (!empty[partition]) {
+            kept.push({ ...r, partition });
+            continue;
+          }
+          positions.push({
+            partition,
+            offset: topic.partitions[partition].memBase + skipped[partition]++,
+          });
+        }
+        skipped.forEach((n, partition) => {
+          if (n === 0) return;
+          // Offsets must go on from here after a reopen, as after a truncation.
+          const end = topic.partitions[partition].memBase + n;
+          const key = ["logend", name, partition];
+          // A truncation staged earlier may have set it too: one write per key per commit.
+          const earlier = mutations.findIndex((m) => sameKey(m.key, key));
+          if (earlier >= 0) mutations.splice(earlier, 1);
+          mutations.push({ key, value: end });
+        });
+        if (kept.length === 0) {
+          staged.push({ topic: name, records: [], pages: [], positions, skipped });
+          continue;
+        }
+        records = kept;
+      }
+      const perPartition: LogRecord[][] = topic.partitions.map(() => []);
       for (const r of records) {
         const partition = r.partition ?? this.#choosePartition(topic, r.key);
         if (!Number.isInteger(partition) || partition < 0 || partition >= topic.partitions.length) {
@@ -301,13 +342,17 @@ export class EmbeddedLog {
         }
         return metas;
       });
-      staged.push({ topic: name, records: perPartition, pages, positions });
+      staged.push({ topic: name, records: perPartition, pages, positions, skipped });
     }
     const publish = () => {
       const result = new Map<string, RecordPosition[]>();
       for (const s of staged) {
         const topic = this.#topics.get(s.topic)!;
         topic.persisted = true;
+        s.skipped.forEach((n, partition) => {
+          const p = topic.partitions[partition];
+          if (n > 0) p.start = p.memBase = p.memBase + n;
+        });
         s.records.forEach((recs, partition) => {
           const p = topic.partitions[partition];
           p.pages.push(...s.pages[partition]);
@@ -470,4 +515,8 @@ function pageIndex(pages: readonly Page[], offset: number): number {
     else hi = mid - 1;
   }
   return lo;
+}
+
+function sameKey(a: Deno.KvKey, b: Deno.KvKey): boolean {
+  return a.length === b.length && a.every((part, i) => part === b[i]);
 }
