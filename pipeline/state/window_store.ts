@@ -8,6 +8,11 @@ export interface WindowEntry<V> {
   readonly value: V;
 }
 
+interface Slot<V> {
+  readonly id: string;
+  readonly stored: Stored<V>;
+}
+
 interface Stored<V> {
   k: string;
   s: number;
@@ -26,50 +31,67 @@ interface Stored<V> {
  * another close time. Updates then cost no index work.
  */
 export class WindowStore<V = unknown> {
-  /** key → start → persisted id of the window. */
-  readonly #byKey = new Map<string, Map<number, string>>();
+  /** key → start → the window (the same object the persistent map holds) and its id there. */
+  readonly #byKey = new Map<string, Map<number, Slot<V>>>();
   readonly #buckets = new Map<number, string[]>();
   /** Close times that have a bucket, as a binary min-heap. */
   readonly #closeTimes: number[] = [];
 
   constructor(readonly name: string, readonly map: PersistentMap<Stored<V>>) {
     for (const [id, s] of map.entries()) {
-      this.#ids(s.k).set(s.s, id);
+      this.#slots(s.k).set(s.s, { id, stored: s });
       this.#addToBucket(s.c, id);
     }
   }
 
   get(key: string, start: number): WindowEntry<V> | undefined {
-    const id = this.#byKey.get(key)?.get(start);
-    return id === undefined ? undefined : toEntry(this.map.get(id)!);
+    const slot = this.#byKey.get(key)?.get(start);
+    return slot && toEntry(slot.stored);
+  }
+
+  /** The value of one window, without building an entry (the aggregation hot path). */
+  valueAt(key: string, start: number): V | undefined {
+    return this.#byKey.get(key)?.get(start)?.stored.v;
   }
 
   /** Stores a window; it is deleted once stream time reaches `closeAt`. */
   put(key: string, start: number, end: number, value: V, closeAt: number): void {
-    const ids = this.#ids(key);
-    let id = ids.get(start);
-    const old = id === undefined ? undefined : this.map.get(id);
-    if (id === undefined) ids.set(start, id = windowId(key, start));
-    this.map.set(id, { k: key, s: start, e: end, v: value, c: closeAt });
-    if (!old || old.c !== closeAt) this.#addToBucket(closeAt, id);
+    const slots = this.#slots(key);
+    const slot = slots.get(start);
+    if (!slot) {
+      const id = windowId(key, start);
+      const stored = { k: key, s: start, e: end, v: value, c: closeAt };
+      slots.set(start, { id, stored });
+      this.map.set(id, stored);
+      this.#addToBucket(closeAt, id);
+      return;
+    }
+    // Updated in place: the persistent map serializes it at commit time.
+    const s = slot.stored;
+    const moved = s.c !== closeAt;
+    s.e = end;
+    s.v = value;
+    s.c = closeAt;
+    this.map.set(slot.id, s);
+    if (moved) this.#addToBucket(closeAt, slot.id);
   }
 
   delete(key: string, start: number): void {
-    const ids = this.#byKey.get(key);
-    const id = ids?.get(start);
-    if (id === undefined) return;
-    ids!.delete(start);
-    if (ids!.size === 0) this.#byKey.delete(key);
-    this.map.delete(id);
+    const slots = this.#byKey.get(key);
+    const slot = slots?.get(start);
+    if (!slot) return;
+    slots!.delete(start);
+    if (slots!.size === 0) this.#byKey.delete(key);
+    this.map.delete(slot.id);
   }
 
   /** The key's windows whose start lies in [from, to], by start. */
   fetch(key: string, from = -Infinity, to = Infinity): WindowEntry<V>[] {
-    const ids = this.#byKey.get(key);
-    if (!ids) return [];
+    const slots = this.#byKey.get(key);
+    if (!slots) return [];
     const out: WindowEntry<V>[] = [];
-    for (const [start, id] of ids) {
-      if (start >= from && start <= to) out.push(toEntry(this.map.get(id)!));
+    for (const [start, slot] of slots) {
+      if (start >= from && start <= to) out.push(toEntry(slot.stored));
     }
     return out.sort((a, b) => a.start - b.start);
   }
@@ -108,10 +130,10 @@ export class WindowStore<V = unknown> {
     return closed;
   }
 
-  #ids(key: string): Map<number, string> {
-    let ids = this.#byKey.get(key);
-    if (!ids) this.#byKey.set(key, ids = new Map());
-    return ids;
+  #slots(key: string): Map<number, Slot<V>> {
+    let slots = this.#byKey.get(key);
+    if (!slots) this.#byKey.set(key, slots = new Map());
+    return slots;
   }
 
   #addToBucket(closeAt: number, id: string): void {

@@ -95,11 +95,11 @@ export class TimeWindowAggregateNode extends KeyedAggregateNode {
     for (const start of starts) {
       const end = start + size;
       const closeAt = end + grace;
-      const current = store.get(record.key, start);
+      const current = store.valueAt(record.key, start);
       const value = this.agg.add(
         record.key,
         record.value,
-        current ? current.value : this.agg.init(),
+        current === undefined ? this.agg.init() : current,
       );
       store.put(record.key, start, end, value, closeAt);
       if (this.emit === "update") {
