@@ -240,7 +240,8 @@ export class SessionWindowAggregateNode extends KeyedAggregateNode {
     }
     value = this.agg.add(record.key, record.value, value);
     for (const w of overlapping) {
-      store.delete(w.key, w.start);
+      // The session keeping its start is overwritten by the put below.
+      if (w.start !== start) store.delete(w.key, w.start);
       const replaced = this.retract === "all"
         ? w.start !== start || w.end !== end
         : w.start !== start;
