@@ -100,6 +100,23 @@ function referenceScore(h: History, time: number, amount: number, failed: boolea
   return { recent, inSpan, scored, alerts, raiseRapid, raiseUnusual, inBurst, score };
 }
 
+/** The operator on a history kept as the reference keeps it. */
+function score(h: History, time: number, amount: number, failed: boolean) {
+  return scorePayment(
+    {
+      recentTimes: h.recent,
+      scoredTimes: h.scored.map(([t]) => t),
+      scoredFailed: h.scored.map(([, f]) => f),
+      alerts: h.alerts,
+      count: h.count,
+      sum: h.sum,
+      inBurst: h.inBurst,
+    },
+    { time, amount, failed },
+    RULES,
+  );
+}
+
 Deno.test("fraud scoring agrees with the reference rules over random payment streams", () => {
   const next = random(7);
   for (let customer = 0; customer < 300; customer++) {
@@ -112,19 +129,7 @@ Deno.test("fraud scoring agrees with the reference rules over random payment str
       const amount = next() < 0.05 ? 500 + next() * 5_000 : 5 + next() * 100;
       const failed = next() < 0.15;
       const want = referenceScore(h, time, amount, failed);
-      const d = scorePayment(
-        {
-          recentTimes: h.recent,
-          scoredTimes: h.scored.map(([t]) => t),
-          scoredFailed: h.scored.map(([, f]) => f),
-          alerts: h.alerts,
-          count: h.count,
-          sum: h.sum,
-          inBurst: h.inBurst,
-        },
-        { time, amount, failed },
-        RULES,
-      );
+      const d = score(h, time, amount, failed);
       const recent = [
         ...h.recent.slice(d.recentFrom, d.recentInsert),
         time,
@@ -171,19 +176,7 @@ Deno.test("fraud scoring reads a history larger than the operator's first memory
   };
   const time = t0 + 20_000;
   const want = referenceScore(h, time, 10, false);
-  const d = scorePayment(
-    {
-      recentTimes: h.recent,
-      scoredTimes: h.scored.map(([t]) => t),
-      scoredFailed: h.scored.map(([, f]) => f),
-      alerts: h.alerts,
-      count: h.count,
-      sum: h.sum,
-      inBurst: h.inBurst,
-    },
-    { time, amount: 10, failed: false },
-    RULES,
-  );
+  const d = score(h, time, 10, false);
   assertEquals(d.spanTo - d.spanFrom, want.inSpan);
   assertEquals(d.spanTo - d.spanFrom, 20_001);
   assertEquals([d.raiseRapid, d.inBurst, d.score], [false, true, want.score]);
