@@ -70,7 +70,7 @@ export class PipelineRunner {
   #failure: Error | null = null;
   /** Inputs of the next batch being loaded from KV while the current commits run. */
   #readAhead: Promise<void> | null = null;
-  /** Per repartition topic: its reading task and next offset per partition, commits in flight included. */
+  /** Per repartition topic: its readers and next offsets (commits in flight included). */
   #repartitions = new Map<string, Repartition>();
 
   constructor(
@@ -507,7 +507,6 @@ const BATCH_BYTES = 550 * 1024;
 /** Estimated state bytes a handed-off record changes in its reader's stores. */
 const HANDOFF_STATE_BYTES = 150;
 
-/** Everything one batch produces: output records per topic and counts for metrics. */
 /** A repartition topic as the runner routes it. */
 interface Repartition {
   /** The task reading each partition. */
@@ -521,6 +520,7 @@ interface Repartition {
   cost: number;
 }
 
+/** Everything one batch produces: output records per topic and counts for metrics. */
 class Batch implements TaskOutput {
   readonly appends = new Map<string, NewRecord[]>();
   /** Re-keyed records for readers in this batch, in the order they were sent. */
