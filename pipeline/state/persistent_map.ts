@@ -142,6 +142,11 @@ export class PersistentMap<V> {
     this.#dirty.set(key, value);
   }
 
+  /** Marks an entry changed in place (the object `get` returned) for the next commit. */
+  touch(key: string, value: V): void {
+    this.#dirty.set(key, value);
+  }
+
   delete(key: string): void {
     if (!this.#data.delete(key)) return;
     this.#dirty.set(key, undefined);

@@ -72,7 +72,7 @@ export class WindowStore<V = unknown> {
     s.e = end;
     s.v = value;
     s.c = closeAt;
-    this.map.set(slot.id, s);
+    this.map.touch(slot.id, s);
     if (moved) this.#addToBucket(closeAt, slot.id);
   }
 
