@@ -69,6 +69,9 @@ Deno.test("kill -9 mid-stream, then a restart on the same KV file, gives exactly
   try {
     const expected = await uninterruptedRun(dir, 7);
     ok(expected.outputs["bss.late"].length > 0, "the input must contain late records");
+    // Every click passes both re-keyings: the chained count ends at the number of clicks.
+    const updates = expected.outputs["page-updates"] as [number, number, string, string][];
+    assertEquals(updates[updates.length - 1][3], String(restartInput().length));
 
     const path = `${dir}/crashed.kv`;
     const setup = await openRunner(path, 7);
