@@ -105,11 +105,13 @@ export default definePlugin({
           counts: countOne(s.counts, e.activityType),
           lastEventId: eventId(e),
         }),
-        (_k, a, b) => ({
-          events: a.events + b.events,
-          counts: addCounts(a.counts, b.counts),
-          lastEventId: b.lastEventId ?? a.lastEventId,
-        }),
+        // Merging into the empty start aggregate (every extension does) gives the other one.
+        (_k, a, b) =>
+          a.events === 0 ? b : {
+            events: a.events + b.events,
+            counts: addCounts(a.counts, b.counts),
+            lastEventId: b.lastEventId ?? a.lastEventId,
+          },
         // An extended session keeps its start and is just updated; only absorbed ones are retracted.
         { store: "customer-sessions", retract: "merged" },
       )
