@@ -1,7 +1,7 @@
 /**
  * Compiles the AssemblyScript operators in `assembly/` to `build/*.wasm`:
  *   deno task build:wasm
- * `compileOperators` is also used by tests/wasm_build_test.ts to check the committed modules
+ * `compileOperator` is also used by tests/wasm_build_test.ts to check the committed modules
  * match their sources.
  */
 import asc from "assemblyscript/asc";

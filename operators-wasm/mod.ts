@@ -6,6 +6,8 @@
 import * as fraudWasm from "./build/fraud_scoring.wasm";
 import * as windowWasm from "./build/window_aggregation.wasm";
 
+/** The window operator's scratch area and how many starts it holds. */
+let windowScratch = 0;
 let windowCapacity = 0;
 
 /** A Float64Array over a module's whole memory, made again only when the memory grows. */
@@ -30,13 +32,13 @@ export function openTimeWindows(
 ): number[] {
   const most = windowWasm.windowsPerRecord(size, advance);
   if (most > windowCapacity) {
-    windowWasm.reserve(most);
+    windowScratch = windowWasm.reserve(most);
     windowCapacity = most;
   }
   const n = windowWasm.assign(timestamp, size, advance, grace, streamTime);
   // The scratch area is reused by the next call, so the starts are copied out.
   const mem = windowMemory();
-  const at = windowWasm.reserve(0) / 8;
+  const at = windowScratch / 8;
   const starts: number[] = [];
   for (let i = 0; i < n; i++) starts.push(mem[at + i]);
   return starts;

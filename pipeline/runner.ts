@@ -548,9 +548,10 @@ class Batch implements TaskOutput {
     if (!list) this.appends.set(topic, list = []);
     this.recordsOut.set(topic, (this.recordsOut.get(topic) ?? 0) + 1);
     const r = this.repartitions.get(topic);
+    const bytes = 48 + (record.key?.length ?? 0) + (record.value?.length ?? 0);
     if (!r) {
       list.push(record);
-      this.bytes += 48 + (record.key?.length ?? 0) + (record.value?.length ?? 0);
+      this.bytes += bytes;
       return;
     }
     // Partition and offset are assigned here, as the log will, so a reader can take the record
@@ -560,7 +561,7 @@ class Batch implements TaskOutput {
     const offset = r.next[partition]++;
     list.push({ ...record, partition });
     if (!r.direct) {
-      this.bytes += 48 + (record.key?.length ?? 0) + (record.value?.length ?? 0);
+      this.bytes += bytes;
       return;
     }
     this.handedOff.add(topic);

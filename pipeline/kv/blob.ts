@@ -67,7 +67,8 @@ export async function* listBlobs(
   if (currentKey) yield flush();
 }
 
-function sameKey(a: Deno.KvKey, b: Deno.KvKey): boolean {
+/** Whether two KV keys are equal part by part. */
+export function sameKey(a: Deno.KvKey, b: Deno.KvKey): boolean {
   return a.length === b.length && a.every((part, i) => part === b[i]);
 }
 

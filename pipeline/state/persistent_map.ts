@@ -12,10 +12,7 @@ interface DeltaBlob extends StoredBlob {
 
 /** Tuning of snapshotting; the defaults suit production. */
 export interface PersistentMapOptions {
-  /**
-   * Deltas are folded into a new snapshot once they outweigh it COMPACTION_RATIO times and
-   * this many bytes.
-   */
+  /** Deltas are compacted only once they also exceed this many bytes (see COMPACTION_RATIO). */
   readonly minCompactionBytes?: number;
   /** Entries a commit adds to a snapshot being written. */
   readonly snapshotEntriesPerCommit?: number;
@@ -48,11 +45,10 @@ const SNAPSHOT_PAGE_ENTRIES = 500;
  *
  * Each commit appends one delta with the entries changed since the last commit (so a commit
  * costs a few KV writes whatever the number of keys). Once deltas outweigh the snapshot a few
- * times over, a new
- * snapshot generation is written a few pages per commit from the current values; its meta
- * records the last delta before it began. Loading reads that snapshot and replays the deltas
- * after it: deltas hold whole values, so replaying them over a snapshot taken while they were
- * written is exact. Values must be JSON-serializable.
+ * times over, a new snapshot generation is written a few pages per commit from the current
+ * values; its meta records the last delta before it began. Loading reads that snapshot and
+ * replays the deltas after it: deltas hold whole values, so replaying them over a snapshot taken
+ * while they were written is exact. Values must be JSON-serializable.
  */
 export class PersistentMap<V> {
   readonly #data = new Map<string, V>();

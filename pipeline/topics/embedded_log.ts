@@ -1,4 +1,4 @@
-import { blobDeletes, blobMutations, listBlobs, type Mutation } from "../kv/blob.ts";
+import { blobDeletes, blobMutations, listBlobs, type Mutation, sameKey } from "../kv/blob.ts";
 import type { KvCommitter } from "../kv/committer.ts";
 import { partitionForKey } from "../murmur2.ts";
 import type { Headers, LogRecord, NewRecord } from "../record.ts";
@@ -515,8 +515,4 @@ function pageIndex(pages: readonly Page[], offset: number): number {
     else hi = mid - 1;
   }
   return lo;
-}
-
-function sameKey(a: Deno.KvKey, b: Deno.KvKey): boolean {
-  return a.length === b.length && a.every((part, i) => part === b[i]);
 }

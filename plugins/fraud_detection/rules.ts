@@ -1,18 +1,18 @@
 /** The fraud rules as a pure state transition per payment (no I/O), so they are easy to test. */
-import { type events, scorePayment } from "../../pipeline/mod.ts";
+import {
+  type events,
+  type FraudAlertType,
+  type FraudScoringRules,
+  scorePayment,
+} from "../../pipeline/mod.ts";
 
-export interface FraudRules {
-  readonly rapidWindowMs: number;
-  readonly rapidThreshold: number;
-  readonly unusualMultiplier: number;
-  readonly unusualMinHistory: number;
-  readonly scoreWindowMs: number;
-}
+/** The rules' thresholds are exactly what the scoring operator takes. */
+export type FraudRules = FraudScoringRules;
 
 export interface FraudAlert {
   alertId: string;
   customerId: string;
-  type: "RAPID_PAYMENTS" | "UNUSUAL_AMOUNT";
+  type: FraudAlertType;
   severity: "HIGH" | "MEDIUM";
   reason: string;
   fraudScore: number;
@@ -32,7 +32,7 @@ export interface FraudState {
   /** Payments in the score window: [time, failed]. */
   scored: [number, boolean][];
   /** Alerts in the score window: [time, type]. */
-  alerts: [number, FraudAlert["type"]][];
+  alerts: [number, FraudAlertType][];
   /** Alerts raised by the latest payment (emitted downstream). */
   emitted: FraudAlert[];
 }
@@ -52,6 +52,7 @@ export function evaluatePayment(
   time: number,
   rules: FraudRules,
 ): FraudState {
+  const failed = payment.status === "FAILED";
   const d = scorePayment(
     {
       recentTimes: state.recent.map(([t]) => t),
@@ -62,7 +63,7 @@ export function evaluatePayment(
       sum: state.sum,
       inBurst: state.inBurst,
     },
-    { time, amount: payment.amount, failed: payment.status === "FAILED" },
+    { time, amount: payment.amount, failed },
     rules,
   );
   const recent = insertAt<[number, string]>(state.recent, d.recentFrom, d.recentInsert, [
@@ -71,7 +72,7 @@ export function evaluatePayment(
   ]);
   const scored = insertAt<[number, boolean]>(state.scored, d.scoredFrom, d.scoredInsert, [
     time,
-    payment.status === "FAILED",
+    failed,
   ]);
   const raised: Omit<FraudAlert, "fraudScore">[] = [];
   if (d.raiseRapid) {
