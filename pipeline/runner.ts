@@ -4,7 +4,7 @@ import type { LogRecord, NewRecord, StreamRecord } from "./record.ts";
 import { partitionForKey } from "./murmur2.ts";
 import { KeyValueStore } from "./state/key_value_store.ts";
 import { PersistentMap } from "./state/persistent_map.ts";
-import { WindowStore } from "./state/window_store.ts";
+import { windowCodec, WindowStore } from "./state/window_store.ts";
 import { type AnyStore, StreamTask, type TaskOutput } from "./task.ts";
 import type { EmbeddedLog, TopicSpec } from "./topics/embedded_log.ts";
 import type { TopologyGraph } from "./topology/graph.ts";
@@ -140,10 +140,12 @@ export class PipelineRunner {
         const stores = new Map<string, AnyStore>();
         for (const name of sub.stores) {
           const spec = this.graph.stores.get(name)!;
-          const map = await PersistentMap.load(kv, ["st", app, name, p]);
+          const prefix = ["st", app, name, p];
           stores.set(
             name,
-            spec.kind === "kv" ? new KeyValueStore(name, map) : new WindowStore(name, map as never),
+            spec.kind === "kv"
+              ? new KeyValueStore(name, await PersistentMap.load(kv, prefix))
+              : new WindowStore(name, await PersistentMap.load(kv, prefix, { codec: windowCodec })),
           );
         }
         const offsets = new Map<string, number>();

@@ -10,8 +10,19 @@ interface DeltaBlob extends StoredBlob {
   readonly bytes: number;
 }
 
-/** Tuning of snapshotting; the defaults suit production. */
-export interface PersistentMapOptions {
+/**
+ * How values are written: `encode` gives the JSON-serializable form stored in KV, `decode` turns
+ * it back into the value given its key (so a codec may leave out what the key already says).
+ */
+export interface ValueCodec<V> {
+  encode(value: V): unknown;
+  decode(key: string, stored: unknown): V;
+}
+
+/** Tuning of snapshotting and the stored form of values; the defaults suit production. */
+export interface PersistentMapOptions<V = unknown> {
+  /** Stored form of values; default: the value itself. */
+  readonly codec?: ValueCodec<V>;
   /** Deltas are compacted only once they also exceed this many bytes (see COMPACTION_RATIO). */
   readonly minCompactionBytes?: number;
   /** Entries a commit adds to a snapshot being written. */
@@ -69,27 +80,29 @@ export class PersistentMap<V> {
 
   private constructor(
     readonly prefix: Deno.KvKey,
-    readonly options: Required<PersistentMapOptions>,
+    readonly options: Required<Omit<PersistentMapOptions, "codec">>,
+    readonly codec: ValueCodec<V> | null,
   ) {}
 
   /** Loads the map stored under `prefix` (empty if nothing is stored). */
   static async load<V>(
     kv: Deno.Kv,
     prefix: Deno.KvKey,
-    options: PersistentMapOptions = {},
+    options: PersistentMapOptions<V> = {},
   ): Promise<PersistentMap<V>> {
+    const codec = options.codec ?? null;
     const map = new PersistentMap<V>(prefix, {
       minCompactionBytes: options.minCompactionBytes ?? 1024 * 1024,
       snapshotEntriesPerCommit: options.snapshotEntriesPerCommit ?? 250,
       deletesPerCommit: options.deletesPerCommit ?? 200,
-    });
+    }, codec);
     const meta = await kv.get<string>([...prefix, "meta"]);
     if (meta.value !== null) ({ gen: map.#gen, covers: map.#covers } = JSON.parse(meta.value));
     map.#maxGen = map.#gen;
     const apply = (text: string) => {
-      for (const [k, v] of JSON.parse(text) as [string, V | null][]) {
+      for (const [k, v] of JSON.parse(text) as [string, unknown][]) {
         if (v === null) map.#data.delete(k);
-        else map.#data.set(k, v);
+        else map.#data.set(k, codec ? codec.decode(k, v) : v as V);
       }
     };
     for await (const blob of listBlobs(kv, [...prefix, "s"])) {
@@ -159,8 +172,11 @@ export class PersistentMap<V> {
   takeMutations(): Mutation[] {
     const out: Mutation[] = [];
     if (this.#dirty.size > 0) {
-      const delta: [string, V | null][] = [];
-      for (const [k, v] of this.#dirty) delta.push([k, v === undefined ? null : v]);
+      const delta: [string, unknown][] = [];
+      const codec = this.codec;
+      for (const [k, v] of this.#dirty) {
+        delta.push([k, v === undefined ? null : codec ? codec.encode(v) : v]);
+      }
       this.#dirty = new Map();
       const text = JSON.stringify(delta);
       this.#entryBytes = 0.8 * this.#entryBytes + 0.2 * (text.length / delta.length);
@@ -197,10 +213,10 @@ export class PersistentMap<V> {
     const out: Mutation[] = [];
     const until = Math.min(c.keys.length, c.at + this.options.snapshotEntriesPerCommit);
     while (c.at < until) {
-      const page: [string, V][] = [];
+      const page: [string, unknown][] = [];
       for (; c.at < until && page.length < SNAPSHOT_PAGE_ENTRIES; c.at++) {
         const v = this.#data.get(c.keys[c.at]);
-        if (v !== undefined) page.push([c.keys[c.at], v]);
+        if (v !== undefined) page.push([c.keys[c.at], this.codec ? this.codec.encode(v) : v]);
       }
       const key = [...this.prefix, "s", c.gen, c.pages.length];
       const text = JSON.stringify(page);

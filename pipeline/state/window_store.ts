@@ -1,4 +1,4 @@
-import type { PersistentMap } from "./persistent_map.ts";
+import type { PersistentMap, ValueCodec } from "./persistent_map.ts";
 
 /** One stored window of one key. */
 export interface WindowEntry<V> {
@@ -13,7 +13,7 @@ interface Slot<V> {
   readonly stored: Stored<V>;
 }
 
-interface Stored<V> {
+export interface Stored<V> {
   k: string;
   s: number;
   e: number;
@@ -147,9 +147,30 @@ export class WindowStore<V = unknown> {
   }
 }
 
+/** A window's id in the persistent map: its start, '|', its key. */
 function windowId(key: string, start: number): string {
-  return `${start}\u0000${key}`;
+  return `${start}|${key}`;
 }
+
+/**
+ * Windows are stored as [end - start, close - end, value]: the key and start are in the id, and
+ * the two spans are short numbers where the times are 13 digits, so the changelog carries little
+ * more than the aggregates. Entries written before this format (objects) are read as they are.
+ */
+// deno-lint-ignore no-explicit-any
+export const windowCodec: ValueCodec<Stored<any>> = {
+  encode: (s) => [s.e - s.s, s.c - s.e, s.v],
+  decode(id, stored) {
+    if (!Array.isArray(stored)) return stored as Stored<unknown>;
+    // The first separator ends the start; ids written before this format used NUL.
+    const bar = id.indexOf("|");
+    const nul = id.indexOf("\u0000");
+    const sep = bar < 0 ? nul : nul < 0 ? bar : Math.min(bar, nul);
+    const start = Number(id.slice(0, sep));
+    const [length, grace, v] = stored as [number, number, unknown];
+    return { k: id.slice(sep + 1), s: start, e: start + length, v, c: start + length + grace };
+  },
+};
 
 function toEntry<V>(s: Stored<V>): WindowEntry<V> {
   return { key: s.k, start: s.s, end: s.e, value: s.v };

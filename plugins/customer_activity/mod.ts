@@ -27,18 +27,27 @@ const Options = z.strictObject({
   defaultWeight: z.number().default(1),
 });
 
+/**
+ * The event behind an aggregate's latest update, named in the output that update emits.
+ * Symbol-keyed, so it stays in memory but is never persisted (JSON skips symbol keys): every
+ * update is emitted at once, so a restored aggregate needs none.
+ */
+const LAST_EVENT = Symbol("lastEvent");
+
 interface ActivityWindow {
   counts: Record<string, number>;
   total: number;
   score: number;
-  lastEventId: string | null;
+  [LAST_EVENT]?: string;
 }
 
 interface Session {
   events: number;
   counts: Record<string, number>;
-  lastEventId: string | null;
+  [LAST_EVENT]?: string;
 }
+
+const eventIds = (agg: { [LAST_EVENT]?: string }) => agg[LAST_EVENT] ? [agg[LAST_EVENT]] : [];
 
 /** An activity event's id: its `eventId` if it has one, else customer, type and time. */
 function eventId(e: events.CustomerActivityEvent): string {
@@ -73,12 +82,12 @@ export default definePlugin({
 
     activity.windowedBy(TimeWindows.ofSizeAndGrace(o.windowMs, o.windowGraceMs))
       .aggregate<ActivityWindow>(
-        () => ({ counts: {}, total: 0, score: 0, lastEventId: null }),
+        () => ({ counts: {}, total: 0, score: 0 }),
         (_k, e, agg) => ({
           counts: countOne(agg.counts, e.activityType),
           total: agg.total + 1,
           score: agg.score + weight(e.activityType),
-          lastEventId: eventId(e),
+          [LAST_EVENT]: eventId(e),
         }),
         { store: "customer-activity-5m" },
       )
@@ -92,25 +101,25 @@ export default definePlugin({
           counts: agg.counts,
           totalEvents: agg.total,
           activityScore: agg.score,
-          eventIds: agg.lastEventId ? [agg.lastEventId] : [],
+          eventIds: eventIds(agg),
         },
       }))
       .to(o.aggregatedTopic);
 
     activity.windowedBy(SessionWindows.ofInactivityGapAndGrace(o.sessionGapMs, o.sessionGraceMs))
       .aggregate<Session>(
-        () => ({ events: 0, counts: {}, lastEventId: null }),
+        () => ({ events: 0, counts: {} }),
         (_k, e, s) => ({
           events: s.events + 1,
           counts: countOne(s.counts, e.activityType),
-          lastEventId: eventId(e),
+          [LAST_EVENT]: eventId(e),
         }),
         // Merging into the empty start aggregate (every extension does) gives the other one.
         (_k, a, b) =>
           a.events === 0 ? b : {
             events: a.events + b.events,
             counts: addCounts(a.counts, b.counts),
-            lastEventId: b.lastEventId ?? a.lastEventId,
+            [LAST_EVENT]: b[LAST_EVENT] ?? a[LAST_EVENT],
           },
         // An extended session keeps its start and is just updated; only absorbed ones are retracted.
         { store: "customer-sessions", retract: "merged" },
@@ -134,7 +143,7 @@ export default definePlugin({
             events: s.events,
             counts: s.counts,
             state: "ACTIVE",
-            eventIds: s.lastEventId ? [s.lastEventId] : [],
+            eventIds: eventIds(s),
           },
       }))
       .to(o.sessionsTopic);

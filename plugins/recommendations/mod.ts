@@ -7,6 +7,7 @@
  */
 import { definePlugin, events, TimeWindows, z } from "../../pipeline/mod.ts";
 import {
+  FRESH_VIEW,
   type Profile,
   topCategories,
   type TopList,
@@ -28,7 +29,9 @@ const Options = z.strictObject({
   trendingSize: z.number().int().positive().default(10),
 });
 
-type ProductViews = { views: number; lastEventId: string | null };
+/** The view behind the latest count: in memory for the top-list update it emits, never persisted. */
+const LAST_VIEW_ID = Symbol("lastViewId");
+type ProductViews = { views: number; [LAST_VIEW_ID]?: string };
 type Interest = { category: string; view: events.ProductViewEvent | null; time: number };
 
 export default definePlugin({
@@ -56,20 +59,20 @@ export default definePlugin({
       )
       .groupByKey()
       .aggregate<Profile>(
-        () => ({ categories: {}, updates: 0, lastView: null }),
+        () => ({ categories: {}, updates: 0 }),
         (_k, i, p) => withInterest(p, i.category, i.time, i.view),
         { store: "interest-profiles" },
       )
       .toStream()
-      .filter((_k, p) => p.lastView?.fresh === true)
+      .filter((_k, p) => p[FRESH_VIEW] !== undefined)
       .mapValues((p, customerId) => ({
         customerId,
-        productId: p.lastView!.productId,
-        category: p.lastView!.category,
+        productId: p[FRESH_VIEW]!.productId,
+        category: p[FRESH_VIEW]!.category,
         recommendations: topCategories(p, o.topCategories),
         confidence: o.confidence,
         algorithm: o.algorithm,
-        eventIds: [p.lastView!.eventId],
+        eventIds: [p[FRESH_VIEW]!.eventId],
       }))
       .to(o.recommendationsTopic);
 
@@ -78,14 +81,19 @@ export default definePlugin({
       .groupByKey()
       .windowedBy(TimeWindows.ofSizeAndGrace(o.trendingWindowMs, o.trendingGraceMs))
       .aggregate<ProductViews>(
-        () => ({ views: 0, lastEventId: null }),
-        (_k, id, c) => ({ views: c.views + 1, lastEventId: id }),
+        () => ({ views: 0 }),
+        (_k, id, c) => ({ views: c.views + 1, [LAST_VIEW_ID]: id }),
         { store: "product-views-1h" },
       )
       .toStream()
       .map((wk, c) => ({
         key: String(wk.window.start),
-        value: { productId: wk.key, views: c.views, window: wk.window, eventId: c.lastEventId },
+        value: {
+          productId: wk.key,
+          views: c.views,
+          window: wk.window,
+          eventId: c[LAST_VIEW_ID] ?? null,
+        },
       }))
       .groupByKey()
       .aggregate<TopList>(

@@ -96,3 +96,40 @@ Deno.test("trending carries the top products of the current hour window, updated
   }
   d.close();
 });
+
+Deno.test("profiles persist their counts but not the view behind the last update", async () => {
+  const kvPath = await Deno.makeTempFile({ suffix: ".kv" });
+  const options = {
+    plugins: [{ plugin: recommendations }],
+    topics: { "bss.product.views": 3, "bss.customer.events": 3 },
+    kvPath,
+  };
+  const before = await TestDriver.create(options);
+  await before.input("bss.product.views").pipeMany([
+    view("C3", "p1", "Books", T0),
+    view("C3", "p2", "Books", T0 + 1),
+    view("C3", "p3", "Garden", T0 + 2),
+  ]);
+  before.close();
+  const after = await TestDriver.create(options);
+  // What a restart reads back: the counts, no view.
+  assertEquals(JSON.parse(JSON.stringify(after.keyValueStore("interest-profiles").get("C3"))), {
+    categories: { Books: [2, T0 + 1, 2], Garden: [1, T0 + 2, 3] },
+    updates: 3,
+  });
+  await after.input("bss.customer.events").pipe("C3", {
+    customerId: "C3",
+    activityType: "SEARCH",
+    category: "Garden",
+    timestamp: T0 + 3,
+  });
+  await after.input("bss.product.views").pipe("C3", view("C3", "p4", "Toys", T0 + 4).value);
+  // Only the view recommends, from the counts kept across the restart.
+  assertEquals(
+    after.output<{ productId: string; recommendations: string[] }>("bss.recommendations")
+      .readValues().map((r) => [r.productId, r.recommendations]),
+    [["p4", ["Garden", "Books", "Toys"]]],
+  );
+  after.close();
+  await Deno.remove(kvPath);
+});

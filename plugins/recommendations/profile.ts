@@ -1,17 +1,28 @@
 /** Interest profiles and top lists as pure functions over plain JSON state. */
 import type { events } from "../../pipeline/mod.ts";
 
+/**
+ * The product view behind a profile's latest update, if it was a view. Symbol-keyed so that it
+ * stays in memory for the recommendation the update emits but is never persisted (JSON skips
+ * symbol keys): a profile restored from state has none, as no update is pending then.
+ */
+export const FRESH_VIEW = Symbol("freshView");
+
+export interface FreshView {
+  productId: string;
+  category: string;
+  eventId: string;
+}
+
 export interface Profile {
   /** Category → [count, last event time, order of last update]. */
   categories: Record<string, [number, number, number]>;
   /** Updates so far (orders updates with equal event times). */
   updates: number;
-  lastView:
-    | { productId: string; category: string; eventId: string; time: number; fresh: boolean }
-    | null;
+  [FRESH_VIEW]?: FreshView;
 }
 
-/** Counts one interest in a category; a product view also becomes the profile's last view. */
+/** Counts one interest in a category; a product view also becomes the profile's fresh view. */
 export function withInterest(
   profile: Profile,
   category: string,
@@ -24,16 +35,13 @@ export function withInterest(
     ...profile.categories,
     [category]: [count + 1, Math.max(last, time), updates] as [number, number, number],
   };
-  const lastView = view
-    ? {
-      productId: view.productId,
-      category: view.category,
-      eventId: viewEventId(view),
-      time,
-      fresh: true,
-    }
-    : profile.lastView && { ...profile.lastView, fresh: false };
-  return { categories, updates, lastView };
+  return {
+    categories,
+    updates,
+    [FRESH_VIEW]: view
+      ? { productId: view.productId, category: view.category, eventId: viewEventId(view) }
+      : undefined,
+  };
 }
 
 /** A view's id: its `eventId` if it has one, else customer, product and time. */
