@@ -46,6 +46,15 @@ let scratch = new Uint8Array(256);
 /** The partition Kafka's default partitioner picks for a non-null key (its UTF-8 bytes). */
 export function partitionForKey(key: string, partitions: number): number {
   if (scratch.length < key.length * 3) scratch = new Uint8Array(key.length * 3);
-  const { written } = encoder.encodeInto(key, scratch);
+  // ASCII keys (ids, almost always) are copied here; encodeInto is a call into the runtime.
+  let written = key.length;
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i);
+    if (c >= 0x80) {
+      written = encoder.encodeInto(key, scratch).written;
+      break;
+    }
+    scratch[i] = c;
+  }
   return (murmur2(scratch, written) & 0x7fffffff) % partitions;
 }

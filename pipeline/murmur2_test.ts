@@ -16,8 +16,8 @@ Deno.test("murmur2 matches Kafka's Utils.murmur2 test vectors", () => {
 Deno.test("partitionForKey uses the positive hash of the key's UTF-8 bytes modulo the partition count", () => {
   assertEquals(partitionForKey("21", 3), (-973932308 & 0x7fffffff) % 3);
   assertEquals(partitionForKey("foobar", 7), (-790332482 & 0x7fffffff) % 7);
-  // Longer keys (buffer growth) and non-ASCII keys hash their UTF-8 bytes.
-  for (const key of ["é-ü-€-客户", "x".repeat(1000), "C000042"]) {
+  // Longer keys (buffer growth) and non-ASCII keys (also after an ASCII start) hash their UTF-8 bytes.
+  for (const key of ["é-ü-€-客户", "C0-客户-é", "x".repeat(1000), "C000042"]) {
     assertEquals(partitionForKey(key, 12), (murmur2(enc(key)) & 0x7fffffff) % 12);
   }
 });
