@@ -62,6 +62,9 @@ interface TopicLog {
   persisted: boolean;
 }
 
+/** Shared by records without headers (headers are read-only). */
+const NO_HEADERS: Headers = Object.freeze({});
+
 /** Per record in a page: key, timestamp, headers (0 when none), value length (-1: null). */
 type PageMeta = [string | null, number, Headers | 0, number];
 
@@ -322,10 +325,10 @@ export class EmbeddedLog {
           key: r.key,
           value: r.value,
           timestamp: r.timestamp ?? now,
-          headers: r.headers ?? {},
+          headers: r.headers ?? NO_HEADERS,
           seq: ++this.#seq,
           appendedAt: now,
-          ...(r.parsed !== undefined ? { parsed: r.parsed } : {}),
+          parsed: r.parsed,
         });
         positions.push({ partition, offset });
       }
@@ -477,7 +480,7 @@ function encodePage(records: readonly LogRecord[]): string {
   const meta: PageMeta[] = [];
   let values = "";
   for (const r of records) {
-    const hasHeaders = Object.keys(r.headers).length > 0;
+    const hasHeaders = !isEmpty(r.headers);
     meta.push([
       r.key,
       r.timestamp,
@@ -489,13 +492,26 @@ function encodePage(records: readonly LogRecord[]): string {
   return JSON.stringify(meta) + "\n" + values;
 }
 
+function isEmpty(headers: Headers): boolean {
+  for (const _ in headers) return false;
+  return true;
+}
+
 function decodePage(text: string, topic: string, partition: number, base: number): LogRecord[] {
   const nl = text.indexOf("\n");
   const meta = JSON.parse(text.slice(0, nl)) as PageMeta[];
   let at = nl + 1;
   return meta.map(([key, timestamp, headers, length], i) => {
     const value = length < 0 ? null : text.slice(at, at += length);
-    return { topic, partition, offset: base + i, key, value, timestamp, headers: headers || {} };
+    return {
+      topic,
+      partition,
+      offset: base + i,
+      key,
+      value,
+      timestamp,
+      headers: headers || NO_HEADERS,
+    };
   });
 }
 
