@@ -83,6 +83,7 @@ Deno.test("trending carries the top products of the current hour window, updated
     .readValues();
   const hour = Math.floor(T0 / 3_600_000) * 3_600_000;
   assertEquals(trending.map((t) => t.windowStart), trending.map(() => hour));
+
   assertEquals(trending[trending.length - 1].products, [{ productId: "P3", views: 3 }, {
     productId: "P2",
     views: 2,
@@ -94,6 +95,26 @@ Deno.test("trending carries the top products of the current hour window, updated
     assertEquals(piped.includes(t.eventIds[0]), true);
     assertEquals(t.products.some((p) => t.eventIds[0].startsWith(`v-${p.productId}-`)), true);
   }
+  d.close();
+});
+
+Deno.test("a view that leaves the top list as it was writes nothing to trending", async () => {
+  const d = await TestDriver.create({
+    plugins: [{ plugin: recommendations, options: { trendingSize: 2 } }],
+    topics: { "bss.product.views": 3, "bss.customer.events": 3 },
+  });
+  // One customer, so the views are counted in the order piped.
+  await d.input("bss.product.views").pipeMany(
+    ["P1", "P2", "P2", "P3", "P3", "P3"].map((p, i) => view("a", p, "x", T0 + i)),
+  );
+  const trending = d.output<{ products: { productId: string; views: number }[] }>(
+    "bss.products.trending",
+  ).readValues();
+  // P3's first view leaves the top two (P2 2, P1 1) as they were.
+  assertEquals(
+    trending.map((t) => t.products.map((p) => `${p.productId}:${p.views}`).join(" ")),
+    ["P1:1", "P1:1 P2:1", "P2:2 P1:1", "P2:2 P3:2", "P3:3 P2:2"],
+  );
   d.close();
 });
 

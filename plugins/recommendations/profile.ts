@@ -68,6 +68,14 @@ export interface TopList {
   lastEventId: string | null;
 }
 
+function sameProducts(
+  a: readonly { productId: string; views: number }[],
+  b: readonly { productId: string; views: number }[],
+): boolean {
+  return a.length === b.length &&
+    a.every((p, i) => p.productId === b[i].productId && p.views === b[i].views);
+}
+
 /**
  * Folds one product's new view count into the window's top list. Counts only grow within a
  * window, so a product outside the list can enter only through an update of its own count.
@@ -86,8 +94,7 @@ export function updateTopList(
   list.push({ productId, views });
   list.sort((a, b) => b.views - a.views || (a.productId < b.productId ? -1 : 1));
   const products = list.slice(0, size);
-  const changed = JSON.stringify(products) !==
-    JSON.stringify(top.windowStart === window.start ? top.products : []);
+  const changed = !sameProducts(products, top.windowStart === window.start ? top.products : []);
   return {
     windowStart: window.start,
     windowEnd: window.end,
