@@ -19,6 +19,9 @@ export interface ValueCodec<V> {
   decode(key: string, stored: unknown): V;
 }
 
+/** Values stored as they are. */
+const AS_IS: ValueCodec<never> = { encode: (v) => v, decode: (_k, stored) => stored as never };
+
 /** Tuning of snapshotting and the stored form of values; the defaults suit production. */
 export interface PersistentMapOptions<V = unknown> {
   /** Stored form of values; default: the value itself. */
@@ -81,7 +84,7 @@ export class PersistentMap<V> {
   private constructor(
     readonly prefix: Deno.KvKey,
     readonly options: Required<Omit<PersistentMapOptions, "codec">>,
-    readonly codec: ValueCodec<V> | null,
+    readonly codec: ValueCodec<V>,
   ) {}
 
   /** Loads the map stored under `prefix` (empty if nothing is stored). */
@@ -90,7 +93,7 @@ export class PersistentMap<V> {
     prefix: Deno.KvKey,
     options: PersistentMapOptions<V> = {},
   ): Promise<PersistentMap<V>> {
-    const codec = options.codec ?? null;
+    const codec = options.codec ?? AS_IS;
     const map = new PersistentMap<V>(prefix, {
       minCompactionBytes: options.minCompactionBytes ?? 1024 * 1024,
       snapshotEntriesPerCommit: options.snapshotEntriesPerCommit ?? 250,
@@ -102,7 +105,7 @@ export class PersistentMap<V> {
     const apply = (text: string) => {
       for (const [k, v] of JSON.parse(text) as [string, unknown][]) {
         if (v === null) map.#data.delete(k);
-        else map.#data.set(k, codec ? codec.decode(k, v) : v as V);
+        else map.#data.set(k, codec.decode(k, v));
       }
     };
     for await (const blob of listBlobs(kv, [...prefix, "s"])) {
@@ -173,9 +176,8 @@ export class PersistentMap<V> {
     const out: Mutation[] = [];
     if (this.#dirty.size > 0) {
       const delta: [string, unknown][] = [];
-      const codec = this.codec;
       for (const [k, v] of this.#dirty) {
-        delta.push([k, v === undefined ? null : codec ? codec.encode(v) : v]);
+        delta.push([k, v === undefined ? null : this.codec.encode(v)]);
       }
       this.#dirty = new Map();
       const text = JSON.stringify(delta);
@@ -216,7 +218,7 @@ export class PersistentMap<V> {
       const page: [string, unknown][] = [];
       for (; c.at < until && page.length < SNAPSHOT_PAGE_ENTRIES; c.at++) {
         const v = this.#data.get(c.keys[c.at]);
-        if (v !== undefined) page.push([c.keys[c.at], this.codec ? this.codec.encode(v) : v]);
+        if (v !== undefined) page.push([c.keys[c.at], this.codec.encode(v)]);
       }
       const key = [...this.prefix, "s", c.gen, c.pages.length];
       const text = JSON.stringify(page);
