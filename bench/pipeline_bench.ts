@@ -4,6 +4,9 @@
  * 1. Throughput: the events are appended first, then processed from the log: events/s.
  * 2. Latency: a producer appends at a steady rate while the pipeline runs: p50/p99 from append to
  *    the commit that makes the outputs visible (all records, and those that raised a fraud alert).
+ * 3. Floor: the same events through a pass-through plugin with no state, writing as many
+ *    outputs per event as the five plugins do: what parsing, routing, serializing and durably
+ *    committing alone allow on this machine, and the five plugins' throughput as a share of it.
  * Prints its figures; it asserts nothing.
  */
 import { parseArgs } from "node:util";
@@ -21,6 +24,7 @@ import fraudDetection from "../plugins/fraud_detection/mod.ts";
 import orderEnrichment from "../plugins/order_enrichment/mod.ts";
 import recommendations from "../plugins/recommendations/mod.ts";
 import { TrafficModel } from "../plugins/traffic_simulator/traffic_model.ts";
+import { definePlugin, z } from "../pipeline/mod.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -59,7 +63,33 @@ function model(seed: number) {
   });
 }
 
-async function openPipeline(dir: string): Promise<Pipeline> {
+/**
+ * Reads every input topic and writes each event to `outputsPerEvent` topics (the fraction as a
+ * share of events), with no validation and no state: the runner's floor.
+ */
+function passThrough(outputsPerEvent: number): PluginDefinition {
+  return definePlugin({
+    name: "pass_through",
+    options: z.strictObject({}),
+    build(b) {
+      let n = 0;
+      for (const topic of Object.values(TOPICS)) {
+        const events = b.stream<Record<string, unknown>>(topic);
+        for (let i = 0; i < Math.ceil(outputsPerEvent); i++) {
+          const share = Math.min(1, outputsPerEvent - i);
+          events.filter(() => share === 1 || (n++ % 1000) < share * 1000)
+            .mapValues((v) => ({ ...v, eventIds: [v?.eventId] }))
+            .to(`bench.pass-through.${i}`);
+        }
+      }
+    },
+  });
+}
+
+async function openPipeline(
+  dir: string,
+  only?: PluginDefinition,
+): Promise<Pipeline> {
   const config = parseConfig(
     JSON.stringify({
       state: { path: `${dir}/state.kv` },
@@ -76,6 +106,7 @@ async function openPipeline(dir: string): Promise<Pipeline> {
     recommendations,
     dynamicPricing,
   ].filter((d) => !values.plugins || values.plugins.split(",").includes(d.name));
+  if (only) defs.splice(0, defs.length, only);
   const plugins: ConfiguredPlugin[] = defs.map((d) => ({
     definition: d,
     name: d.name,
@@ -97,10 +128,12 @@ async function append(p: Pipeline, batch: Map<string, ProducedRecord[]>): Promis
 const quantile = (sorted: number[], q: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 
-// 1. Throughput from the log.
-{
+/** Appends the events, then processes them from the log; prints and returns the figures. */
+async function throughput(
+  only?: PluginDefinition,
+): Promise<{ eventsPerSecond: number; outputsPerEvent: number }> {
   const dir = await Deno.makeTempDir();
-  const p = await openPipeline(dir);
+  const p = await openPipeline(dir, only);
   const m = model(7);
   const start = Date.parse("2026-11-26T00:00:00Z");
   let appended = 0;
@@ -147,13 +180,20 @@ const quantile = (sorted: number[], q: number) =>
     }, DLQ ${s.deadLetters}, late ${s.lateRecords}, WAL commits ${p.runner.committer.walCommits}`,
   );
   for (const t of s.topics) {
-    if (t.recordsIn + t.recordsOut > 0) {
+    if (t.recordsIn + t.recordsOut > 0 && !only) {
       console.log(`  ${t.topic}: in ${t.recordsIn}, out ${t.recordsOut}`);
     }
   }
   await p.close();
   await Deno.remove(dir, { recursive: true });
+  // Records written to topics users read (repartition records handed over are not stored).
+  const outputs = s.topics.filter((t) => !t.topic.endsWith("-repartition"))
+    .reduce((n, t) => n + t.recordsOut, 0);
+  return { eventsPerSecond: appended / seconds, outputsPerEvent: outputs / appended };
 }
+
+// 1. Throughput from the log.
+const plugins = await throughput();
 
 // 2. Latency at a steady rate.
 {
@@ -247,4 +287,17 @@ const quantile = (sorted: number[], q: number) =>
     );
   }
   await Deno.remove(dir, { recursive: true });
+}
+
+// 3. The floor: no operators, no state, the same outputs per event.
+{
+  console.log(
+    `floor: pass-through, ${plugins.outputsPerEvent.toFixed(2)} outputs per event, no state`,
+  );
+  const floor = await throughput(passThrough(plugins.outputsPerEvent));
+  console.log(
+    `the five plugins run at ${
+      (100 * plugins.eventsPerSecond / floor.eventsPerSecond).toFixed(0)
+    } % of the floor's throughput`,
+  );
 }
