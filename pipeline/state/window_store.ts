@@ -31,37 +31,42 @@ export interface Stored<V> {
  * another close time. Updates then cost no index work.
  */
 export class WindowStore<V = unknown> {
-  /** key → start → the window (the same object the persistent map holds) and its id there. */
-  readonly #byKey = new Map<string, Map<number, Slot<V>>>();
+  /**
+   * key → its windows by ascending start (the objects the persistent map holds, with their ids
+   * there). A key has few windows, so a small sorted array beats a map per key.
+   */
+  readonly #byKey = new Map<string, Slot<V>[]>();
+  /** The last key looked up and its windows: an aggregation reads, then writes, one key. */
+  #lastKey: string | null = null;
+  #lastSlots: Slot<V>[] | undefined = undefined;
   readonly #buckets = new Map<number, string[]>();
   /** Close times that have a bucket, as a binary min-heap. */
   readonly #closeTimes: number[] = [];
 
   constructor(readonly name: string, readonly map: PersistentMap<Stored<V>>) {
     for (const [id, s] of map.entries()) {
-      this.#slots(s.k).set(s.s, { id, stored: s });
+      this.#insert(s.k, { id, stored: s });
       this.#addToBucket(s.c, id);
     }
   }
 
   get(key: string, start: number): WindowEntry<V> | undefined {
-    const slot = this.#byKey.get(key)?.get(start);
+    const slot = this.#slot(key, start);
     return slot && toEntry(slot.stored);
   }
 
   /** The value of one window, without building an entry (the aggregation hot path). */
   valueAt(key: string, start: number): V | undefined {
-    return this.#byKey.get(key)?.get(start)?.stored.v;
+    return this.#slot(key, start)?.stored.v;
   }
 
   /** Stores a window; it is deleted once stream time reaches `closeAt`. */
   put(key: string, start: number, end: number, value: V, closeAt: number): void {
-    const slots = this.#slots(key);
-    const slot = slots.get(start);
+    const slot = this.#slot(key, start);
     if (!slot) {
       const id = windowId(key, start);
       const stored = { k: key, s: start, e: end, v: value, c: closeAt };
-      slots.set(start, { id, stored });
+      this.#insert(key, { id, stored });
       this.map.set(id, stored);
       this.#addToBucket(closeAt, id);
       return;
@@ -77,23 +82,28 @@ export class WindowStore<V = unknown> {
   }
 
   delete(key: string, start: number): void {
-    const slots = this.#byKey.get(key);
-    const slot = slots?.get(start);
-    if (!slot) return;
-    slots!.delete(start);
-    if (slots!.size === 0) this.#byKey.delete(key);
+    const slots = this.#windows(key);
+    const i = slots ? indexOfStart(slots, start) : -1;
+    if (i < 0) return;
+    const [slot] = slots!.splice(i, 1);
+    if (slots!.length === 0) {
+      this.#byKey.delete(key);
+      if (this.#lastKey === key) this.#lastSlots = undefined;
+    }
     this.map.delete(slot.id);
   }
 
   /** The key's windows whose start lies in [from, to], by start. */
   fetch(key: string, from = -Infinity, to = Infinity): WindowEntry<V>[] {
-    const slots = this.#byKey.get(key);
+    const slots = this.#windows(key);
     if (!slots) return [];
     const out: WindowEntry<V>[] = [];
-    for (const [start, slot] of slots) {
-      if (start >= from && start <= to) out.push(toEntry(slot.stored));
+    for (let i = 0; i < slots.length; i++) {
+      const s = slots[i].stored;
+      if (s.s > to) break;
+      if (s.s >= from) out.push(toEntry(s));
     }
-    return out.sort((a, b) => a.start - b.start);
+    return out;
   }
 
   /** Every stored window, for queries and tests. */
@@ -130,10 +140,31 @@ export class WindowStore<V = unknown> {
     return closed;
   }
 
-  #slots(key: string): Map<number, Slot<V>> {
-    let slots = this.#byKey.get(key);
-    if (!slots) this.#byKey.set(key, slots = new Map());
-    return slots;
+  #windows(key: string): Slot<V>[] | undefined {
+    if (key !== this.#lastKey) {
+      this.#lastKey = key;
+      this.#lastSlots = this.#byKey.get(key);
+    }
+    return this.#lastSlots;
+  }
+
+  #slot(key: string, start: number): Slot<V> | undefined {
+    const slots = this.#windows(key);
+    if (!slots) return undefined;
+    const i = indexOfStart(slots, start);
+    return i < 0 ? undefined : slots[i];
+  }
+
+  #insert(key: string, slot: Slot<V>): void {
+    let slots = this.#windows(key);
+    if (!slots) {
+      this.#byKey.set(key, slots = []);
+      this.#lastSlots = slots;
+    }
+    const start = slot.stored.s;
+    let i = slots.length;
+    while (i > 0 && slots[i - 1].stored.s > start) i--;
+    slots.splice(i, 0, slot);
   }
 
   #addToBucket(closeAt: number, id: string): void {
@@ -145,6 +176,20 @@ export class WindowStore<V = unknown> {
     this.#buckets.set(closeAt, [id]);
     pushHeap(this.#closeTimes, closeAt);
   }
+}
+
+/** Index of the window starting at `start` in slots sorted by start, or -1. */
+function indexOfStart<V>(slots: readonly Slot<V>[], start: number): number {
+  let lo = 0;
+  let hi = slots.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const s = slots[mid].stored.s;
+    if (s === start) return mid;
+    if (s < start) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
 }
 
 /** A window's id in the persistent map: its start, '|', its key. */
