@@ -9,6 +9,8 @@ export interface WindowEntry<V> {
 }
 
 interface Slot<V> {
+  /** The window's start, here too so that searching a key's windows reads only its slots. */
+  readonly start: number;
   readonly id: string;
   readonly stored: Stored<V>;
 }
@@ -45,7 +47,7 @@ export class WindowStore<V = unknown> {
 
   constructor(readonly name: string, readonly map: PersistentMap<Stored<V>>) {
     for (const [id, s] of map.entries()) {
-      this.#insert(s.k, { id, stored: s });
+      this.#insert(s.k, { start: s.s, id, stored: s });
       this.#addToBucket(s.c, id);
     }
   }
@@ -66,7 +68,7 @@ export class WindowStore<V = unknown> {
     if (!slot) {
       const id = windowId(key, start);
       const stored = { k: key, s: start, e: end, v: value, c: closeAt };
-      this.#insert(key, { id, stored });
+      this.#insert(key, { start, id, stored });
       this.map.set(id, stored);
       this.#addToBucket(closeAt, id);
       return;
@@ -99,9 +101,8 @@ export class WindowStore<V = unknown> {
     if (!slots) return [];
     const out: WindowEntry<V>[] = [];
     for (let i = 0; i < slots.length; i++) {
-      const s = slots[i].stored;
-      if (s.s > to) break;
-      if (s.s >= from) out.push(toEntry(s));
+      if (slots[i].start > to) break;
+      if (slots[i].start >= from) out.push(toEntry(slots[i].stored));
     }
     return out;
   }
@@ -161,9 +162,8 @@ export class WindowStore<V = unknown> {
       this.#byKey.set(key, slots = []);
       this.#lastSlots = slots;
     }
-    const start = slot.stored.s;
     let i = slots.length;
-    while (i > 0 && slots[i - 1].stored.s > start) i--;
+    while (i > 0 && slots[i - 1].start > slot.start) i--;
     slots.splice(i, 0, slot);
   }
 
@@ -184,7 +184,7 @@ function indexOfStart<V>(slots: readonly Slot<V>[], start: number): number {
   let hi = slots.length - 1;
   while (lo <= hi) {
     const mid = (lo + hi) >>> 1;
-    const s = slots[mid].stored.s;
+    const s = slots[mid].start;
     if (s === start) return mid;
     if (s < start) lo = mid + 1;
     else hi = mid - 1;
