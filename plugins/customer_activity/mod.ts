@@ -56,9 +56,9 @@ function eventId(e: events.CustomerActivityEvent): string {
     : `${e.customerId}:${e.activityType}:${e.timestamp}`;
 }
 
-/** The counts with one more of `type` (a new object: aggregates are values). */
-function countOne(counts: Record<string, number>, type: string): Record<string, number> {
-  return { ...counts, [type]: (counts[type] ?? 0) + 1 };
+/** Counts one more of `type`, in place. */
+function countOne(counts: Record<string, number>, type: string): void {
+  counts[type] = (counts[type] ?? 0) + 1;
 }
 
 function addCounts(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
@@ -80,15 +80,18 @@ export default definePlugin({
     })
       .groupByKey();
 
+    // Aggregates are updated in place (no copy per event): each update is serialized into its
+    // output record right away, and nothing downstream keeps the object.
     activity.windowedBy(TimeWindows.ofSizeAndGrace(o.windowMs, o.windowGraceMs))
       .aggregate<ActivityWindow>(
         () => ({ counts: {}, total: 0, score: 0 }),
-        (_k, e, agg) => ({
-          counts: countOne(agg.counts, e.activityType),
-          total: agg.total + 1,
-          score: agg.score + weight(e.activityType),
-          [LAST_EVENT]: eventId(e),
-        }),
+        (_k, e, agg) => {
+          countOne(agg.counts, e.activityType);
+          agg.total++;
+          agg.score += weight(e.activityType);
+          agg[LAST_EVENT] = eventId(e);
+          return agg;
+        },
         { store: "customer-activity-5m" },
       )
       .toStream()
@@ -109,11 +112,12 @@ export default definePlugin({
     activity.windowedBy(SessionWindows.ofInactivityGapAndGrace(o.sessionGapMs, o.sessionGraceMs))
       .aggregate<Session>(
         () => ({ events: 0, counts: {} }),
-        (_k, e, s) => ({
-          events: s.events + 1,
-          counts: countOne(s.counts, e.activityType),
-          [LAST_EVENT]: eventId(e),
-        }),
+        (_k, e, s) => {
+          s.events++;
+          countOne(s.counts, e.activityType);
+          s[LAST_EVENT] = eventId(e);
+          return s;
+        },
         // Merging into the empty start aggregate (every extension does) gives the other one.
         (_k, a, b) =>
           a.events === 0 ? b : {

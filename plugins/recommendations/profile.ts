@@ -22,26 +22,30 @@ export interface Profile {
   [FRESH_VIEW]?: FreshView;
 }
 
-/** Counts one interest in a category; a product view also becomes the profile's fresh view. */
+/**
+ * Counts one interest in a category; a product view also becomes the profile's fresh view.
+ * Updates the profile in place (no copy per event) and returns it: the recommendation built
+ * from it is serialized right away, and nothing else keeps the object.
+ */
 export function withInterest(
   profile: Profile,
   category: string,
   time: number,
   view: events.ProductViewEvent | null,
 ): Profile {
-  const [count, last] = profile.categories[category] ?? [0, -Infinity];
-  const updates = profile.updates + 1;
-  const categories = {
-    ...profile.categories,
-    [category]: [count + 1, Math.max(last, time), updates] as [number, number, number],
-  };
-  return {
-    categories,
-    updates,
-    [FRESH_VIEW]: view
-      ? { productId: view.productId, category: view.category, eventId: viewEventId(view) }
-      : undefined,
-  };
+  const updates = ++profile.updates;
+  const entry = profile.categories[category];
+  if (entry) {
+    entry[0]++;
+    entry[1] = Math.max(entry[1], time);
+    entry[2] = updates;
+  } else {
+    profile.categories[category] = [1, time, updates];
+  }
+  profile[FRESH_VIEW] = view
+    ? { productId: view.productId, category: view.category, eventId: viewEventId(view) }
+    : undefined;
+  return profile;
 }
 
 /** A view's id: its `eventId` if it has one, else customer, product and time. */
@@ -53,10 +57,27 @@ export function viewEventId(view: events.ProductViewEvent): string {
 
 /** The top `n` categories by count; ties go to the most recently seen. */
 export function topCategories(profile: Profile, n: number): string[] {
-  return Object.entries(profile.categories)
-    .sort(([, a], [, b]) => b[0] - a[0] || b[1] - a[1] || b[2] - a[2])
-    .slice(0, n)
-    .map(([c]) => c);
+  // Insertion into a list of at most n (n is small): no array per category, no full sort.
+  const top: string[] = [];
+  const stats: [number, number, number][] = [];
+  for (const category in profile.categories) {
+    const c = profile.categories[category];
+    let i = top.length;
+    while (i > 0 && ranksAbove(c, stats[i - 1])) i--;
+    if (i >= n) continue;
+    top.splice(i, 0, category);
+    stats.splice(i, 0, c);
+    if (top.length > n) {
+      top.pop();
+      stats.pop();
+    }
+  }
+  return top;
+}
+
+/** By count, then last event time, then order of last update. */
+function ranksAbove(a: [number, number, number], b: [number, number, number]): boolean {
+  return a[0] !== b[0] ? a[0] > b[0] : a[1] !== b[1] ? a[1] > b[1] : a[2] > b[2];
 }
 
 export interface TopList {
