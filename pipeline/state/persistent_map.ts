@@ -66,7 +66,14 @@ const SNAPSHOT_PAGE_ENTRIES = 500;
  */
 export class PersistentMap<V> {
   readonly #data = new Map<string, V>();
-  #dirty = new Map<string, V | undefined>();
+  /**
+   * Changes since the last commit. An entry changed once is serialized right away, while its
+   * objects are still in the CPU cache (at commit time they rarely are); one changed again is
+   * kept live and serialized at commit, so a hot key costs one serialization per commit.
+   */
+  #dirtyText = new Map<string, string>();
+  /** Entries changed more than once since the last commit, or deleted (undefined). */
+  #dirtyLive = new Map<string, V | undefined>();
   #gen = 0;
   /** Highest generation seen in KV: a new snapshot never reuses a leftover's keys. */
   #maxGen = 0;
@@ -142,26 +149,38 @@ export class PersistentMap<V> {
   get dirtyBytes(): number {
     const c = this.#compaction;
     const snapshot = c ? Math.min(c.keys.length - c.at, this.options.snapshotEntriesPerCommit) : 0;
-    return (this.#dirty.size + snapshot) * this.#entryBytes;
+    return (this.#dirtyText.size + this.#dirtyLive.size + snapshot) * this.#entryBytes;
   }
 
   get(key: string): V | undefined {
     return this.#data.get(key);
   }
 
+  /** Stores a value. Changing it later in place needs `touch`, or the commit misses it. */
   set(key: string, value: V): void {
     this.#data.set(key, value);
-    this.#dirty.set(key, value);
+    this.#changed(key, value);
   }
 
   /** Marks an entry changed in place (the object `get` returned) for the next commit. */
   touch(key: string, value: V): void {
-    this.#dirty.set(key, value);
+    this.#changed(key, value);
   }
 
   delete(key: string): void {
     if (!this.#data.delete(key)) return;
-    this.#dirty.set(key, undefined);
+    this.#dirtyText.delete(key);
+    this.#dirtyLive.set(key, undefined);
+  }
+
+  #changed(key: string, value: V): void {
+    if (this.#dirtyLive.has(key)) {
+      this.#dirtyLive.set(key, value);
+    } else if (this.#dirtyText.delete(key)) {
+      this.#dirtyLive.set(key, value);
+    } else {
+      this.#dirtyText.set(key, JSON.stringify([key, this.codec.encode(value)]));
+    }
   }
 
   entries(): IterableIterator<[string, V]> {
@@ -174,14 +193,17 @@ export class PersistentMap<V> {
    */
   takeMutations(): Mutation[] {
     const out: Mutation[] = [];
-    if (this.#dirty.size > 0) {
-      const delta: [string, unknown][] = [];
-      for (const [k, v] of this.#dirty) {
-        delta.push([k, v === undefined ? null : this.codec.encode(v)]);
+    const changes = this.#dirtyText.size + this.#dirtyLive.size;
+    if (changes > 0) {
+      const parts: string[] = [];
+      for (const entry of this.#dirtyText.values()) parts.push(entry);
+      for (const [k, v] of this.#dirtyLive) {
+        parts.push(JSON.stringify([k, v === undefined ? null : this.codec.encode(v)]));
       }
-      this.#dirty = new Map();
-      const text = JSON.stringify(delta);
-      this.#entryBytes = 0.8 * this.#entryBytes + 0.2 * (text.length / delta.length);
+      this.#dirtyText = new Map();
+      this.#dirtyLive = new Map();
+      const text = `[${parts.join(",")}]`;
+      this.#entryBytes = 0.8 * this.#entryBytes + 0.2 * (text.length / changes);
       const seq = this.#nextSeq++;
       const key = [...this.prefix, "d", seq];
       const blob = blobMutations(key, text);

@@ -8,7 +8,7 @@ function sorted<V>(map: PersistentMap<V>): [string, V][] {
   return [...map.entries()].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0);
 }
 
-Deno.test("every commit reloads to the live map while snapshots are written piece by piece", async () => {
+Deno.test("every commit reloads to the live map (sets, in-place changes, deletes) while snapshots are written piece by piece", async () => {
   const kv = await Deno.openKv(":memory:");
   const committer = new KvCommitter(kv);
   let seed = 7;
@@ -18,8 +18,14 @@ Deno.test("every commit reloads to the live map while snapshots are written piec
   for (let commit = 0; commit < 150; commit++) {
     for (let i = 0; i < 1 + rand(30); i++) {
       const key = `k${rand(200)}`;
-      if (rand(5) === 0) live.delete(key);
-      else live.set(key, { n: commit * 100 + i, pad: "x".repeat(rand(40)) });
+      const current = live.get(key);
+      const op = rand(5);
+      if (op === 0) live.delete(key);
+      else if (op === 1 && current) {
+        // Changed in place, as window stores do: the change and its touch must both count.
+        current.n = commit * 100 + i;
+        live.touch(key, current);
+      } else live.set(key, { n: commit * 100 + i, pad: "x".repeat(rand(40)) });
     }
     const mutations = live.takeMutations();
     if (mutations.some((m) => m.key[1] === "meta")) snapshotsSwitched++;
