@@ -110,8 +110,10 @@ export class PipelineRunner {
       );
       ensure(rp.topic, { partitions: Math.max(1, ...like) });
     }
+    const read = new Set([...this.graph.inputTopics(), ...this.graph.repartitions.keys()]);
     for (const topic of [...this.graph.sinks.keys(), o.deadLetterTopic, o.lateTopic]) {
       if (!this.log.hasTopic(topic)) ensure(topic, spec(topic));
+      if (!read.has(topic)) this.log.markOutputOnly(topic);
     }
     this.#subs = buildSubtopologies(this.graph);
     for (const sub of this.#subs) {

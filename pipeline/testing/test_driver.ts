@@ -78,7 +78,10 @@ export class TestDriver {
     const kv = await Deno.openKv(options.kvPath ?? ":memory:");
     const committer = new KvCommitter(kv);
     // Outputs are read synchronously: keep every record a test writes in memory.
-    const log = await EmbeddedLog.open(committer, clock.now, { memoryRecords: 1_000_000 });
+    const log = await EmbeddedLog.open(committer, clock.now, {
+      memoryRecords: 1_000_000,
+      outputMemoryRecords: 1_000_000,
+    });
     const plugins: ConfiguredPlugin[] = (options.plugins ?? []).map(({ plugin, options: raw }) => ({
       definition: plugin,
       name: plugin.name,

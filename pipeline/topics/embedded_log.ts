@@ -30,6 +30,11 @@ export interface EmbeddedLogOptions {
    * by `prefetch`, and at most as many of those are cached per partition.
    */
   readonly memoryRecords?: number;
+  /**
+   * The same for topics marked output-only (`markOutputOnly`: no task of this process reads
+   * them); default 0, as their readers are consumers over HTTP or Kafka, served from KV.
+   */
+  readonly outputMemoryRecords?: number;
 }
 
 interface Page {
@@ -57,6 +62,8 @@ interface PartitionLog {
 
 interface TopicLog {
   spec: TopicSpec;
+  /** Newest records per partition kept in memory, and loaded pages cached. */
+  memoryRecords: number;
   partitions: PartitionLog[];
   nextRoundRobin: number;
   persisted: boolean;
@@ -85,6 +92,7 @@ export class EmbeddedLog {
     readonly committer: KvCommitter,
     readonly now: () => number,
     readonly memoryRecords: number,
+    readonly outputMemoryRecords: number,
   ) {}
 
   /** Opens the log: page descriptions of every stored topic, and each partition's newest records. */
@@ -93,11 +101,16 @@ export class EmbeddedLog {
     now: () => number = Date.now,
     options: EmbeddedLogOptions = {},
   ): Promise<EmbeddedLog> {
-    const log = new EmbeddedLog(committer, now, options.memoryRecords ?? DEFAULT_MEMORY_RECORDS);
+    const log = new EmbeddedLog(
+      committer,
+      now,
+      options.memoryRecords ?? DEFAULT_MEMORY_RECORDS,
+      options.outputMemoryRecords ?? 0,
+    );
     const kv = committer.kv;
     for await (const e of kv.list<number>({ prefix: ["topic"] })) {
       const name = e.key[1] as string;
-      log.#topics.set(name, newTopic({ partitions: e.value }, true));
+      log.#topics.set(name, newTopic({ partitions: e.value }, true, log.memoryRecords));
     }
     for (const [name, topic] of log.#topics) {
       for (let p = 0; p < topic.partitions.length; p++) {
@@ -113,7 +126,7 @@ export class EmbeddedLog {
           first = false;
           part.pages.push(pageOf(records, blob.parts));
           part.records.push(...records);
-          log.#trimMemory(part);
+          log.#trimMemory(part, log.memoryRecords);
         }
       }
     }
@@ -127,7 +140,7 @@ export class EmbeddedLog {
   ensureTopic(name: string, spec: TopicSpec): void {
     const existing = this.#topics.get(name);
     if (!existing) {
-      this.#topics.set(name, newTopic(spec, false));
+      this.#topics.set(name, newTopic(spec, false, this.memoryRecords));
       return;
     }
     if (existing.partitions.length !== spec.partitions) {
@@ -137,6 +150,17 @@ export class EmbeddedLog {
       );
     }
     existing.spec = { ...spec };
+  }
+
+  /**
+   * Keeps only `outputMemoryRecords` of the topic's records in memory, beyond the newest
+   * commit's: for topics no task of this process reads. Their records then die young instead of
+   * filling the old generation, and readers get older ones from KV through `prefetch`.
+   */
+  markOutputOnly(name: string): void {
+    const topic = this.#topic(name);
+    topic.memoryRecords = this.outputMemoryRecords;
+    for (const p of topic.partitions) this.#trimMemory(p, topic.memoryRecords);
   }
 
   hasTopic(name: string): boolean {
@@ -194,7 +218,8 @@ export class EmbeddedLog {
 
   /** Loads from KV the pages `read(topic, partition, offset, max)` needs that are not in memory. */
   async prefetch(topic: string, partition: number, offset: number, max: number): Promise<void> {
-    const p = this.#topic(topic).partitions[partition];
+    const t = this.#topic(topic);
+    const p = t.partitions[partition];
     let from = Math.max(offset, p.start);
     let wanted = 0;
     const needed: Page[] = [];
@@ -224,7 +249,7 @@ export class EmbeddedLog {
     let cached = 0;
     for (const records of p.loaded.values()) cached += records.length;
     for (const [base, records] of p.loaded) {
-      if (cached <= this.memoryRecords) break;
+      if (cached <= t.memoryRecords) break;
       if (keep.has(base)) continue;
       p.loaded.delete(base);
       cached -= records.length;
@@ -358,10 +383,12 @@ export class EmbeddedLog {
         });
         s.records.forEach((recs, partition) => {
           const p = topic.partitions[partition];
+          // Trimmed before the append, so the newest commit's records are always in memory
+          // for listeners (output-only topics keep no more).
+          this.#trimMemory(p, topic.memoryRecords);
           p.pages.push(...s.pages[partition]);
           for (const r of recs) p.records.push(r);
           this.#applyRetention(s.topic, topic, partition);
-          this.#trimMemory(p);
         });
         result.set(s.topic, s.positions);
       }
@@ -426,13 +453,13 @@ export class EmbeddedLog {
     }
   }
 
-  /** Keeps at most `memoryRecords` (plus part of a page) of a partition's newest records in memory. */
-  #trimMemory(p: PartitionLog): void {
-    if (p.records.length <= this.memoryRecords) return;
+  /** Keeps at most `limit` (plus part of a page) of a partition's newest records in memory. */
+  #trimMemory(p: PartitionLog, limit: number): void {
+    if (p.records.length <= limit) return;
     let drop = 0;
     for (let i = pageIndex(p.pages, p.memBase); i < p.pages.length; i++) {
       const count = p.pages[i].count;
-      if (p.records.length - drop - count < this.memoryRecords) break;
+      if (p.records.length - drop - count < limit) break;
       drop += count;
     }
     if (drop === 0) return;
@@ -460,9 +487,10 @@ export class UnknownTopicError extends Error {
   }
 }
 
-function newTopic(spec: TopicSpec, persisted: boolean): TopicLog {
+function newTopic(spec: TopicSpec, persisted: boolean, memoryRecords: number): TopicLog {
   return {
     spec,
+    memoryRecords,
     partitions: Array.from(
       { length: spec.partitions },
       () => ({ start: 0, memBase: 0, records: [], pages: [], loaded: new Map() }),

@@ -82,6 +82,37 @@ Deno.test("records larger than one KV value are split into parts and read back w
   });
 });
 
+Deno.test("an output-only topic keeps just the newest commit in memory; older records come from KV", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const log = await EmbeddedLog.open(new KvCommitter(kv), () => 0, { memoryRecords: 10_000 });
+  log.ensureTopic("out", { partitions: 1 });
+  log.ensureTopic("in", { partitions: 1 });
+  log.markOutputOnly("out");
+  const seen: string[][] = [];
+  // Listeners read the commit just published without a prefetch.
+  log.onAppend(() =>
+    seen.push(log.read("out", 0, log.endOffset("out", 0) - 2, 2).map((r) => r.value!))
+  );
+  for (let batch = 0; batch < 3; batch++) {
+    const values = [`${batch}a`, `${batch}b`];
+    await log.append("out", values.map((value) => ({ key: null, value })));
+    await log.append("in", values.map((value) => ({ key: null, value })));
+  }
+  assertEquals(seen.filter((_, i) => i % 2 === 0), [["0a", "0b"], ["1a", "1b"], ["2a", "2b"]]);
+  assertEquals(log.needsPrefetch("out", 0, 0), true);
+  assertEquals(log.needsPrefetch("in", 0, 0), false); // other topics keep their tail
+  await log.prefetch("out", 0, 0, 100);
+  assertEquals(log.read("out", 0, 0, 100).map((r) => r.value), [
+    "0a",
+    "0b",
+    "1a",
+    "1b",
+    "2a",
+    "2b",
+  ]);
+  kv.close();
+});
+
 Deno.test("only the newest records stay in memory; older ones are read back after prefetch", async () => {
   await withKvFile(async (path) => {
     const kv = await Deno.openKv(path);
