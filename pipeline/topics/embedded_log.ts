@@ -20,6 +20,12 @@ export interface RecordPosition {
 export const DEFAULT_RETENTION_RECORDS = 1_000_000;
 /** Default number of a partition's newest records kept in memory. */
 export const DEFAULT_MEMORY_RECORDS = 20_000;
+/**
+ * Present once every page has an entry in the page index (["logpage", topic, partition, base]:
+ * its size and newest timestamp), so opening reads the index and only the pages kept in memory.
+ */
+const PAGE_INDEX_FORMAT: Deno.KvKey = ["logformat", "page-index"];
+
 /** Records per KV page; a page also stays under ~60 KB of text in the common case. */
 const PAGE_RECORDS = 256;
 
@@ -112,25 +118,61 @@ export class EmbeddedLog {
       const name = e.key[1] as string;
       log.#topics.set(name, newTopic({ partitions: e.value }, true, log.memoryRecords));
     }
+    const indexed = (await kv.get<number>(PAGE_INDEX_FORMAT)).value !== null;
     for (const [name, topic] of log.#topics) {
       for (let p = 0; p < topic.partitions.length; p++) {
         const part = topic.partitions[p];
         // With every page deleted, offsets go on from where the partition ended.
         const end = (await kv.get<number>(["logend", name, p])).value ?? 0;
         part.start = part.memBase = end;
-        let first = true;
-        for await (const blob of listBlobs(kv, ["log", name, p])) {
-          const base = blob.key[3] as number;
-          const records = decodePage(blob.text, name, p, base);
-          if (first) part.start = part.memBase = base;
-          first = false;
-          part.pages.push(pageOf(records, blob.parts));
-          part.records.push(...records);
-          log.#trimMemory(part, log.memoryRecords);
-        }
+        if (indexed) await log.#openPartition(name, p, part);
+        else await log.#scanPartition(name, p, part);
       }
     }
+    if (!indexed) {
+      // A log written before page indexes: index every page once, then open the fast way.
+      const mutations: Mutation[] = [{ key: PAGE_INDEX_FORMAT, value: 1 }];
+      for (const [name, topic] of log.#topics) {
+        topic.partitions.forEach((part, p) => {
+          for (const page of part.pages) mutations.push(pageIndexEntry(name, p, page));
+        });
+      }
+      await committer.serialize(() => committer.write(mutations));
+    }
     return log;
+  }
+
+  /** Reads a partition's page index, then only the newest pages, those kept in memory. */
+  async #openPartition(name: string, p: number, part: PartitionLog): Promise<void> {
+    for await (const e of this.committer.kv.list<string>({ prefix: ["logpage", name, p] })) {
+      const [count, parts, maxTimestamp] = JSON.parse(e.value) as [number, number, number];
+      part.pages.push({ base: e.key[3] as number, count, parts, maxTimestamp });
+    }
+    if (part.pages.length === 0) return;
+    let first = part.pages.length;
+    for (let kept = 0; first > 0 && kept < this.memoryRecords;) kept += part.pages[--first].count;
+    const last = part.pages[part.pages.length - 1];
+    part.start = part.pages[0].base;
+    part.memBase = first < part.pages.length ? part.pages[first].base : last.base + last.count;
+    if (first === part.pages.length) return;
+    const range = { start: ["log", name, p, part.memBase], end: ["log", name, p, last.base + 1] };
+    for await (const blob of listBlobs(this.committer.kv, range)) {
+      for (const r of decodePage(blob.text, name, p, blob.key[3] as number)) part.records.push(r);
+    }
+  }
+
+  /** Reads every page of a partition (logs written before page indexes). */
+  async #scanPartition(name: string, p: number, part: PartitionLog): Promise<void> {
+    let first = true;
+    for await (const blob of listBlobs(this.committer.kv, ["log", name, p])) {
+      const base = blob.key[3] as number;
+      const records = decodePage(blob.text, name, p, base);
+      if (first) part.start = part.memBase = base;
+      first = false;
+      part.pages.push(pageOf(records, blob.parts));
+      part.records.push(...records);
+      this.#trimMemory(part, this.memoryRecords);
+    }
   }
 
   /**
@@ -365,8 +407,9 @@ export class EmbeddedLog {
             ["log", name, partition, page[0].offset],
             encodePage(page),
           );
-          mutations.push(...blob);
-          metas.push(pageOf(page, blob.length));
+          const meta = pageOf(page, blob.length);
+          mutations.push(...blob, pageIndexEntry(name, partition, meta));
+          metas.push(meta);
         }
         return metas;
       });
@@ -437,7 +480,10 @@ export class EmbeddedLog {
     let recordsDropped = 0;
     while (pagesDropped < p.pages.length && recordsDropped + p.pages[pagesDropped].count <= drop) {
       const page = p.pages[pagesDropped];
-      this.#pendingMutations.push(...blobDeletes(["log", name, partition, page.base], page.parts));
+      this.#pendingMutations.push(
+        ...blobDeletes(["log", name, partition, page.base], page.parts),
+        { key: ["logpage", name, partition, page.base], value: null },
+      );
       p.loaded.delete(page.base);
       recordsDropped += page.count;
       pagesDropped++;
@@ -541,6 +587,13 @@ function decodePage(text: string, topic: string, partition: number, base: number
       headers: headers || NO_HEADERS,
     };
   });
+}
+
+function pageIndexEntry(topic: string, partition: number, page: Page): Mutation {
+  return {
+    key: ["logpage", topic, partition, page.base],
+    value: JSON.stringify([page.count, page.parts, page.maxTimestamp]),
+  };
 }
 
 function pageOf(records: readonly LogRecord[], parts: number): Page {

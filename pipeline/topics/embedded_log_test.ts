@@ -178,3 +178,46 @@ Deno.test("after every page is deleted, a reopened partition goes on from its en
     kv2.close();
   });
 });
+
+Deno.test("a reopened log reads its page index and only the newest pages; older logs are indexed once", async () => {
+  await withKvFile(async (path) => {
+    let now = 1_000_000;
+    const kv = await Deno.openKv(path);
+    const log = await EmbeddedLog.open(new KvCommitter(kv), () => now, { memoryRecords: 300 });
+    log.ensureTopic("t", { partitions: 1 });
+    for (let batch = 0; batch < 4; batch++) {
+      await log.append(
+        "t",
+        Array.from({ length: 256 }, (_, i) => ({ key: null, value: `${batch * 256 + i}` })),
+      );
+      now += 60_000;
+    }
+    kv.close();
+    const reopen = async (kv: Deno.Kv) => {
+      const log = await EmbeddedLog.open(new KvCommitter(kv), () => now, { memoryRecords: 300 });
+      assertEquals([log.startOffset("t", 0), log.endOffset("t", 0)], [0, 1024]);
+      // The two newest pages hold the 300 records kept in memory; older ones wait in KV.
+      assertEquals([log.needsPrefetch("t", 0, 511), log.needsPrefetch("t", 0, 512)], [true, false]);
+      assertEquals(log.read("t", 0, 1022, 5).map((r) => r.value), ["1022", "1023"]);
+      await log.prefetch("t", 0, 0, 3);
+      assertEquals(log.read("t", 0, 0, 3).map((r) => r.value), ["0", "1", "2"]);
+      return log;
+    };
+    // As written before page indexes: no index entries and no format marker.
+    const old = await Deno.openKv(path);
+    for await (const e of old.list({ prefix: ["logpage"] })) await old.delete(e.key);
+    for await (const e of old.list({ prefix: ["logformat"] })) await old.delete(e.key);
+    await reopen(old);
+    assertEquals((await Array.fromAsync(old.list({ prefix: ["logpage"] }))).length, 4);
+    old.close();
+    const kv2 = await Deno.openKv(path);
+    const indexed = await reopen(kv2);
+    // The index keeps each page's newest timestamp for time retention.
+    indexed.ensureTopic("t", { partitions: 1, retention: { ms: 150_000 } });
+    await indexed.append("t", [{ key: null, value: "late" }]);
+    assertEquals(indexed.startOffset("t", 0), 512);
+    await indexed.append("t", []); // commits the deletes
+    assertEquals((await Array.fromAsync(kv2.list({ prefix: ["logpage"] }))).length, 3);
+    kv2.close();
+  });
+});
