@@ -57,8 +57,14 @@ export class FunctionNode extends ProcessorNode {
     super(name, plugin);
   }
 
+  /** The context of the call in progress (graphs are acyclic: a node is never re-entered). */
+  #ctx: ProcessorContext | null = null;
+  /** One emit function for every record, instead of a closure per record. */
+  readonly #emit = (r: AnyRecord) => this.forward(r, this.#ctx!);
+
   process(record: AnyRecord, ctx: ProcessorContext): void {
-    this.fn(record, (r) => this.forward(r, ctx));
+    this.#ctx = ctx;
+    this.fn(record, this.#emit);
   }
 }
 
