@@ -222,8 +222,11 @@ export class PipelineRunner {
   async #prefetchInputs(): Promise<void> {
     for (const task of this.#tasks) {
       for (const [topic, offset] of task.offsets) {
-        if (this.log.needsPrefetch(topic, task.partition, offset)) {
-          await this.log.prefetch(topic, task.partition, offset, this.options.maxBatchRecords);
+        // All of a batch's records, not just the first page: tasks reading several topics merge
+        // them by time, and a short read would change that order.
+        const max = this.options.maxBatchRecords;
+        if (this.log.needsPrefetch(topic, task.partition, offset, max)) {
+          await this.log.prefetch(topic, task.partition, offset, max);
         }
       }
     }

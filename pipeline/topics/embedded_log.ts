@@ -101,7 +101,7 @@ export class EmbeddedLog {
     readonly outputMemoryRecords: number,
   ) {}
 
-  /** Opens the log: page descriptions of every stored topic, and each partition's newest records. */
+  /** Opens the log: the topics and their page index; records are read from KV on demand. */
   static async open(
     committer: KvCommitter,
     now: () => number = Date.now,
@@ -142,37 +142,31 @@ export class EmbeddedLog {
     return log;
   }
 
-  /** Reads a partition's page index, then only the newest pages, those kept in memory. */
+  /**
+   * Reads a partition's page index only: records are read from KV when first needed (`prefetch`),
+   * so opening costs the same however much the log holds.
+   */
   async #openPartition(name: string, p: number, part: PartitionLog): Promise<void> {
     for await (const e of this.committer.kv.list<string>({ prefix: ["logpage", name, p] })) {
       const [count, parts, maxTimestamp] = JSON.parse(e.value) as [number, number, number];
       part.pages.push({ base: e.key[3] as number, count, parts, maxTimestamp });
     }
     if (part.pages.length === 0) return;
-    let first = part.pages.length;
-    for (let kept = 0; first > 0 && kept < this.memoryRecords;) kept += part.pages[--first].count;
     const last = part.pages[part.pages.length - 1];
     part.start = part.pages[0].base;
-    part.memBase = first < part.pages.length ? part.pages[first].base : last.base + last.count;
-    if (first === part.pages.length) return;
-    const range = { start: ["log", name, p, part.memBase], end: ["log", name, p, last.base + 1] };
-    for await (const blob of listBlobs(this.committer.kv, range)) {
-      for (const r of decodePage(blob.text, name, p, blob.key[3] as number)) part.records.push(r);
-    }
+    part.memBase = last.base + last.count;
   }
 
-  /** Reads every page of a partition (logs written before page indexes). */
+  /** Reads every page of a partition for its index (logs written before page indexes). */
   async #scanPartition(name: string, p: number, part: PartitionLog): Promise<void> {
-    let first = true;
     for await (const blob of listBlobs(this.committer.kv, ["log", name, p])) {
       const base = blob.key[3] as number;
-      const records = decodePage(blob.text, name, p, base);
-      if (first) part.start = part.memBase = base;
-      first = false;
-      part.pages.push(pageOf(records, blob.parts));
-      part.records.push(...records);
-      this.#trimMemory(part, this.memoryRecords);
+      part.pages.push(pageOf(decodePage(blob.text, name, p, base), blob.parts));
     }
+    if (part.pages.length === 0) return;
+    const last = part.pages[part.pages.length - 1];
+    part.start = part.pages[0].base;
+    part.memBase = last.base + last.count;
   }
 
   /**
@@ -251,11 +245,18 @@ export class EmbeddedLog {
     return out;
   }
 
-  /** Whether reading from `offset` needs records that must first be loaded from KV. */
-  needsPrefetch(topic: string, partition: number, offset: number): boolean {
+  /** Whether reading `max` records from `offset` needs records first loaded from KV. */
+  needsPrefetch(topic: string, partition: number, offset: number, max = 1): boolean {
     const p = this.#topic(topic).partitions[partition];
-    const from = Math.max(offset, p.start);
-    return from < p.memBase && !p.loaded.has(p.pages[pageIndex(p.pages, from)].base);
+    let from = Math.max(offset, p.start);
+    // Every page the read would touch, so that a read returns all `max` records or up to the end.
+    for (let i = pageIndex(p.pages, from), wanted = 0; from < p.memBase && wanted < max; i++) {
+      const page = p.pages[i];
+      if (!p.loaded.has(page.base)) return true;
+      wanted += page.base + page.count - from;
+      from = page.base + page.count;
+    }
+    return false;
   }
 
   /** Loads from KV the pages `read(topic, partition, offset, max)` needs that are not in memory. */

@@ -33,6 +33,7 @@ Deno.test("embedded log partitions by murmur2, assigns offsets and survives a re
     const reopened = await EmbeddedLog.open(new KvCommitter(kv2));
     assertEquals(reopened.partitions("orders"), 3);
     assertEquals(reopened.endOffset("orders", p1), p1 === p2 ? 3 : 2);
+    await reopened.prefetch("orders", p1, 0, 10); // a reopened log reads records from KV
     const read = reopened.read("orders", p1, 0, 10).filter((r) => r.key === "c-1");
     assertEquals(read.map((r) => [r.offset, r.value, r.timestamp, r.headers]), [
       [0, '{"n":1}', 1000, {}],
@@ -62,6 +63,7 @@ Deno.test("embedded log applies record retention page by page and persists the t
     const reopened = await EmbeddedLog.open(new KvCommitter(kv2));
     assertEquals(reopened.startOffset("t", 0), 256);
     assertEquals(reopened.endOffset("t", 0), 769);
+    await reopened.prefetch("t", 0, 0, 1);
     assertEquals(reopened.read("t", 0, 0, 1)[0].value, "256");
     kv2.close();
   });
@@ -77,6 +79,7 @@ Deno.test("records larger than one KV value are split into parts and read back w
     kv.close();
     const kv2 = await Deno.openKv(path);
     const reopened = await EmbeddedLog.open(new KvCommitter(kv2));
+    await reopened.prefetch("big", 0, 0, 1);
     assertEquals(reopened.read("big", 0, 0, 1)[0].value, big);
     kv2.close();
   });
@@ -140,6 +143,13 @@ Deno.test("only the newest records stay in memory; older ones are read back afte
     assertEquals(reopened.needsPrefetch("t", 0, 0), true);
     await reopened.prefetch("t", 0, 0, 5);
     assertEquals(reopened.read("t", 0, 0, 5).map((r) => r.value), ["0", "1", "2", "3", "4"]);
+    // A read of 600 would stop at the end of the one page loaded: that needs a prefetch too.
+    assertEquals([reopened.needsPrefetch("t", 0, 0, 5), reopened.needsPrefetch("t", 0, 0, 600)], [
+      false,
+      true,
+    ]);
+    await reopened.prefetch("t", 0, 0, 600);
+    assertEquals(reopened.read("t", 0, 0, 600).length, 600);
     kv2.close();
   });
 });
@@ -179,7 +189,7 @@ Deno.test("after every page is deleted, a reopened partition goes on from its en
   });
 });
 
-Deno.test("a reopened log reads its page index and only the newest pages; older logs are indexed once", async () => {
+Deno.test("a reopened log reads only its page index; logs written before the index are indexed once", async () => {
   await withKvFile(async (path) => {
     let now = 1_000_000;
     const kv = await Deno.openKv(path);
@@ -196,8 +206,9 @@ Deno.test("a reopened log reads its page index and only the newest pages; older 
     const reopen = async (kv: Deno.Kv) => {
       const log = await EmbeddedLog.open(new KvCommitter(kv), () => now, { memoryRecords: 300 });
       assertEquals([log.startOffset("t", 0), log.endOffset("t", 0)], [0, 1024]);
-      // The two newest pages hold the 300 records kept in memory; older ones wait in KV.
-      assertEquals([log.needsPrefetch("t", 0, 511), log.needsPrefetch("t", 0, 512)], [true, false]);
+      // Opening read the index only: every record is read from KV when first needed.
+      assertEquals([log.needsPrefetch("t", 0, 0), log.needsPrefetch("t", 0, 1023)], [true, true]);
+      await log.prefetch("t", 0, 1022, 5);
       assertEquals(log.read("t", 0, 1022, 5).map((r) => r.value), ["1022", "1023"]);
       await log.prefetch("t", 0, 0, 3);
       assertEquals(log.read("t", 0, 0, 3).map((r) => r.value), ["0", "1", "2"]);
