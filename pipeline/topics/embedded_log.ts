@@ -22,7 +22,7 @@ export const DEFAULT_RETENTION_RECORDS = 1_000_000;
 export const DEFAULT_MEMORY_RECORDS = 20_000;
 /**
  * Present once every page has an entry in the page index (["logpage", topic, partition, base]:
- * its size and newest timestamp), so opening reads the index and only the pages kept in memory.
+ * its size and newest timestamp), so opening reads the index and no page.
  */
 const PAGE_INDEX_FORMAT: Deno.KvKey = ["logformat", "page-index"];
 
@@ -125,8 +125,13 @@ export class EmbeddedLog {
         // With every page deleted, offsets go on from where the partition ended.
         const end = (await kv.get<number>(["logend", name, p])).value ?? 0;
         part.start = part.memBase = end;
-        if (indexed) await log.#openPartition(name, p, part);
-        else await log.#scanPartition(name, p, part);
+        part.pages = indexed ? await log.#readPageIndex(name, p) : await log.#scanPages(name, p);
+        if (part.pages.length > 0) {
+          // No record is kept in memory: reads load them from KV (`prefetch`).
+          const last = part.pages[part.pages.length - 1];
+          part.start = part.pages[0].base;
+          part.memBase = last.base + last.count;
+        }
       }
     }
     if (!indexed) {
@@ -143,30 +148,26 @@ export class EmbeddedLog {
   }
 
   /**
-   * Reads a partition's page index only: records are read from KV when first needed (`prefetch`),
-   * so opening costs the same however much the log holds.
+   * A partition's pages from its page index alone: opening costs the same however much the log
+   * holds.
    */
-  async #openPartition(name: string, p: number, part: PartitionLog): Promise<void> {
-    for await (const e of this.committer.kv.list<string>({ prefix: ["logpage", name, p] })) {
+  async #readPageIndex(name: string, p: number): Promise<Page[]> {
+    const pages: Page[] = [];
+    for await (const e of this.committer.kv.list<string>({ prefix: pageIndexKey(name, p) })) {
       const [count, parts, maxTimestamp] = JSON.parse(e.value) as [number, number, number];
-      part.pages.push({ base: e.key[3] as number, count, parts, maxTimestamp });
+      pages.push({ base: e.key[3] as number, count, parts, maxTimestamp });
     }
-    if (part.pages.length === 0) return;
-    const last = part.pages[part.pages.length - 1];
-    part.start = part.pages[0].base;
-    part.memBase = last.base + last.count;
+    return pages;
   }
 
-  /** Reads every page of a partition for its index (logs written before page indexes). */
-  async #scanPartition(name: string, p: number, part: PartitionLog): Promise<void> {
+  /** A partition's pages by reading every page (logs written before page indexes). */
+  async #scanPages(name: string, p: number): Promise<Page[]> {
+    const pages: Page[] = [];
     for await (const blob of listBlobs(this.committer.kv, ["log", name, p])) {
       const base = blob.key[3] as number;
-      part.pages.push(pageOf(decodePage(blob.text, name, p, base), blob.parts));
+      pages.push(pageOf(decodePage(blob.text, name, p, base), blob.parts));
     }
-    if (part.pages.length === 0) return;
-    const last = part.pages[part.pages.length - 1];
-    part.start = part.pages[0].base;
-    part.memBase = last.base + last.count;
+    return pages;
   }
 
   /**
@@ -248,30 +249,15 @@ export class EmbeddedLog {
   /** Whether reading `max` records from `offset` needs records first loaded from KV. */
   needsPrefetch(topic: string, partition: number, offset: number, max = 1): boolean {
     const p = this.#topic(topic).partitions[partition];
-    let from = Math.max(offset, p.start);
     // Every page the read would touch, so that a read returns all `max` records or up to the end.
-    for (let i = pageIndex(p.pages, from), wanted = 0; from < p.memBase && wanted < max; i++) {
-      const page = p.pages[i];
-      if (!p.loaded.has(page.base)) return true;
-      wanted += page.base + page.count - from;
-      from = page.base + page.count;
-    }
-    return false;
+    return pagesToRead(p, offset, max).some((page) => !p.loaded.has(page.base));
   }
 
   /** Loads from KV the pages `read(topic, partition, offset, max)` needs that are not in memory. */
   async prefetch(topic: string, partition: number, offset: number, max: number): Promise<void> {
     const t = this.#topic(topic);
     const p = t.partitions[partition];
-    let from = Math.max(offset, p.start);
-    let wanted = 0;
-    const needed: Page[] = [];
-    for (let i = pageIndex(p.pages, from); from < p.memBase && wanted < max; i++) {
-      const page = p.pages[i];
-      needed.push(page);
-      wanted += page.base + page.count - from;
-      from = page.base + page.count;
-    }
+    const needed = pagesToRead(p, offset, max);
     const missing = needed.filter((page) => !p.loaded.has(page.base));
     if (missing.length > 0) {
       // One range read for every missing page.
@@ -483,7 +469,7 @@ export class EmbeddedLog {
       const page = p.pages[pagesDropped];
       this.#pendingMutations.push(
         ...blobDeletes(["log", name, partition, page.base], page.parts),
-        { key: ["logpage", name, partition, page.base], value: null },
+        { key: pageIndexKey(name, partition, page.base), value: null },
       );
       p.loaded.delete(page.base);
       recordsDropped += page.count;
@@ -590,9 +576,14 @@ function decodePage(text: string, topic: string, partition: number, base: number
   });
 }
 
+/** A page's key in the page index; without `base`, the prefix of the partition's entries. */
+function pageIndexKey(topic: string, partition: number, base?: number): Deno.KvKey {
+  return base === undefined ? ["logpage", topic, partition] : ["logpage", topic, partition, base];
+}
+
 function pageIndexEntry(topic: string, partition: number, page: Page): Mutation {
   return {
-    key: ["logpage", topic, partition, page.base],
+    key: pageIndexKey(topic, partition, page.base),
     value: JSON.stringify([page.count, page.parts, page.maxTimestamp]),
   };
 }
@@ -601,6 +592,19 @@ function pageOf(records: readonly LogRecord[], parts: number): Page {
   let maxTimestamp = -Infinity;
   for (const r of records) if (r.timestamp > maxTimestamp) maxTimestamp = r.timestamp;
   return { base: records[0].offset, count: records.length, parts, maxTimestamp };
+}
+
+/** The pages a read of up to `max` records from `offset` touches, below the in-memory records. */
+function pagesToRead(p: PartitionLog, offset: number, max: number): Page[] {
+  const pages: Page[] = [];
+  let from = Math.max(offset, p.start);
+  for (let i = pageIndex(p.pages, from), wanted = 0; from < p.memBase && wanted < max; i++) {
+    const page = p.pages[i];
+    pages.push(page);
+    wanted += page.base + page.count - from;
+    from = page.base + page.count;
+  }
+  return pages;
 }
 
 /** Index of the page holding `offset` (pages ascending and contiguous). */

@@ -137,7 +137,7 @@ Deno.test("only the newest records stay in memory; older ones are read back afte
     assertEquals(read.map((r) => r.offset), Array.from({ length: 600 }, (_, i) => 250 + i));
     assertEquals(read.map((r) => r.value), read.map((r) => String(r.offset)));
     kv.close();
-    // Reopened: the same bounded tail, the rest in KV.
+    // Reopened: no record in memory, every one read back from KV.
     const kv2 = await Deno.openKv(path);
     const reopened = await EmbeddedLog.open(new KvCommitter(kv2), () => 0, { memoryRecords: 300 });
     assertEquals(reopened.needsPrefetch("t", 0, 0), true);
