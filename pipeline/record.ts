@@ -16,19 +16,32 @@ export interface LogRecord {
   readonly seq?: number;
   /** Wall-clock time this process appended the record (not stored), for latency metrics. */
   readonly appendedAt?: number;
-  /** The value already parsed, kept in memory for records this process wrote to internal topics. */
+  /**
+   * The value as its writer in this process gave it (internal topics): readers use it instead
+   * of parsing `value`, which is null until the record is stored.
+   */
   readonly parsed?: unknown;
 }
 
 /** A record to append: partition is derived from the key unless given. */
 export interface NewRecord {
   readonly key: string | null;
+  /** Serialized value; null is a tombstone, unless `parsed` holds the value. */
   readonly value: string | null;
   readonly timestamp?: number;
   readonly headers?: Headers;
   readonly partition?: number;
-  /** The parsed value, when the writer has it (saves parsing it again in this process). */
+  /**
+   * The value not yet serialized, from a writer in this process (saves serializing and parsing
+   * it when its reader takes it within the same batch); see `serializedValue`.
+   */
   readonly parsed?: unknown;
+}
+
+/** A record's value as stored: its text, serialized from `parsed` if the writer left it so. */
+export function serializedValue(record: NewRecord): string | null {
+  if (record.value !== null || record.parsed === undefined) return record.value;
+  return JSON.stringify(record.parsed);
 }
 
 /** The window a windowed aggregate belongs to: [start, end) for time windows. */

@@ -1,6 +1,6 @@
 import type { Mutation } from "./kv/blob.ts";
 import type { KvCommitter } from "./kv/committer.ts";
-import type { LogRecord, NewRecord, StreamRecord } from "./record.ts";
+import { type LogRecord, type NewRecord, serializedValue, type StreamRecord } from "./record.ts";
 import { partitionForKey } from "./murmur2.ts";
 import { KeyValueStore } from "./state/key_value_store.ts";
 import { PersistentMap } from "./state/persistent_map.ts";
@@ -514,6 +514,11 @@ const BATCH_BYTES = 550 * 1024;
 /** Estimated state bytes a handed-off record changes in its reader's stores. */
 const HANDOFF_STATE_BYTES = 150;
 
+/** Approximate bytes a record adds to a commit. */
+function recordBytes(key: string | null, value: string | null): number {
+  return 48 + (key?.length ?? 0) + (value?.length ?? 0);
+}
+
 /** A repartition topic as the runner routes it. */
 interface Repartition {
   /** The task reading each partition. */
@@ -555,10 +560,9 @@ class Batch implements TaskOutput {
     if (!list) this.appends.set(topic, list = []);
     this.recordsOut.set(topic, (this.recordsOut.get(topic) ?? 0) + 1);
     const r = this.repartitions.get(topic);
-    const bytes = 48 + (record.key?.length ?? 0) + (record.value?.length ?? 0);
     if (!r) {
       list.push(record);
-      this.bytes += bytes;
+      this.bytes += recordBytes(record.key, serializedValue(record));
       return;
     }
     // Partition and offset are assigned here, as the log will, so a reader can take the record
@@ -566,11 +570,14 @@ class Batch implements TaskOutput {
     const n = r.readers.length;
     const partition = record.key === null ? r.roundRobin++ % n : partitionForKey(record.key, n);
     const offset = r.next[partition]++;
-    list.push({ ...record, partition });
     if (!r.direct) {
-      this.bytes += bytes;
+      // Stored for a later batch: serialized now, so the batch knows its size.
+      const value = serializedValue(record);
+      list.push({ ...record, value, partition });
+      this.bytes += recordBytes(record.key, value);
       return;
     }
+    list.push({ ...record, partition });
     this.handedOff.add(topic);
     this.handoffBytes += r.cost;
     this.handoffs.push({

@@ -1,5 +1,5 @@
 import type { Headers, LogRecord, NewRecord, StreamRecord } from "./record.ts";
-import { keyToString } from "./record.ts";
+import { keyToString, serializedValue } from "./record.ts";
 import type { KeyValueStore } from "./state/key_value_store.ts";
 import type { WindowStore } from "./state/window_store.ts";
 import type { AnyRecord, ProcessorContext } from "./topology/node.ts";
@@ -55,13 +55,15 @@ export class StreamTask implements ProcessorContext {
 
   send(topic: string, record: AnyRecord): void {
     const empty = record.value === null || record.value === undefined;
+    // Internal topics are read back by this process: the value goes as it is, and is serialized
+    // only if the record is stored (a record its reader takes within the batch never is).
+    const internal = !empty && this.internalTopics.has(topic);
     this.output.send(topic, {
       key: keyToString(record.key),
-      value: empty ? null : JSON.stringify(record.value),
+      value: empty || internal ? null : JSON.stringify(record.value),
       timestamp: record.timestamp,
       headers: record.headers,
-      // Internal topics are read back by this process: keep the value to skip parsing it again.
-      parsed: !empty && this.internalTopics.has(topic) ? record.value : undefined,
+      parsed: internal ? record.value : undefined,
     });
   }
 
@@ -82,7 +84,7 @@ export class StreamTask implements ProcessorContext {
     this.#report(this.reports.deadLetter, this.input.timestamp, {
       ...(plugin ? { plugin } : {}),
       reason,
-      raw: this.input.value,
+      raw: serializedValue(this.input),
     });
   }
 

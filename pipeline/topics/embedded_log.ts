@@ -1,7 +1,7 @@
 import { blobDeletes, blobMutations, listBlobs, type Mutation, sameKey } from "../kv/blob.ts";
 import type { KvCommitter } from "../kv/committer.ts";
 import { partitionForKey } from "../murmur2.ts";
-import type { Headers, LogRecord, NewRecord } from "../record.ts";
+import { type Headers, type LogRecord, type NewRecord, serializedValue } from "../record.ts";
 
 /** How a topic is laid out and how long it keeps records. */
 export interface TopicSpec {
@@ -377,7 +377,7 @@ export class EmbeddedLog {
           partition,
           offset,
           key: r.key,
-          value: r.value,
+          value: serializedValue(r),
           timestamp: r.timestamp ?? now,
           headers: r.headers ?? NO_HEADERS,
           seq: ++this.#seq,
