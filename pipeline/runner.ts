@@ -347,22 +347,22 @@ export class PipelineRunner {
   }
 
   /**
-   * The next records of a task, decoded as they are taken. Across topics they are merged by
-   * picking the topic whose next record is earliest (ties: tables first, as topics are ordered);
-   * each topic stays in offset order.
+   * The next records of a task, decoded a few at a time ahead of processing (see DECODE_AHEAD).
+   * Across topics they are merged by picking the topic whose next record is earliest (ties:
+   * tables first, as topics are ordered); each topic stays in offset order.
    */
   *#inputs(task: StreamTask): Generator<{ log: LogRecord; record: StreamRecord | string }> {
     const max = this.options.maxBatchRecords;
     const topics = task.sub.topics.map((topic) => {
       const from = Math.max(task.offsets.get(topic)!, this.log.startOffset(topic, task.partition));
-      return {
-        records: this.log.read(topic, task.partition, from, max),
-        at: 0,
-        head: null as StreamRecord | string | null,
-      };
+      return new InputCursor(task, this.log.read(topic, task.partition, from, max));
     });
     if (topics.length === 1) {
-      for (const log of topics[0].records) yield { log, record: task.decode(log) };
+      const t = topics[0];
+      while (t.at < t.records.length) {
+        const record = t.head();
+        yield { log: t.records[t.at++], record };
+      }
       return;
     }
     for (;;) {
@@ -371,8 +371,8 @@ export class PipelineRunner {
       for (let i = 0; i < topics.length; i++) {
         const t = topics[i];
         if (t.at >= t.records.length) continue;
-        t.head ??= task.decode(t.records[t.at]);
-        const time = typeof t.head === "string" ? t.records[t.at].timestamp : t.head.timestamp;
+        const head = t.head();
+        const time = typeof head === "string" ? t.records[t.at].timestamp : head.timestamp;
         if (pick === -1 || time < pickTime) {
           pick = i;
           pickTime = time;
@@ -380,9 +380,8 @@ export class PipelineRunner {
       }
       if (pick === -1) return;
       const t = topics[pick];
-      const entry = { log: t.records[t.at++], record: t.head! };
-      t.head = null;
-      yield entry;
+      const record = t.head();
+      yield { log: t.records[t.at++], record };
     }
   }
 
@@ -513,6 +512,35 @@ const BATCH_BYTES = 550 * 1024;
 
 /** Estimated state bytes a handed-off record changes in its reader's stores. */
 const HANDOFF_STATE_BYTES = 150;
+
+/**
+ * Records decoded at a time, ahead of processing. JSON.parse run back to back keeps the
+ * parser's tables (interned keys, object shapes) in the CPU cache; one parse between two
+ * records' operators took ~3 µs here, against ~1 µs in a loop. Records decoded but left for
+ * the next batch are decoded again then, so the chunk stays small.
+ */
+const DECODE_AHEAD = 64;
+
+/** A task's read of one topic: the records, the next one to process, and those decoded. */
+class InputCursor {
+  at = 0;
+  #decoded: (StreamRecord | string)[] = [];
+  #decodedFrom = 0;
+
+  constructor(readonly task: StreamTask, readonly records: readonly LogRecord[]) {}
+
+  /** The decoded record at `at` (which must be < records.length). */
+  head(): StreamRecord | string {
+    const i = this.at - this.#decodedFrom;
+    if (i < this.#decoded.length) return this.#decoded[i];
+    const end = Math.min(this.records.length, this.at + DECODE_AHEAD);
+    const decoded: (StreamRecord | string)[] = [];
+    for (let j = this.at; j < end; j++) decoded.push(this.task.decode(this.records[j]));
+    this.#decoded = decoded;
+    this.#decodedFrom = this.at;
+    return decoded[0];
+  }
+}
 
 /** Approximate bytes a record adds to a commit. */
 function recordBytes(key: string | null, value: string | null): number {
