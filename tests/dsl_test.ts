@@ -101,6 +101,31 @@ Deno.test("reduce and aggregate keep the latest aggregate per key; tables materi
   d.close();
 });
 
+Deno.test("a record re-keyed to no key is dead-lettered by the step that needs one, with its value as raw", async () => {
+  const d = await TestDriver.create({
+    build: (b) =>
+      b.stream<Sale>("sales").selectKey((_k, s) => s.shop === "s2" ? null : s.product)
+        .groupByKey().count({ store: "per-product" }),
+  });
+  await d.input<Sale>("sales").pipeMany([
+    { key: "s1", value: sale("s1", "p1", 3, 1) },
+    { key: "s2", value: sale("s2", "p1", 4, 2) },
+  ]);
+  assertEquals(d.keyValueStore("per-product").all(), [["p1", 1]]);
+  const dlq = d.output<Record<string, unknown>>("bss.dlq").readValues();
+  assertEquals(dlq.map((r) => [r.sourceTopic, r.key, r.plugin, r.reason]), [
+    [
+      "test-per-product-repartition",
+      null,
+      "test",
+      "aggregation 'per-product' needs a string key: the record has null",
+    ],
+  ]);
+  // Handed over in memory, the re-keyed value was never serialized: the report still has it.
+  assertEquals(JSON.parse(String(dlq[0].raw)), sale("s2", "p1", 4, 2));
+  d.close();
+});
+
 Deno.test("malformed, invalid and badly timed records go to bss.dlq with the reason; processing goes on", async () => {
   const d = await TestDriver.create({
     build: (b) =>
