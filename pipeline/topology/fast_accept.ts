@@ -3,11 +3,11 @@
  * function that allocates nothing. In the benchmark, zod's validation (and the copy of every
  * value it returns) took ~13 % of the time; the compiled check is a fraction of that.
  *
- * zod stays the authority: a value the check accepts is used as it is, and only when the check
- * cannot be wrong about that — the schema is built only of parts whose JSON Schema says exactly
- * what zod checks and whose zod output equals the input (no defaults, transforms, refinements,
- * regex flags). Anything else, and every value the check rejects, goes through zod, which
- * gives the output and the reasons of a rejection.
+ * zod stays the authority: a value the check accepts is used as it is, so a schema gets a check
+ * only when that cannot be wrong — it is built only of parts whose JSON Schema accepts nothing
+ * zod rejects and whose zod output equals the input (no defaults, transforms, refinements, regex
+ * flags). Every other schema, and every value the check rejects, goes through zod, which gives
+ * the output and the reasons of a rejection.
  */
 import { Ajv } from "ajv";
 import { z, type ZodType } from "zod";
