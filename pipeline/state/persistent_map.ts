@@ -179,8 +179,13 @@ export class PersistentMap<V> {
     } else if (this.#dirtyText.delete(key)) {
       this.#dirtyLive.set(key, value);
     } else {
-      this.#dirtyText.set(key, JSON.stringify([key, this.codec.encode(value)]));
+      this.#dirtyText.set(key, this.#entryText(key, value));
     }
+  }
+
+  /** One delta entry: `[key, stored form]`, or `[key, null]` for a deleted entry. */
+  #entryText(key: string, value: V | undefined): string {
+    return JSON.stringify([key, value === undefined ? null : this.codec.encode(value)]);
   }
 
   entries(): IterableIterator<[string, V]> {
@@ -197,9 +202,7 @@ export class PersistentMap<V> {
     if (changes > 0) {
       const parts: string[] = [];
       for (const entry of this.#dirtyText.values()) parts.push(entry);
-      for (const [k, v] of this.#dirtyLive) {
-        parts.push(JSON.stringify([k, v === undefined ? null : this.codec.encode(v)]));
-      }
+      for (const [k, v] of this.#dirtyLive) parts.push(this.#entryText(k, v));
       this.#dirtyText = new Map();
       this.#dirtyLive = new Map();
       const text = `[${parts.join(",")}]`;
