@@ -83,7 +83,6 @@ Deno.test("trending carries the top products of the current hour window, updated
     .readValues();
   const hour = Math.floor(T0 / 3_600_000) * 3_600_000;
   assertEquals(trending.map((t) => t.windowStart), trending.map(() => hour));
-
   assertEquals(trending[trending.length - 1].products, [{ productId: "P3", views: 3 }, {
     productId: "P2",
     views: 2,
