@@ -3,7 +3,13 @@ import type { LoadedConfig, PipelineConfig } from "./config.ts";
 import { InstanceLease } from "./instance_lease.ts";
 import { KvCommitter } from "./kv/committer.ts";
 import { PipelineMetrics } from "./metrics.ts";
-import { buildGraph, type ConfiguredPlugin, type ProducerContext, toNewRecord } from "./plugin.ts";
+import {
+  buildGraph,
+  type ConfiguredPlugin,
+  errorPolicies,
+  type ProducerContext,
+  toNewRecord,
+} from "./plugin.ts";
 import { loadPlugins } from "./plugin_loader.ts";
 import { PipelineRunner } from "./runner.ts";
 import { EmbeddedLog } from "./topics/embedded_log.ts";
@@ -63,6 +69,8 @@ export class Pipeline {
         topics: config.topics,
         clock,
         observer: metrics,
+        onError: errorPolicies(plugins),
+        eventTime: config.eventTime,
       });
       await runner.init();
       const pipeline = new Pipeline(config, kv, log, runner, graph, plugins, metrics, clock, lease);

@@ -15,6 +15,8 @@ const PluginEntrySchema = z.strictObject({
   module: z.string().min(1),
   enabled: z.boolean().default(true),
   options: z.record(z.string(), z.unknown()).default({}),
+  /** When the plugin's code throws for a record: dead-letter it and go on, or stop. */
+  onError: z.enum(["dlq", "stop"]).default("dlq"),
 });
 
 const EmbeddedSourceSchema = z.strictObject({ type: z.literal("embedded") });
@@ -35,6 +37,12 @@ export const ConfigSchema = z.strictObject({
   topics: z.record(z.string(), TopicSchema).default({}),
   deadLetterTopic: z.string().min(1).default("bss.dlq"),
   lateTopic: z.string().min(1).default("bss.late"),
+  eventTime: z.strictObject({
+    /** Earliest accepted event time, epoch ms. */
+    min: z.number().int().default(0),
+    /** How far ahead of the wall clock an event time may be; null: no bound. */
+    maxAheadMs: z.number().int().nonnegative().nullable().default(86_400_000),
+  }).default({ min: 0, maxAheadMs: 86_400_000 }),
   admin: z.strictObject({
     host: z.string().min(1).default("127.0.0.1"),
     port: z.number().int().min(0).max(65_535).default(8080),

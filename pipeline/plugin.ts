@@ -1,5 +1,6 @@
 import type { z, ZodType } from "zod";
 import type { NewRecord } from "./record.ts";
+import type { OnError } from "./task.ts";
 import { StreamsBuilder } from "./topology/dsl.ts";
 import { TopologyGraph } from "./topology/graph.ts";
 
@@ -72,6 +73,13 @@ export interface ConfiguredPlugin {
   readonly options: unknown;
   /** The name the config gives it (its stores and topics are labelled with it). */
   readonly name: string;
+  /** When its code throws for a record (default "dlq"). */
+  readonly onError?: OnError;
+}
+
+/** Each plugin's `onError`, as the runner takes it. */
+export function errorPolicies(plugins: readonly ConfiguredPlugin[]): Map<string, OnError> {
+  return new Map(plugins.map((p) => [p.name, p.onError ?? "dlq"]));
 }
 
 /** Builds the processor graph of the given plugins. */

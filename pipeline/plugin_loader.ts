@@ -45,7 +45,7 @@ export async function loadPlugins(loaded: LoadedConfig): Promise<ConfiguredPlugi
         }: ${issue.message}.`,
       );
     }
-    out.push({ definition, options: parsed.data, name: entry.name });
+    out.push({ definition, options: parsed.data, name: entry.name, onError: entry.onError });
   }
   return out;
 }

@@ -5,7 +5,13 @@ import { partitionForKey } from "./murmur2.ts";
 import { KeyValueStore } from "./state/key_value_store.ts";
 import { PersistentMap } from "./state/persistent_map.ts";
 import { windowCodec, WindowStore } from "./state/window_store.ts";
-import { type AnyStore, StreamTask, type TaskOutput } from "./task.ts";
+import {
+  type AnyStore,
+  type EventTimeBounds,
+  type OnError,
+  StreamTask,
+  type TaskOutput,
+} from "./task.ts";
 import type { EmbeddedLog, TopicSpec } from "./topics/embedded_log.ts";
 import type { TopologyGraph } from "./topology/graph.ts";
 import { buildSubtopologies, type Subtopology } from "./topology/subtopologies.ts";
@@ -45,6 +51,10 @@ export interface RunnerOptions {
    * them (default true). Off, they are read back from the repartition topic by a later batch.
    */
   readonly handoff?: boolean;
+  /** Each plugin's `onError` (default "dlq"). */
+  readonly onError?: ReadonlyMap<string, OnError>;
+  /** Accepted event times (default: from 1970 on, no bound ahead of the clock). */
+  readonly eventTime?: { readonly min: number; readonly maxAheadMs: number | null };
 }
 
 export type RunnerState = "CREATED" | "RUNNING" | "STOPPING" | "STOPPED" | "ERROR";
@@ -135,6 +145,11 @@ export class PipelineRunner {
     const kv = this.committer.kv;
     const app = this.options.applicationId;
     const internal = new Set(this.graph.repartitions.keys());
+    const eventTime: EventTimeBounds = {
+      min: this.options.eventTime?.min ?? 0,
+      maxAheadMs: this.options.eventTime?.maxAheadMs ?? null,
+      now: this.options.clock,
+    };
     const tasks: StreamTask[] = [];
     for (const sub of this.#subs) {
       const partitions = this.log.partitions(sub.topics[0]);
@@ -162,6 +177,8 @@ export class PipelineRunner {
           offsets,
           { deadLetter: this.options.deadLetterTopic, late: this.options.lateTopic },
           internal,
+          this.options.onError,
+          eventTime,
         );
         const time = await kv.get<number>(["time", app, sub.topics.join(","), p]);
         if (time.value !== null) task.streamTime = time.value;
@@ -202,7 +219,7 @@ export class PipelineRunner {
     if (this.#failure) throw this.#failure;
     await this.#readAhead;
     await this.#prefetchInputs();
-    const processed = this.#processBatch();
+    const processed = this.#processOrFail();
     // Load the next batch's inputs from KV while this batch's commit runs. A failure is left
     // for the next runOnce's own prefetch to meet and report.
     this.#readAhead = processed > 0 ? this.#prefetchInputs().catch(() => {}) : null;
@@ -215,7 +232,22 @@ export class PipelineRunner {
     this.#pending = [];
     if (this.#failure) throw this.#failure;
     await this.#prefetchInputs();
-    return this.#processBatch();
+    return this.#processOrFail();
+  }
+
+  /**
+   * A batch whose processing threw (a plugin with `onError: "stop"`) is never committed, and
+   * nothing after it is: in-memory state is ahead of KV until the runner reloads.
+   */
+  #processOrFail(): number {
+    try {
+      return this.#processBatch();
+    } catch (e) {
+      this.#failure = e as Error;
+      this.#error = e as Error;
+      this.#state = "ERROR";
+      throw e;
+    }
   }
 
   /** Loads from KV the input records of tasks reading older than the log keeps in memory. */

@@ -18,11 +18,43 @@ export interface ReportTopics {
   readonly late: string;
 }
 
+/**
+ * What happens when a plugin's code throws for a record (Kafka Streams' processing exception
+ * handler): "dlq" dead-letters the record and goes on, "stop" stops the pipeline.
+ */
+export type OnError = "dlq" | "stop";
+
 export type AnyStore = KeyValueStore | WindowStore;
+
+/** A plugin's code threw for a record and the plugin's `onError` is "stop". */
+export class ProcessingError extends Error {
+  override name = "ProcessingError";
+  constructor(
+    readonly plugin: string,
+    readonly input: LogRecord,
+    override readonly cause: unknown,
+  ) {
+    super(
+      `plugin ${plugin} failed on ${input.topic}[${input.partition}]@${input.offset}: ${
+        describeError(cause)
+      } (its "onError" is "stop"; set it to "dlq" to dead-letter such records and go on)`,
+    );
+  }
+}
+
+/** A side effect of the record in progress, applied once the plugin's code finished without error. */
+type Pending =
+  | { readonly kind: "send"; readonly topic: string; readonly record: NewRecord }
+  | { readonly kind: "dead"; readonly plugin: string | null }
+  | { readonly kind: "late"; readonly plugin: string; readonly store: string };
 
 /**
  * Processes one partition of a sub-topology: decodes each input record once, tracks stream
  * time, tells time-driven nodes when it advances, and runs the record through the sources.
+ *
+ * Each plugin's work on a record is isolated: what it writes is held back until its code has
+ * finished, so a plugin that throws leaves no partial output; the record is dead-lettered with
+ * the error instead (or, with `onError: "stop"`, the pipeline stops).
  */
 export class StreamTask implements ProcessorContext {
   streamTime = -Infinity;
@@ -30,6 +62,7 @@ export class StreamTask implements ProcessorContext {
   output!: TaskOutput;
   /** Next offset to read, per input topic. */
   readonly offsets: Map<string, number>;
+  #pending: Pending[] = [];
 
   constructor(
     readonly sub: Subtopology,
@@ -39,6 +72,10 @@ export class StreamTask implements ProcessorContext {
     readonly reports: ReportTopics,
     /** Topics whose records carry event time in the record timestamp (internal topics). */
     readonly internalTopics: ReadonlySet<string>,
+    /** Each plugin's `onError`; plugins not listed dead-letter. */
+    readonly onError: ReadonlyMap<string, OnError> = new Map(),
+    /** Event times outside these bounds are dead-lettered (see `EventTimeBounds`). */
+    readonly eventTime: EventTimeBounds = { min: 0, maxAheadMs: null, now: Date.now },
   ) {
     this.offsets = offsets;
   }
@@ -58,17 +95,21 @@ export class StreamTask implements ProcessorContext {
     // Internal topics are read back by this process: the value goes as it is, and is serialized
     // only if the record is stored (a record its reader takes within the batch never is).
     const internal = !empty && this.internalTopics.has(topic);
-    this.output.send(topic, {
-      key: keyToString(record.key),
-      value: empty || internal ? null : JSON.stringify(record.value),
-      timestamp: record.timestamp,
-      headers: record.headers,
-      parsed: internal ? record.value : undefined,
+    this.#pending.push({
+      kind: "send",
+      topic,
+      record: {
+        key: keyToString(record.key),
+        value: empty || internal ? null : JSON.stringify(record.value),
+        timestamp: record.timestamp,
+        headers: record.headers,
+        parsed: internal ? record.value : undefined,
+      },
     });
   }
 
   late(plugin: string, store: string, record: AnyRecord, reason: string): void {
-    this.output.late(plugin, store);
+    this.#pending.push({ kind: "late", plugin, store });
     this.#report(this.reports.late, record.timestamp, {
       plugin,
       store,
@@ -79,11 +120,12 @@ export class StreamTask implements ProcessorContext {
     });
   }
 
-  deadLetter(plugin: string | null, reason: string): void {
-    this.output.deadLettered(this.input.topic, plugin);
+  deadLetter(plugin: string | null, reason: string, details: Record<string, unknown> = {}): void {
+    this.#pending.push({ kind: "dead", plugin });
     this.#report(this.reports.deadLetter, this.input.timestamp, {
       ...(plugin ? { plugin } : {}),
       reason,
+      ...details,
       raw: serializedValue(this.input),
     });
   }
@@ -91,17 +133,21 @@ export class StreamTask implements ProcessorContext {
   /** Writes a report about the current input record, naming where it came from. */
   #report(topic: string, timestamp: number, details: Record<string, unknown>): void {
     const input = this.input;
-    this.output.send(topic, {
-      key: input.key,
-      value: JSON.stringify({
-        sourceTopic: input.topic,
-        partition: input.partition,
-        offset: input.offset,
+    this.#pending.push({
+      kind: "send",
+      topic,
+      record: {
         key: input.key,
-        ...details,
-      }),
-      timestamp,
-      headers: {},
+        value: JSON.stringify({
+          sourceTopic: input.topic,
+          partition: input.partition,
+          offset: input.offset,
+          key: input.key,
+          ...details,
+        }),
+        timestamp,
+        headers: {},
+      },
     });
   }
 
@@ -120,8 +166,13 @@ export class StreamTask implements ProcessorContext {
         return `value is not valid JSON: ${(e as Error).message}`;
       }
     }
+    // Internal topics carry the event time their writer gave the record.
+    if (this.internalTopics.has(input.topic)) {
+      return { key: input.key, value, timestamp: input.timestamp, headers: input.headers };
+    }
     let timestamp = input.timestamp;
-    if (!this.internalTopics.has(input.topic) && value !== null && typeof value === "object") {
+    let field = "the record timestamp";
+    if (value !== null && typeof value === "object") {
       const t = (value as { timestamp?: unknown }).timestamp;
       if (t !== undefined) {
         const parsed = typeof t === "number" ? t : typeof t === "string" ? Date.parse(t) : NaN;
@@ -131,8 +182,11 @@ export class StreamTask implements ProcessorContext {
           }`;
         }
         timestamp = parsed;
+        field = "timestamp";
       }
     }
+    const outOfBounds = checkEventTime(timestamp, this.eventTime);
+    if (outOfBounds) return `${field}: ${outOfBounds}`;
     return { key: input.key, value, timestamp, headers: input.headers as Headers };
   }
 
@@ -141,12 +195,97 @@ export class StreamTask implements ProcessorContext {
     this.input = input;
     if (typeof record === "string") {
       this.deadLetter(null, record);
+      this.#flush();
       return;
     }
     if (record.timestamp > this.streamTime) {
       this.streamTime = record.timestamp;
-      for (const n of this.sub.timeNodes) n.advance!(this);
+      for (const n of this.sub.timeNodes) {
+        try {
+          n.advance!(this);
+        } catch (e) {
+          this.#failed(n.plugin, e, "closing windows");
+          continue;
+        }
+        this.#flush();
+      }
     }
-    for (const source of this.sub.sources.get(input.topic)!) source.process(record, this);
+    for (const source of this.sub.sources.get(input.topic)!) {
+      try {
+        source.process(record, this);
+      } catch (e) {
+        this.#failed(source.plugin, e, "processing the record");
+        continue;
+      }
+      this.#flush();
+    }
   }
+
+  /** Hands what the record's run through one plugin wrote to the batch. */
+  #flush(): void {
+    const pending = this.#pending;
+    if (pending.length === 0) return;
+    const out = this.output;
+    for (let i = 0; i < pending.length; i++) {
+      const p = pending[i];
+      if (p.kind === "send") out.send(p.topic, p.record);
+      else if (p.kind === "dead") out.deadLettered(this.input.topic, p.plugin);
+      else out.late(p.plugin, p.store);
+    }
+    pending.length = 0;
+  }
+
+  /** A plugin's code threw: drop what it wrote for this record, then dead-letter or stop. */
+  #failed(plugin: string, error: unknown, stage: string): void {
+    this.#pending.length = 0;
+    if (this.onError.get(plugin) === "stop") throw new ProcessingError(plugin, this.input, error);
+    this.deadLetter(plugin, `${stage} failed: ${describeError(error)}`, {
+      error: {
+        name: error instanceof Error ? error.name : typeof error,
+        message: error instanceof Error ? error.message : String(error),
+      },
+    });
+    this.#flush();
+  }
+}
+
+/**
+ * Event times a task accepts: from `min` (epoch ms) to `maxAheadMs` past `now()` (null: no
+ * upper bound but the JS date range). One event far in the future would otherwise move stream
+ * time so far that every later event is late.
+ */
+export interface EventTimeBounds {
+  readonly min: number;
+  readonly maxAheadMs: number | null;
+  readonly now: () => number;
+}
+
+/** Largest epoch ms a JS Date can hold. */
+const MAX_DATE_MS = 8.64e15;
+
+/** Why an event time is refused, or null when it is accepted. */
+export function checkEventTime(t: number, bounds: EventTimeBounds): string | null {
+  if (!Number.isFinite(t) || Math.abs(t) > MAX_DATE_MS) {
+    return `${t} is outside the range of dates (±${MAX_DATE_MS} ms)`;
+  }
+  if (t < bounds.min) {
+    return `${t} is before the earliest accepted event time ${bounds.min} (${
+      new Date(bounds.min).toISOString()
+    })`;
+  }
+  if (bounds.maxAheadMs !== null) {
+    const now = bounds.now();
+    if (t > now + bounds.maxAheadMs) {
+      return `${t} (${
+        new Date(t).toISOString()
+      }) is more than ${bounds.maxAheadMs} ms ahead of the wall clock (${
+        new Date(now).toISOString()
+      })`;
+    }
+  }
+  return null;
+}
+
+function describeError(e: unknown): string {
+  return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
 }

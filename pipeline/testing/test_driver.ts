@@ -1,18 +1,24 @@
 import { KvCommitter } from "../kv/committer.ts";
 import { partitionForKey } from "../murmur2.ts";
-import { buildGraph, type ConfiguredPlugin, type PluginDefinition } from "../plugin.ts";
+import {
+  buildGraph,
+  type ConfiguredPlugin,
+  errorPolicies,
+  type PluginDefinition,
+} from "../plugin.ts";
 import type { Headers } from "../record.ts";
 import { PipelineRunner, type RunnerObserver } from "../runner.ts";
 import type { KeyValueStore } from "../state/key_value_store.ts";
 import type { WindowEntry, WindowStore } from "../state/window_store.ts";
+import type { OnError } from "../task.ts";
 import { EmbeddedLog, type TopicSpec } from "../topics/embedded_log.ts";
 import { StreamsBuilder } from "../topology/dsl.ts";
 import type { TopologyGraph } from "../topology/graph.ts";
 
 /** Options of `TestDriver.create`. */
 export interface TestDriverOptions {
-  /** Plugins to run with their options (validated with each plugin's schema). */
-  readonly plugins?: readonly { plugin: PluginDefinition; options?: unknown }[];
+  /** Plugins to run with their options (validated with each plugin's schema) and `onError`. */
+  readonly plugins?: readonly { plugin: PluginDefinition; options?: unknown; onError?: OnError }[];
   /** Or a topology described inline. */
   readonly build?: (builder: StreamsBuilder) => void;
   /** Partition count per topic; topics not listed get `defaultPartitions`. */
@@ -27,6 +33,11 @@ export interface TestDriverOptions {
   readonly observer?: RunnerObserver;
   /** Hand re-keyed records to their readers within the batch (default true, as in production). */
   readonly handoff?: boolean;
+  /**
+   * Accepted event times. Default: from 1970 on with no bound ahead of the clock, since the
+   * driver's clock is simulated (production refuses events more than a day ahead).
+   */
+  readonly eventTime?: { readonly min: number; readonly maxAheadMs: number | null };
 }
 
 /** Options of one piped record. */
@@ -82,10 +93,11 @@ export class TestDriver {
       memoryRecords: 1_000_000,
       outputMemoryRecords: 1_000_000,
     });
-    const plugins: ConfiguredPlugin[] = (options.plugins ?? []).map(({ plugin, options: raw }) => ({
-      definition: plugin,
-      name: plugin.name,
-      options: plugin.options.parse(raw ?? {}),
+    const plugins: ConfiguredPlugin[] = (options.plugins ?? []).map((p) => ({
+      definition: p.plugin,
+      name: p.plugin.name,
+      options: p.plugin.options.parse(p.options ?? {}),
+      onError: p.onError,
     }));
     const graph = buildGraph(plugins);
     if (options.build) options.build(new StreamsBuilder(graph, "test"));
@@ -104,6 +116,8 @@ export class TestDriver {
       clock: clock.now,
       observer: options.observer,
       handoff: options.handoff,
+      onError: errorPolicies(plugins),
+      eventTime: options.eventTime,
     });
     await runner.init();
     const driver = new TestDriver(kv, log, runner, graph, clock);

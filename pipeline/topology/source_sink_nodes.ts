@@ -21,7 +21,7 @@ export class SourceNode extends ProcessorNode {
   }
 
   process(record: AnyRecord, ctx: ProcessorContext): void {
-    if (this.schema && record.value !== null && !this.#accept?.(record.value)) {
+    if (this.schema && !this.isTombstone(record) && !this.#accept?.(record.value)) {
       const result = validate(this.schema, record);
       if (!result.success) {
         ctx.deadLetter(this.plugin, describeIssues(result.error.issues));
@@ -43,6 +43,14 @@ export class SourceNode extends ProcessorNode {
     }
     this.forward(record, ctx);
   }
+
+  /**
+   * A stream record's value is an event: with a schema, null fails it like any other value
+   * (plugin code would otherwise meet a null it cannot read). Tables override this.
+   */
+  protected isTombstone(_record: AnyRecord): boolean {
+    return false;
+  }
 }
 
 /** Materializes a topic as a table: the latest value per key; a null value deletes the key. */
@@ -61,6 +69,11 @@ export class TableSourceNode extends SourceNode {
 
   override process(record: AnyRecord, ctx: ProcessorContext): void {
     if (this.hasStringKey(record, ctx, `table '${this.storeName}'`)) super.process(record, ctx);
+  }
+
+  /** A null value deletes the key. */
+  protected override isTombstone(record: AnyRecord): boolean {
+    return record.value === null;
   }
 
   protected override forward(record: AnyRecord, ctx: ProcessorContext): void {
