@@ -1,6 +1,7 @@
 import { dirname } from "node:path";
 import type { LoadedConfig, PipelineConfig } from "./config.ts";
-import { InstanceLease } from "./instance_lease.ts";
+import { type InstanceLock, lockStateFile, thisInstance } from "./instance/instance_lock.ts";
+import { leaseSharedState } from "./instance/kv_lease.ts";
 import { KvCommitter } from "./kv/committer.ts";
 import { PipelineMetrics } from "./metrics.ts";
 import {
@@ -41,7 +42,7 @@ export class Pipeline {
     readonly plugins: readonly ConfiguredPlugin[],
     readonly metrics: PipelineMetrics,
     readonly clock: () => number,
-    readonly lease: InstanceLease,
+    readonly lock: InstanceLock,
   ) {}
 
   static async open(loaded: LoadedConfig, options: PipelineOptions = {}): Promise<Pipeline> {
@@ -49,13 +50,20 @@ export class Pipeline {
     const clock = options.clock ?? Date.now;
     const plugins = options.plugins ?? await loadPlugins(loaded);
     const graph = buildGraph(plugins);
+    const instanceId = crypto.randomUUID();
     const location = "url" in config.state ? config.state.url : config.state.path;
-    if ("path" in config.state) await Deno.mkdir(dirname(config.state.path), { recursive: true });
-    const kv = await Deno.openKv(location);
-    let lease: InstanceLease | null = null;
+    let lock: InstanceLock | null = null;
+    if ("path" in config.state && location !== ":memory:") {
+      await Deno.mkdir(dirname(location), { recursive: true });
+      // Before the KV opens, so a refused second instance has touched nothing.
+      lock = await lockStateFile(location, instanceId);
+    }
+    let kv: Deno.Kv | null = null;
     try {
-      const instanceId = crypto.randomUUID();
-      lease = await InstanceLease.acquire(kv, config.applicationId, instanceId, location);
+      kv = await Deno.openKv(location);
+      lock ??= "url" in config.state
+        ? await leaseSharedState(kv, instanceId, location)
+        : { holder: thisInstance(instanceId), release: () => Promise.resolve() };
       const committer = new KvCommitter(kv);
       const log = await EmbeddedLog.open(committer, clock);
       const metrics = new PipelineMetrics(clock);
@@ -73,7 +81,7 @@ export class Pipeline {
         eventTime: config.eventTime,
       });
       await runner.init();
-      const pipeline = new Pipeline(config, kv, log, runner, graph, plugins, metrics, clock, lease);
+      const pipeline = new Pipeline(config, kv, log, runner, graph, plugins, metrics, clock, lock);
       metrics.attach({
         alive: () => runner.state === "RUNNING",
         storeSizes: () => pipeline.storeSizes(),
@@ -81,8 +89,8 @@ export class Pipeline {
       });
       return pipeline;
     } catch (e) {
-      await lease?.release();
-      kv.close();
+      await lock?.release();
+      kv?.close();
       throw e;
     }
   }
@@ -154,12 +162,12 @@ export class Pipeline {
   }
 
   get instanceId(): string {
-    return this.lease.holder.instanceId;
+    return this.lock.holder.instanceId;
   }
 
   async close(): Promise<void> {
     await this.stop();
-    await this.lease.release();
+    await this.lock.release();
     this.kv.close();
   }
 

@@ -1,54 +1,11 @@
 import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
-import { fileURLToPath } from "node:url";
-
-const root = new URL("../", import.meta.url);
-const plugin = (name: string, options: Record<string, unknown> = {}) => ({
-  name,
-  module: fileURLToPath(new URL(`plugins/${name}/mod.ts`, root)),
-  enabled: true,
-  options,
-});
-
-/** Reads lines from a stream until one matches, with a deadline. */
-async function waitForLine(
-  lines: AsyncIterator<string>,
-  pattern: RegExp,
-  ms: number,
-): Promise<RegExpExecArray> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const next = await Promise.race([
-      lines.next(),
-      new Promise<IteratorResult<string>>((r) =>
-        setTimeout(() => r({ done: true, value: undefined }), deadline - Date.now())
-      ),
-    ]);
-    if (next.done) break;
-    const m = pattern.exec(next.value);
-    if (m) return m;
-  }
-  throw new Error(`no line matching ${pattern} within ${ms} ms`);
-}
-
-async function* splitLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  let buffered = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    buffered += chunk;
-    const lines = buffered.split("\n");
-    buffered = lines.pop()!;
-    yield* lines;
-  }
-}
-
-async function poll<T>(fn: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error("timed out waiting for output");
-}
+import {
+  adminUrl,
+  pluginEntry as plugin,
+  poll,
+  startMain,
+  waitForLine,
+} from "./fixtures/main_process.ts";
 
 const T0 = Date.parse("2026-11-26T10:00:00Z");
 
@@ -71,22 +28,9 @@ Deno.test("end to end: main.ts with a temporary config serves the API, processes
       ],
     }),
   );
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--unstable-kv",
-      fileURLToPath(new URL("main.ts", root)),
-      "--config",
-      configPath,
-    ],
-    stdout: "piped",
-    stderr: "inherit",
-    env: { PORT: "0" },
-  }).spawn();
-  const lines = splitLines(child.stdout);
+  const main = startMain(configPath);
   try {
-    const [, base] = await waitForLine(lines, /admin API on (http:\/\/\S+)/, 20_000);
+    const base = await adminUrl(main);
     const post = (topic: string, body: unknown) =>
       fetch(`${base}/api/v1/topics/${topic}/records`, {
         method: "POST",
@@ -171,16 +115,12 @@ Deno.test("end to end: main.ts with a temporary config serves the API, processes
     }
     ok(/^bss_pipeline_records_in_total\{topic="bss.payment.events"\} 15$/m.test(metrics));
 
-    child.kill("SIGTERM");
-    await waitForLine(lines, /stopped cleanly/, 10_000);
-    const status = await child.status;
+    main.child.kill("SIGTERM");
+    await waitForLine(main, /stopped cleanly/, 10_000);
+    const status = await main.child.status;
     assertEquals(status.code, 0);
   } finally {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* already exited */ }
-    await child.status;
-    await child.stdout.cancel().catch(() => {});
+    await main.stop();
     await Deno.remove(dir, { recursive: true });
   }
 });
