@@ -65,12 +65,16 @@ export class Pipeline {
         ? await leaseSharedState(kv, instanceId, location)
         : { holder: thisInstance(instanceId), release: () => Promise.resolve() };
       const committer = new KvCommitter(kv);
-      const log = await EmbeddedLog.open(committer, clock);
+      const log = await EmbeddedLog.open(committer, clock, {
+        memoryRecords: config.source.memory.records,
+        memoryBytes: config.source.memory.bytes,
+      });
       const metrics = new PipelineMetrics(clock);
       const runner = new PipelineRunner(log, committer, graph, {
         applicationId: config.applicationId,
         commitIntervalMs: config.commitIntervalMs,
         maxBatchRecords: config.maxBatchRecords,
+        maxBatchBytes: config.maxBatchBytes,
         deadLetterTopic: config.deadLetterTopic,
         lateTopic: config.lateTopic,
         defaultPartitions: config.defaultPartitions,

@@ -19,20 +19,32 @@ const PluginEntrySchema = z.strictObject({
   onError: z.enum(["dlq", "stop"]).default("dlq"),
 });
 
-const EmbeddedSourceSchema = z.strictObject({ type: z.literal("embedded") });
+const EmbeddedSourceSchema = z.strictObject({
+  type: z.literal("embedded"),
+  /** Per partition of a topic the pipeline reads: its newest records kept in memory. */
+  memory: z.strictObject({
+    records: z.number().int().min(0).default(20_000),
+    bytes: z.number().int().min(0).default(8 * 1024 * 1024),
+  }).default({ records: 20_000, bytes: 8 * 1024 * 1024 }),
+});
 
 /** The pipeline config file (JSON with comments). Every field has a default but `plugins`. */
 export const ConfigSchema = z.strictObject({
   applicationId: z.string().regex(/^[A-Za-z0-9._-]+$/, "letters, digits, '.', '_' or '-'").default(
     "bss-analytics-streams",
   ),
-  source: EmbeddedSourceSchema.default({ type: "embedded" }),
+  source: EmbeddedSourceSchema.default({
+    type: "embedded",
+    memory: { records: 20_000, bytes: 8 * 1024 * 1024 },
+  }),
   state: z.union([
     z.strictObject({ path: z.string().min(1) }),
     z.strictObject({ url: z.url() }),
   ]).default({ path: "data/state.kv" }),
   commitIntervalMs: z.number().int().min(1).max(60_000).default(100),
   maxBatchRecords: z.number().int().min(1).max(100_000).default(2_000),
+  /** Bytes of input one batch reads per task and topic (at least one record). */
+  maxBatchBytes: z.number().int().min(1).default(4 * 1024 * 1024),
   defaultPartitions: z.number().int().min(1).max(1024).default(3),
   topics: z.record(z.string(), TopicSchema).default({}),
   deadLetterTopic: z.string().min(1).default("bss.dlq"),
@@ -48,7 +60,14 @@ export const ConfigSchema = z.strictObject({
     port: z.number().int().min(0).max(65_535).default(8080),
     token: z.string().min(1).optional(),
     maxBodyBytes: z.number().int().positive().default(1_048_576),
-  }).default({ host: "127.0.0.1", port: 8080, maxBodyBytes: 1_048_576 }),
+    /** Largest answer of GET /api/v1/topics/{topic}/records, bytes of record text. */
+    maxResponseBytes: z.number().int().positive().default(16 * 1024 * 1024),
+  }).default({
+    host: "127.0.0.1",
+    port: 8080,
+    maxBodyBytes: 1_048_576,
+    maxResponseBytes: 16 * 1024 * 1024,
+  }),
   logIntervalMs: z.number().int().min(0).default(5_000),
   plugins: z.array(PluginEntrySchema),
 });

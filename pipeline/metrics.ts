@@ -84,6 +84,22 @@ export class PipelineMetrics implements RunnerObserver {
     });
     const source = () => this.#source;
     new Gauge({
+      name: "process_resident_memory_bytes",
+      help: "Resident memory size of the process, bytes",
+      registers: r,
+      collect() {
+        this.set(Deno.memoryUsage().rss);
+      },
+    });
+    new Gauge({
+      name: "bss_pipeline_heap_used_bytes",
+      help: "JavaScript heap in use, bytes",
+      registers: r,
+      collect() {
+        this.set(Deno.memoryUsage().heapUsed);
+      },
+    });
+    new Gauge({
       name: "bss_pipeline_up",
       help: "1 while the pipeline is running",
       registers: r,

@@ -39,6 +39,8 @@ export interface RunnerOptions {
   readonly commitIntervalMs: number;
   /** Most records one batch reads from one task's input partition. */
   readonly maxBatchRecords: number;
+  /** About the most bytes of input one batch reads per task and topic (default 4 MiB). */
+  readonly maxBatchBytes?: number;
   readonly deadLetterTopic: string;
   readonly lateTopic: string;
   /** Partition count of topics not listed in `topics`. */
@@ -89,6 +91,10 @@ export class PipelineRunner {
     readonly graph: TopologyGraph,
     readonly options: RunnerOptions,
   ) {}
+
+  get #maxBatchBytes(): number {
+    return this.options.maxBatchBytes ?? 4 * 1024 * 1024;
+  }
 
   get state(): RunnerState {
     return this.#state;
@@ -257,8 +263,9 @@ export class PipelineRunner {
         // All of a batch's records, not just the first page: tasks reading several topics merge
         // them by time, and a short read would change that order.
         const max = this.options.maxBatchRecords;
-        if (this.log.needsPrefetch(topic, task.partition, offset, max)) {
-          await this.log.prefetch(topic, task.partition, offset, max);
+        const bytes = this.#maxBatchBytes;
+        if (this.log.needsPrefetch(topic, task.partition, offset, max, bytes)) {
+          await this.log.prefetch(topic, task.partition, offset, max, bytes);
         }
       }
     }
@@ -385,9 +392,10 @@ export class PipelineRunner {
    */
   *#inputs(task: StreamTask): Generator<{ log: LogRecord; record: StreamRecord | string }> {
     const max = this.options.maxBatchRecords;
+    const bytes = this.#maxBatchBytes;
     const topics = task.sub.topics.map((topic) => {
       const from = Math.max(task.offsets.get(topic)!, this.log.startOffset(topic, task.partition));
-      return new InputCursor(task, this.log.read(topic, task.partition, from, max));
+      return new InputCursor(task, this.log.read(topic, task.partition, from, max, bytes));
     });
     if (topics.length === 1) {
       const t = topics[0];

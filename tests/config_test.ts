@@ -8,9 +8,19 @@ const valid = (plugins: unknown[] = []) => JSON.stringify({ plugins });
 Deno.test("defaults fill every field; comments and trailing commas are allowed", () => {
   const config = parseConfig(`// comment\n{ "plugins": [], /* more */ }`, FILE);
   assertEquals(config.commitIntervalMs, 100);
-  assertEquals(config.admin, { host: "127.0.0.1", port: 8080, maxBodyBytes: 1_048_576 });
+  assertEquals(config.admin, {
+    host: "127.0.0.1",
+    port: 8080,
+    maxBodyBytes: 1_048_576,
+    maxResponseBytes: 16 * 1024 * 1024,
+  });
   assertEquals(config.state, { path: "data/state.kv" });
-  assertEquals(config.source, { type: "embedded" });
+  assertEquals(config.source, {
+    type: "embedded",
+    memory: { records: 20_000, bytes: 8 * 1024 * 1024 },
+  });
+  assertEquals(config.eventTime, { min: 0, maxAheadMs: 86_400_000 });
+  assertEquals(config.maxBatchBytes, 4 * 1024 * 1024);
 });
 
 Deno.test("env PORT, BSS_ADMIN_HOST and BSS_ADMIN_TOKEN override the admin section", () => {

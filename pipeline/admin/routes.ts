@@ -12,6 +12,8 @@ export interface AdminOptions {
   readonly token?: string;
   /** Largest accepted request body, bytes. */
   readonly maxBodyBytes: number;
+  /** Largest answer of a records read, bytes of record text (at least one record). */
+  readonly maxResponseBytes: number;
 }
 
 const ProducedSchema = z.strictObject({
@@ -197,9 +199,22 @@ export function createAdminApp(pipeline: Pipeline, options: AdminOptions): Hono 
     }
     const chosen = partition === undefined ? [...Array(partitions).keys()] : [partition];
     const records = [];
+    // The answer is bounded in bytes too: `truncated` says records were left for another read.
+    let budget = options.maxResponseBytes;
+    let truncated = false;
     for (const p of chosen) {
-      await pipeline.log.prefetch(topic, p, offset, limit - records.length);
-      for (const r of pipeline.log.read(topic, p, offset, limit - records.length)) {
+      const want = limit - records.length;
+      const from = Math.max(offset, pipeline.log.startOffset(topic, p));
+      const end = pipeline.log.endOffset(topic, p);
+      if (want <= 0) break;
+      if (budget <= 0) {
+        truncated ||= from < end;
+        continue;
+      }
+      await pipeline.log.prefetch(topic, p, from, want, budget);
+      const read = pipeline.log.read(topic, p, from, want, budget);
+      for (const r of read) {
+        budget -= 48 + (r.key?.length ?? 0) + (r.value?.length ?? 0);
         records.push({
           partition: r.partition,
           offset: r.offset,
@@ -209,8 +224,10 @@ export function createAdminApp(pipeline: Pipeline, options: AdminOptions): Hono 
           headers: r.headers,
         });
       }
+      const next = read.length > 0 ? read[read.length - 1].offset + 1 : from;
+      if (read.length < want && next < end) truncated = true;
     }
-    return c.json({ records });
+    return c.json({ records, truncated });
   });
 
   app.get("/metrics", async (c) => {

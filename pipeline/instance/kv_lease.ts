@@ -1,4 +1,9 @@
-import { type InstanceHolder, type InstanceLock, StateLockedError, thisInstance } from "./instance_lock.ts";
+import {
+  type InstanceHolder,
+  type InstanceLock,
+  StateLockedError,
+  thisInstance,
+} from "./instance_lock.ts";
 
 /** Options of `leaseSharedState`. */
 export interface KvLeaseOptions {
@@ -34,7 +39,9 @@ export async function leaseSharedState(
       throw new StateLockedError(
         other,
         location,
-        ` (its lease was renewed ${Date.now() - other.renewedAt} ms ago; it is taken over once not renewed for ${expireMs} ms)`,
+        ` (its lease was renewed ${
+          Date.now() - other.renewedAt
+        } ms ago; it is taken over once not renewed for ${expireMs} ms)`,
       );
     }
     const lease: StoredLease = { ...holder, renewedAt: Date.now() };

@@ -1,4 +1,11 @@
-import { blobDeletes, blobMutations, listBlobs, type Mutation, sameKey } from "../kv/blob.ts";
+import {
+  blobDeletes,
+  blobMutations,
+  listBlobs,
+  type Mutation,
+  PART_BYTES,
+  sameKey,
+} from "../kv/blob.ts";
 import type { KvCommitter } from "../kv/committer.ts";
 import { partitionForKey } from "../murmur2.ts";
 import { type Headers, type LogRecord, type NewRecord, serializedValue } from "../record.ts";
@@ -20,6 +27,8 @@ export interface RecordPosition {
 export const DEFAULT_RETENTION_RECORDS = 1_000_000;
 /** Default number of a partition's newest records kept in memory. */
 export const DEFAULT_MEMORY_RECORDS = 20_000;
+/** Default bytes of a partition's records kept in memory: large records are not held 20 000 deep. */
+export const DEFAULT_MEMORY_BYTES = 8 * 1024 * 1024;
 /**
  * Present once every page has an entry in the page index (["logpage", topic, partition, base]:
  * its size and newest timestamp), so opening reads the index and no page.
@@ -28,6 +37,8 @@ const PAGE_INDEX_FORMAT: Deno.KvKey = ["logformat", "page-index"];
 
 /** Records per KV page; a page also stays under ~60 KB of text in the common case. */
 const PAGE_RECORDS = 256;
+/** A page is closed once its records reach this many bytes of text (large records). */
+const PAGE_BYTES = 512 * 1024;
 
 /** Options of `EmbeddedLog.open`. */
 export interface EmbeddedLogOptions {
@@ -36,6 +47,8 @@ export interface EmbeddedLogOptions {
    * by `prefetch`, and at most as many of those are cached per partition.
    */
   readonly memoryRecords?: number;
+  /** The same bound in bytes of record text (default 8 MiB); whichever is reached first holds. */
+  readonly memoryBytes?: number;
   /**
    * The same for topics marked output-only (`markOutputOnly`: no task of this process reads
    * them); default 0, as their readers are consumers over HTTP or Kafka, served from KV.
@@ -49,6 +62,8 @@ interface Page {
   readonly parts: number;
   /** Largest record timestamp in the page (for time retention). */
   readonly maxTimestamp: number;
+  /** Size of the page's text, for the memory bounds. */
+  readonly bytes: number;
 }
 
 /**
@@ -99,6 +114,7 @@ export class EmbeddedLog {
     readonly now: () => number,
     readonly memoryRecords: number,
     readonly outputMemoryRecords: number,
+    readonly memoryBytes: number,
   ) {}
 
   /** Opens the log: the topics and their page index; records are read from KV on demand. */
@@ -112,6 +128,7 @@ export class EmbeddedLog {
       now,
       options.memoryRecords ?? DEFAULT_MEMORY_RECORDS,
       options.outputMemoryRecords ?? 0,
+      options.memoryBytes ?? DEFAULT_MEMORY_BYTES,
     );
     const kv = committer.kv;
     for await (const e of kv.list<number>({ prefix: ["topic"] })) {
@@ -154,8 +171,14 @@ export class EmbeddedLog {
   async #readPageIndex(name: string, p: number): Promise<Page[]> {
     const pages: Page[] = [];
     for await (const e of this.committer.kv.list<string>({ prefix: pageIndexKey(name, p) })) {
-      const [count, parts, maxTimestamp] = JSON.parse(e.value) as [number, number, number];
-      pages.push({ base: e.key[3] as number, count, parts, maxTimestamp });
+      const [count, parts, maxTimestamp, bytes] = JSON.parse(e.value) as number[];
+      pages.push({
+        base: e.key[3] as number,
+        count,
+        parts,
+        maxTimestamp,
+        bytes: bytes ?? parts * PART_BYTES,
+      });
     }
     return pages;
   }
@@ -165,7 +188,7 @@ export class EmbeddedLog {
     const pages: Page[] = [];
     for await (const blob of listBlobs(this.committer.kv, ["log", name, p])) {
       const base = blob.key[3] as number;
-      pages.push(pageOf(decodePage(blob.text, name, p, base), blob.parts));
+      pages.push(pageOf(decodePage(blob.text, name, p, base), blob.parts, blob.text.length));
     }
     return pages;
   }
@@ -224,40 +247,66 @@ export class EmbeddedLog {
   }
 
   /**
-   * Up to `max` records from `offset` on (an offset below the start reads from the start).
-   * Records older than the in-memory tail are returned only once `prefetch` has loaded them:
-   * call `needsPrefetch` first when reading far behind the end.
+   * Up to `max` records from `offset` on (an offset below the start reads from the start), and
+   * no more than about `maxBytes` of record text (at least one record). Records older than the
+   * in-memory tail are returned only once `prefetch` has loaded them: call `needsPrefetch` first
+   * when reading far behind the end.
    */
-  read(topic: string, partition: number, offset: number, max: number): LogRecord[] {
+  read(
+    topic: string,
+    partition: number,
+    offset: number,
+    max: number,
+    maxBytes = Infinity,
+  ): LogRecord[] {
     const p = this.#topic(topic).partitions[partition];
     let from = Math.max(offset, p.start);
     const out: LogRecord[] = [];
-    for (let i = pageIndex(p.pages, from); from < p.memBase && out.length < max; i++) {
+    let bytes = 0;
+    const take = (r: LogRecord) => {
+      out.push(r);
+      bytes += recordBytes(r);
+      return out.length < max && bytes < maxBytes;
+    };
+    for (let i = pageIndex(p.pages, from); from < p.memBase; i++) {
       const page = p.pages[i];
       const records = p.loaded.get(page.base);
       if (!records) return out;
-      for (let at = from - page.base; at < records.length && out.length < max; at++) {
-        out.push(records[at]);
+      for (let at = from - page.base; at < records.length; at++) {
+        if (!take(records[at])) return out;
       }
       from = page.base + page.count;
     }
-    const at = from - p.memBase;
-    for (let i = at; i < p.records.length && out.length < max; i++) out.push(p.records[i]);
+    for (let i = from - p.memBase; i < p.records.length; i++) {
+      if (!take(p.records[i])) return out;
+    }
     return out;
   }
 
-  /** Whether reading `max` records from `offset` needs records first loaded from KV. */
-  needsPrefetch(topic: string, partition: number, offset: number, max = 1): boolean {
+  /** Whether `read(topic, partition, offset, max, maxBytes)` needs records first loaded from KV. */
+  needsPrefetch(
+    topic: string,
+    partition: number,
+    offset: number,
+    max = 1,
+    maxBytes = Infinity,
+  ): boolean {
     const p = this.#topic(topic).partitions[partition];
-    // Every page the read would touch, so that a read returns all `max` records or up to the end.
-    return pagesToRead(p, offset, max).some((page) => !p.loaded.has(page.base));
+    // Every page the read would touch, so that a read returns all it may or up to the end.
+    return pagesToRead(p, offset, max, maxBytes).some((page) => !p.loaded.has(page.base));
   }
 
-  /** Loads from KV the pages `read(topic, partition, offset, max)` needs that are not in memory. */
-  async prefetch(topic: string, partition: number, offset: number, max: number): Promise<void> {
+  /** Loads from KV the pages the same `read` needs that are not in memory. */
+  async prefetch(
+    topic: string,
+    partition: number,
+    offset: number,
+    max: number,
+    maxBytes = Infinity,
+  ): Promise<void> {
     const t = this.#topic(topic);
     const p = t.partitions[partition];
-    const needed = pagesToRead(p, offset, max);
+    const needed = pagesToRead(p, offset, max, maxBytes);
     const missing = needed.filter((page) => !p.loaded.has(page.base));
     if (missing.length > 0) {
       // One range read for every missing page.
@@ -276,12 +325,19 @@ export class EmbeddedLog {
     const keep = new Set(needed.map((page) => page.base));
     // Bound the cache, oldest loaded first, but keep what this read needs.
     let cached = 0;
-    for (const records of p.loaded.values()) cached += records.length;
-    for (const [base, records] of p.loaded) {
-      if (cached <= t.memoryRecords) break;
+    let cachedBytes = 0;
+    for (const page of p.pages) {
+      if (!p.loaded.has(page.base)) continue;
+      cached += page.count;
+      cachedBytes += page.bytes;
+    }
+    for (const base of p.loaded.keys()) {
+      if (cached <= t.memoryRecords && cachedBytes <= this.memoryBytes) break;
       if (keep.has(base)) continue;
+      const page = p.pages[pageIndex(p.pages, base)];
       p.loaded.delete(base);
-      cached -= records.length;
+      cached -= page.count;
+      cachedBytes -= page.bytes;
     }
   }
 
@@ -388,13 +444,10 @@ export class EmbeddedLog {
       }
       const pages = perPartition.map((recs, partition) => {
         const metas: Page[] = [];
-        for (let i = 0; i < recs.length; i += PAGE_RECORDS) {
-          const page = recs.slice(i, i + PAGE_RECORDS);
-          const blob = blobMutations(
-            ["log", name, partition, page[0].offset],
-            encodePage(page),
-          );
-          const meta = pageOf(page, blob.length);
+        for (const page of splitIntoPages(recs)) {
+          const text = encodePage(page);
+          const blob = blobMutations(["log", name, partition, page[0].offset], text);
+          const meta = pageOf(page, blob.length, text.length);
           mutations.push(...blob, pageIndexEntry(name, partition, meta));
           metas.push(meta);
         }
@@ -486,14 +539,23 @@ export class EmbeddedLog {
     }
   }
 
-  /** Keeps at most `limit` (plus part of a page) of a partition's newest records in memory. */
+  /**
+   * Drops a partition's oldest in-memory pages while it holds more than `limit` records (plus
+   * part of a page) or more than `memoryBytes` of record text.
+   */
   #trimMemory(p: PartitionLog, limit: number): void {
-    if (p.records.length <= limit) return;
+    if (p.records.length === 0) return;
+    const first = pageIndex(p.pages, p.memBase);
+    let bytes = 0;
+    for (let i = first; i < p.pages.length; i++) bytes += p.pages[i].bytes;
+    if (p.records.length <= limit && bytes <= this.memoryBytes) return;
     let drop = 0;
-    for (let i = pageIndex(p.pages, p.memBase); i < p.pages.length; i++) {
-      const count = p.pages[i].count;
-      if (p.records.length - drop - count < limit) break;
-      drop += count;
+    for (let i = first; i < p.pages.length; i++) {
+      const page = p.pages[i];
+      const recordsOver = p.records.length - drop - page.count >= limit;
+      if (!recordsOver && bytes <= this.memoryBytes) break;
+      drop += page.count;
+      bytes -= page.bytes;
     }
     if (drop === 0) return;
     p.records.splice(0, drop);
@@ -584,24 +646,55 @@ function pageIndexKey(topic: string, partition: number, base?: number): Deno.KvK
 function pageIndexEntry(topic: string, partition: number, page: Page): Mutation {
   return {
     key: pageIndexKey(topic, partition, page.base),
-    value: JSON.stringify([page.count, page.parts, page.maxTimestamp]),
+    value: JSON.stringify([page.count, page.parts, page.maxTimestamp, page.bytes]),
   };
 }
 
-function pageOf(records: readonly LogRecord[], parts: number): Page {
+function pageOf(records: readonly LogRecord[], parts: number, bytes: number): Page {
   let maxTimestamp = -Infinity;
   for (const r of records) if (r.timestamp > maxTimestamp) maxTimestamp = r.timestamp;
-  return { base: records[0].offset, count: records.length, parts, maxTimestamp };
+  return { base: records[0].offset, count: records.length, parts, maxTimestamp, bytes };
 }
 
-/** The pages a read of up to `max` records from `offset` touches, below the in-memory records. */
-function pagesToRead(p: PartitionLog, offset: number, max: number): Page[] {
+/** Approximate bytes a record takes in memory and in a page. */
+function recordBytes(r: LogRecord): number {
+  return 48 + (r.key?.length ?? 0) + (r.value?.length ?? 0);
+}
+
+/** Consecutive records as pages of at most PAGE_RECORDS records and about PAGE_BYTES. */
+function* splitIntoPages(records: readonly LogRecord[]): Generator<LogRecord[]> {
+  let start = 0;
+  let bytes = 0;
+  for (let i = 0; i < records.length; i++) {
+    bytes += recordBytes(records[i]);
+    if (i + 1 - start >= PAGE_RECORDS || bytes >= PAGE_BYTES || i === records.length - 1) {
+      yield records.slice(start, i + 1);
+      start = i + 1;
+      bytes = 0;
+    }
+  }
+}
+
+/**
+ * The pages a read of up to `max` records and about `maxBytes` from `offset` touches, below the
+ * in-memory records.
+ */
+function pagesToRead(p: PartitionLog, offset: number, max: number, maxBytes: number): Page[] {
   const pages: Page[] = [];
   let from = Math.max(offset, p.start);
-  for (let i = pageIndex(p.pages, from), wanted = 0; from < p.memBase && wanted < max; i++) {
+  let wanted = 0;
+  let bytes = 0;
+  for (
+    let i = pageIndex(p.pages, from);
+    from < p.memBase && wanted < max && bytes < maxBytes;
+    i++
+  ) {
     const page = p.pages[i];
     pages.push(page);
-    wanted += page.base + page.count - from;
+    const records = page.base + page.count - from;
+    wanted += records;
+    // The share of the page the read takes.
+    bytes += page.bytes * records / page.count;
     from = page.base + page.count;
   }
   return pages;

@@ -232,3 +232,33 @@ Deno.test("a reopened log reads only its page index; logs written before the ind
     kv2.close();
   });
 });
+
+Deno.test("large records are bounded in memory by bytes, paged by size, and read within a byte budget", async () => {
+  await withKvFile(async (path) => {
+    const kv = await Deno.openKv(path);
+    const log = await EmbeddedLog.open(new KvCommitter(kv), () => 0, {
+      memoryRecords: 20_000,
+      memoryBytes: 1_000_000,
+    });
+    log.ensureTopic("t", { partitions: 1 });
+    const big = (i: number) => `${i}`.padEnd(300_000, ".");
+    for (let i = 0; i < 10; i++) await log.append("t", [{ key: null, value: big(i) }]);
+    // 10 records of 300 KB: memory keeps at most ~1 MB of pages, plus the newest commit's.
+    assertEquals(log.needsPrefetch("t", 0, 5), true);
+    assertEquals(log.needsPrefetch("t", 0, 6), false);
+    assertEquals(log.read("t", 0, 6, 100).map((r) => r.offset), [6, 7, 8, 9]);
+    // A read stops once its budget is spent, but always returns at least one record.
+    assertEquals(log.read("t", 0, 6, 100, 500_000).map((r) => r.offset), [6, 7]);
+    assertEquals(log.read("t", 0, 6, 100, 1).map((r) => r.offset), [6]);
+    // Prefetching within a budget loads only the pages that budget covers.
+    await log.prefetch("t", 0, 0, 100, 700_000);
+    assertEquals(log.read("t", 0, 0, 100, 700_000).map((r) => r.offset), [0, 1, 2]);
+    assertEquals(log.needsPrefetch("t", 0, 3), true);
+    // One append of several large records is split into pages of about 512 KB.
+    await log.append("t", Array.from({ length: 4 }, (_, i) => ({ key: null, value: big(10 + i) })));
+    let pages = 0;
+    for await (const e of kv.list({ prefix: ["logpage", "t", 0] })) pages += e ? 1 : 0;
+    assertEquals(pages, 10 + 2);
+    kv.close();
+  });
+});
