@@ -59,12 +59,15 @@ export const ConfigSchema = z.strictObject({
     host: z.string().min(1).default("127.0.0.1"),
     port: z.number().int().min(0).max(65_535).default(8080),
     token: z.string().min(1).optional(),
+    /** Host names requests may name besides the server's own addresses (DNS names, proxies). */
+    allowedHosts: z.array(z.string().min(1)).default([]),
     maxBodyBytes: z.number().int().positive().default(1_048_576),
     /** Largest answer of GET /api/v1/topics/{topic}/records, bytes of record text. */
     maxResponseBytes: z.number().int().positive().default(16 * 1024 * 1024),
   }).default({
     host: "127.0.0.1",
     port: 8080,
+    allowedHosts: [],
     maxBodyBytes: 1_048_576,
     maxResponseBytes: 16 * 1024 * 1024,
   }),

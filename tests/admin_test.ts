@@ -228,26 +228,3 @@ Deno.test("/metrics serves Prometheus text with the pipeline's and the report's 
   ok(res.text.includes('kafka_streams_state_store_size{store="fraud-state"} 1'));
   await pipeline.close();
 });
-
-Deno.test("internal repartition topics are readable but not writable over HTTP", async () => {
-  const config = parseConfig(
-    JSON.stringify({
-      state: { path: ":memory:" },
-      plugins: [{ name: "dynamic_pricing", module: "unused" }],
-    }),
-    "test.json",
-  );
-  const { default: pricing } = await import("../plugins/dynamic_pricing/mod.ts");
-  const pipeline = await Pipeline.open({ path: "test.json", config }, {
-    plugins: [{ definition: pricing, name: "dynamic_pricing", options: pricing.options.parse({}) }],
-  });
-  const app = createAdminApp(pipeline, config.admin);
-  const topic = "dynamic_pricing-product-demand-15m-repartition";
-  const post = await app.request(`/api/v1/topics/${topic}/records`, {
-    method: "POST",
-    body: '{"value":1}',
-  });
-  assertEquals([post.status, (await post.json()).error], [403, "forbidden"]);
-  assertEquals((await app.request(`/api/v1/topics/${topic}/records`)).status, 200);
-  await pipeline.close();
-});

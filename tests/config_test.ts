@@ -11,6 +11,7 @@ Deno.test("defaults fill every field; comments and trailing commas are allowed",
   assertEquals(config.admin, {
     host: "127.0.0.1",
     port: 8080,
+    allowedHosts: [],
     maxBodyBytes: 1_048_576,
     maxResponseBytes: 16 * 1024 * 1024,
   });

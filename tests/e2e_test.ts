@@ -34,6 +34,7 @@ Deno.test("end to end: main.ts with a temporary config serves the API, processes
     const post = (topic: string, body: unknown) =>
       fetch(`${base}/api/v1/topics/${topic}/records`, {
         method: "POST",
+        headers: { "Content-Type": "application/json" },
         body: JSON.stringify(body),
       }).then((r) => r.json());
     const read = async (topic: string) =>

@@ -5,9 +5,20 @@ import type { Pipeline } from "../app.ts";
 import { toNewRecord } from "../plugin.ts";
 import { UnknownTopicError } from "../topics/embedded_log.ts";
 import { describeIssues } from "../topology/source_sink_nodes.ts";
+import {
+  hostGuard,
+  jsonBodyGuard,
+  ownHostNames,
+  sameOriginGuard,
+  tokenGuard,
+} from "./request_guards.ts";
 
 /** Options of the admin API. */
 export interface AdminOptions {
+  /** The address the server listens on: requests must name it (or an allowed host). */
+  readonly host: string;
+  /** More host names requests may name (a DNS name, a proxy's name). */
+  readonly allowedHosts?: readonly string[];
   /** When set, mutating routes need `Authorization: Bearer <token>`. */
   readonly token?: string;
   /** Largest accepted request body, bytes. */
@@ -19,11 +30,11 @@ export interface AdminOptions {
 const ProducedSchema = z.strictObject({
   key: z.string().nullable().optional(),
   value: z.unknown(),
-  timestamp: z.number().int().nonnegative().optional(),
+  timestamp: z.number().int().nonnegative().max(8.64e15).optional(),
   headers: z.record(z.string(), z.string()).optional(),
   partition: z.number().int().nonnegative().optional(),
 });
-const ProduceBodySchema = z.union([z.array(ProducedSchema).min(1), ProducedSchema]);
+type Produced = z.output<typeof ProducedSchema>;
 
 const MAX_READ = 10_000;
 
@@ -32,27 +43,15 @@ export function createAdminApp(pipeline: Pipeline, options: AdminOptions): Hono 
   const app = new Hono();
   const error = (
     c: Context,
-    status: 400 | 401 | 403 | 404 | 405 | 409 | 413 | 500,
+    status: 400 | 401 | 403 | 404 | 405 | 409 | 413 | 414 | 415 | 421 | 500 | 503,
     err: string,
     detail: string,
   ) => c.json({ error: err, detail }, status);
 
-  const mutating = (path: string) => {
-    app.use(path, async (c, next) => {
-      if (c.req.method !== "POST") return await next();
-      if (options.token && c.req.header("Authorization") !== `Bearer ${options.token}`) {
-        return error(
-          c,
-          401,
-          "unauthorized",
-          "this route needs the header 'Authorization: Bearer <admin token>'",
-        );
-      }
-      await next();
-    });
-  };
-  mutating("/api/v1/streams/*");
-  mutating("/api/v1/topics/*");
+  app.use(hostGuard(ownHostNames(options.host, options.allowedHosts), error));
+  app.use(sameOriginGuard(error));
+  app.use(jsonBodyGuard(error));
+  app.use(tokenGuard(options.token, error));
 
   app.get("/health", (c) => {
     const reasons = pipeline.healthProblems();
@@ -116,13 +115,9 @@ export function createAdminApp(pipeline: Pipeline, options: AdminOptions): Hono 
       if (!pipeline.log.hasTopic(topic)) {
         return error(c, 404, "not found", `unknown topic '${topic}'`);
       }
-      if (pipeline.graph.repartitions.has(topic)) {
-        return error(
-          c,
-          403,
-          "forbidden",
-          `'${topic}' is an internal repartition topic: only the pipeline writes it`,
-        );
+      const owner = ownedBy(pipeline, topic);
+      if (owner) {
+        return error(c, 403, "forbidden", `'${topic}' is ${owner}: only the pipeline writes it`);
       }
       let body: unknown;
       try {
@@ -130,18 +125,16 @@ export function createAdminApp(pipeline: Pipeline, options: AdminOptions): Hono 
       } catch (e) {
         return error(c, 400, "malformed JSON", (e as Error).message);
       }
-      const parsed = ProduceBodySchema.safeParse(body);
-      if (!parsed.success) {
+      const parsed = parseRecords(body);
+      if (typeof parsed === "string") {
         return error(
           c,
           400,
           "invalid records",
-          `expected a record { key?, value, timestamp?, headers?, partition? } or an array of them: ${
-            describeIssues(parsed.error.issues)
-          }`,
+          `expected a record { key?, value, timestamp?, headers?, partition? } or an array of them: ${parsed}`,
         );
       }
-      const records = Array.isArray(parsed.data) ? parsed.data : [parsed.data];
+      const records = parsed;
       const partitions = pipeline.log.partitions(topic);
       const bad = records.find((r) => r.partition !== undefined && r.partition >= partitions);
       if (bad) {
@@ -266,6 +259,36 @@ export function createAdminApp(pipeline: Pipeline, options: AdminOptions): Hono 
     return error(c, 500, "internal error", e.message);
   });
   return app;
+}
+
+/** The records of a POST body, or the reason it is not one, naming the field. */
+function parseRecords(body: unknown): Produced[] | string {
+  const list = Array.isArray(body) ? body : [body];
+  if (list.length === 0) return "the array is empty";
+  const records: Produced[] = [];
+  for (const [i, item] of list.entries()) {
+    const result = ProducedSchema.safeParse(item);
+    if (!result.success) {
+      const issues = result.error.issues.map((issue) => ({
+        ...issue,
+        path: Array.isArray(body) ? [`[${i}]`, ...issue.path] : issue.path,
+      }));
+      return describeIssues(issues);
+    }
+    records.push(result.data);
+  }
+  return records;
+}
+
+/** What a topic is when the pipeline writes it (clients may not), else null. */
+function ownedBy(pipeline: Pipeline, topic: string): string | null {
+  const { config, graph } = pipeline;
+  if (topic === config.deadLetterTopic) return "the dead-letter topic";
+  if (topic === config.lateTopic) return "the late-records topic";
+  if (graph.repartitions.has(topic)) return "an internal repartition topic";
+  const writers = graph.sinks.get(topic);
+  if (writers) return `an output of ${[...writers].sort().join(", ")}`;
+  return null;
 }
 
 function decodeValue(raw: string | null): unknown {
