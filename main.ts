@@ -57,8 +57,11 @@ async function shutdown(signal: string) {
   stopping = true;
   console.log(`${signal}: stopping (committing the batch in flight)`);
   clearInterval(summaryTimer);
-  await pipeline.close();
+  // Requests from now on get 503; the server stops accepting and lets those in flight finish
+  // while the state is still open, then the pipeline commits and closes.
+  pipeline.beginShutdown();
   await server.shutdown();
+  await pipeline.close();
   console.log("stopped cleanly");
   Deno.exit(0);
 }

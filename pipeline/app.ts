@@ -16,6 +16,24 @@ import { PipelineRunner } from "./runner.ts";
 import { EmbeddedLog } from "./topics/embedded_log.ts";
 import type { TopologyGraph } from "./topology/graph.ts";
 
+/** A lifecycle call that conflicts with the runner's state (cleanup while running). */
+export class LifecycleConflictError extends Error {
+  override name = "LifecycleConflictError";
+  constructor(readonly state: string) {
+    super(
+      `cleanup is only allowed while stopped, and the pipeline is ${state}: POST /api/v1/streams/stop first`,
+    );
+  }
+}
+
+/** The pipeline is closing or closed. */
+export class ShuttingDownError extends Error {
+  override name = "ShuttingDownError";
+  constructor() {
+    super("the pipeline is shutting down");
+  }
+}
+
 /** Options of `Pipeline.open` beyond the config. */
 export interface PipelineOptions {
   readonly clock?: () => number;
@@ -32,6 +50,8 @@ export class Pipeline {
   #producers: AbortController | null = null;
   #producerTasks: Promise<void>[] = [];
   #producerErrors: string[] = [];
+  #queue: Promise<void> = Promise.resolve();
+  #closed = false;
 
   private constructor(
     readonly config: PipelineConfig,
@@ -109,15 +129,91 @@ export class Pipeline {
 
   /** Reasons the pipeline is unhealthy (empty when healthy). */
   healthProblems(): string[] {
+    if (this.#closed) return ["the pipeline is shutting down"];
     const reasons: string[] = [];
     if (this.runner.state === "ERROR") reasons.push(`runner failed: ${this.runner.error?.message}`);
     else if (this.runner.state !== "RUNNING") reasons.push(`runner is ${this.runner.state}`);
     return [...reasons, ...this.#producerErrors];
   }
 
-  async start(): Promise<void> {
-    await this.runner.start();
-    this.#startedAt ??= this.clock();
+  /**
+   * Start, stop, cleanup and close run one at a time, in call order: a start asked for while a
+   * cleanup runs waits for it, so no task of the old state can commit after the wipe.
+   */
+  #lifecycle(fn: () => Promise<void>, whenClosed = false): Promise<void> {
+    if (this.#closed && !whenClosed) return Promise.reject(new ShuttingDownError());
+    const run = this.#queue.then(fn);
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  /** Starts the runner, then the plugins' producers. */
+  start(): Promise<void> {
+    return this.#lifecycle(async () => {
+      await this.runner.start();
+      this.#startedAt ??= this.clock();
+      this.#startProducers();
+    });
+  }
+
+  /** Stops producers, then the runner after its in-flight batch commits. */
+  stop(): Promise<void> {
+    return this.#lifecycle(() => this.#stop());
+  }
+
+  /**
+   * Wipes state and committed offsets (never input topics); only while stopped, else
+   * LifecycleConflictError. It is checked when asked for, and again when its turn comes.
+   */
+  cleanup(): Promise<void> {
+    const check = () => {
+      const state = this.runner.state;
+      if (state === "RUNNING" || state === "STOPPING") throw new LifecycleConflictError(state);
+    };
+    try {
+      check();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.#lifecycle(async () => {
+      check();
+      await this.runner.cleanup();
+    });
+  }
+
+  /**
+   * Refuses further start, stop and cleanup calls (ShuttingDownError) and reports the pipeline
+   * unhealthy, before `close`: the admin API answers 503 from then on.
+   */
+  beginShutdown(): void {
+    this.#closed = true;
+  }
+
+  /** True once `beginShutdown` or `close` was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Stops, releases the state and closes the KV; lifecycle calls after it fail. */
+  close(): Promise<void> {
+    this.beginShutdown();
+    return this.#lifecycle(async () => {
+      await this.#stop();
+      await this.lock.release();
+      this.kv.close();
+    }, true);
+  }
+
+  async #stop(): Promise<void> {
+    this.#producers?.abort();
+    await Promise.all(this.#producerTasks);
+    this.#producers = null;
+    this.#producerTasks = [];
+    await this.runner.stop();
+    this.#startedAt = null;
+  }
+
+  #startProducers(): void {
     if (this.#producers) return;
     this.#producerErrors = [];
     this.#producers = new AbortController();
@@ -134,10 +230,7 @@ export class Pipeline {
               this.config.topics[topic] ?? { partitions: this.config.defaultPartitions },
             );
           }
-          await this.log.append(
-            topic,
-            records.map(toNewRecord),
-          );
+          await this.log.append(topic, records.map(toNewRecord));
         },
       };
       this.#producerTasks.push(
@@ -150,29 +243,8 @@ export class Pipeline {
     }
   }
 
-  /** Stops producers, then the runner after its in-flight batch commits. */
-  async stop(): Promise<void> {
-    this.#producers?.abort();
-    await Promise.all(this.#producerTasks);
-    this.#producers = null;
-    this.#producerTasks = [];
-    await this.runner.stop();
-    this.#startedAt = null;
-  }
-
-  /** Wipes state and committed offsets (never input topics); only while stopped. */
-  cleanup(): Promise<void> {
-    return this.runner.cleanup();
-  }
-
   get instanceId(): string {
     return this.lock.holder.instanceId;
-  }
-
-  async close(): Promise<void> {
-    await this.stop();
-    await this.lock.release();
-    this.kv.close();
   }
 
   storeSizes(): Map<string, number> {

@@ -1,7 +1,7 @@
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
-import type { Pipeline } from "../app.ts";
+import { LifecycleConflictError, type Pipeline, ShuttingDownError } from "../app.ts";
 import { toNewRecord } from "../plugin.ts";
 import { UnknownTopicError } from "../topics/embedded_log.ts";
 import { describeIssues } from "../topology/source_sink_nodes.ts";
@@ -52,6 +52,10 @@ export function createAdminApp(pipeline: Pipeline, options: AdminOptions): Hono 
   app.use(sameOriginGuard(error));
   app.use(jsonBodyGuard(error));
   app.use(tokenGuard(options.token, error));
+  app.use(async (c, next) => {
+    if (pipeline.closed) return error(c, 503, "unavailable", "the pipeline is shutting down");
+    await next();
+  });
 
   app.get("/health", (c) => {
     const reasons = pipeline.healthProblems();
@@ -84,14 +88,6 @@ export function createAdminApp(pipeline: Pipeline, options: AdminOptions): Hono 
     return c.json({ running: pipeline.running, state: pipeline.runner.state });
   });
   app.post("/api/v1/streams/cleanup", async (c) => {
-    if (pipeline.running) {
-      return error(
-        c,
-        409,
-        "conflict",
-        "cleanup is only allowed while stopped: POST /api/v1/streams/stop first",
-      );
-    }
     await pipeline.cleanup();
     return c.json({ cleaned: true, state: pipeline.runner.state });
   });
@@ -255,6 +251,10 @@ export function createAdminApp(pipeline: Pipeline, options: AdminOptions): Hono 
   app.notFound((c) => error(c, 404, "not found", `no route for ${c.req.method} ${c.req.path}`));
   app.onError((e, c) => {
     if (e instanceof UnknownTopicError) return error(c, 404, "not found", e.message);
+    if (e instanceof LifecycleConflictError) return error(c, 409, "conflict", e.message);
+    if (e instanceof ShuttingDownError || pipeline.closed) {
+      return error(c, 503, "unavailable", "the pipeline is shutting down");
+    }
     console.error(e);
     return error(c, 500, "internal error", e.message);
   });
