@@ -35,10 +35,7 @@ try {
     onListen: ({ hostname, port }) => console.log(`admin API on http://${hostname}:${port}`),
   }, createAdminApp(pipeline, admin).fetch);
 } catch (e) {
-  console.error(
-    `Cannot serve the admin API on ${admin.host}:${admin.port}: ${(e as Error).message}. ` +
-      `Set "admin.port" in ${values.config} or the PORT environment variable.`,
-  );
+  console.error(adminServeError(e as Error, admin.host, admin.port, values.config!));
   await pipeline.close();
   Deno.exit(1);
 }
@@ -86,4 +83,16 @@ function summaryLine(p: Pipeline): string {
     `lag ${m.lag.total}`,
     `p99 ${m.latencyMs.p99 ?? "-"} ms`,
   ].join(" | ");
+}
+
+/** Why the admin API cannot listen, naming the setting to change. */
+function adminServeError(e: Error, host: string, port: number, file: string): string {
+  const what = `Cannot serve the admin API on host '${host}', port ${port}: ${e.message}.`;
+  if (e instanceof Deno.errors.AddrInUse) {
+    return `${what} Set "admin.port" in ${file} or the PORT environment variable to a free port.`;
+  }
+  if (e instanceof Deno.errors.AddrNotAvailable || /lookup|resolve|name/i.test(e.message)) {
+    return `${what} Set "admin.host" in ${file} or the BSS_ADMIN_HOST environment variable to an address of this machine, such as 127.0.0.1 or 0.0.0.0.`;
+  }
+  return `${what} Check "admin.host" and "admin.port" in ${file}.`;
 }

@@ -1,5 +1,5 @@
 import { dirname } from "node:path";
-import type { LoadedConfig, PipelineConfig } from "./config.ts";
+import { ConfigError, type LoadedConfig, type PipelineConfig } from "./config.ts";
 import { type InstanceLock, lockStateFile, thisInstance } from "./instance/instance_lock.ts";
 import { leaseSharedState } from "./instance/kv_lease.ts";
 import { KvCommitter } from "./kv/committer.ts";
@@ -10,11 +10,42 @@ import {
   errorPolicies,
   type ProducerContext,
   toNewRecord,
+  TopologyError,
 } from "./plugin.ts";
 import { loadPlugins } from "./plugin_loader.ts";
 import { PipelineRunner } from "./runner.ts";
 import { EmbeddedLog } from "./topics/embedded_log.ts";
-import type { TopologyGraph } from "./topology/graph.ts";
+import { DuplicateStoreError, type TopologyGraph } from "./topology/graph.ts";
+
+/**
+ * The plugins' graph; a plugin whose topology cannot be built is a config error naming the file
+ * and the plugin entries (two plugins claiming one store name can only be fixed there).
+ */
+function buildGraphOrExplain(
+  loaded: LoadedConfig,
+  plugins: readonly ConfiguredPlugin[],
+): TopologyGraph {
+  try {
+    return buildGraph(plugins);
+  } catch (e) {
+    if (!(e instanceof TopologyError)) throw e;
+    const entry = (name: string) => {
+      const i = loaded.config.plugins.findIndex((p) => p.name === name);
+      return i < 0 ? `plugin ${name}` : `plugins[${i}] (${name})`;
+    };
+    const cause = e.cause;
+    if (cause instanceof DuplicateStoreError && cause.first !== cause.second) {
+      throw new ConfigError(
+        `${loaded.path}: ${entry(cause.first)} and ${entry(cause.second)} both declare the state store '${cause.store}', and store names must be unique. Enable only one of them ("enabled": false).`,
+      );
+    }
+    throw new ConfigError(
+      `${loaded.path}: ${entry(e.plugin)}: cannot build its topology: ${
+        (cause as Error)?.message ?? String(cause)
+      }. Check its options, or fix the plugin.`,
+    );
+  }
+}
 
 /** A lifecycle call that conflicts with the runner's state (cleanup while running). */
 export class LifecycleConflictError extends Error {
@@ -69,7 +100,7 @@ export class Pipeline {
     const config = loaded.config;
     const clock = options.clock ?? Date.now;
     const plugins = options.plugins ?? await loadPlugins(loaded);
-    const graph = buildGraph(plugins);
+    const graph = buildGraphOrExplain(loaded, plugins);
     const instanceId = crypto.randomUUID();
     const location = "url" in config.state ? config.state.url : config.state.path;
     let lock: InstanceLock | null = null;

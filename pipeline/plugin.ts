@@ -82,9 +82,23 @@ export function errorPolicies(plugins: readonly ConfiguredPlugin[]): Map<string,
   return new Map(plugins.map((p) => [p.name, p.onError ?? "dlq"]));
 }
 
-/** Builds the processor graph of the given plugins. */
+/** A plugin's `build` failed; `plugin` says which. */
+export class TopologyError extends Error {
+  override name = "TopologyError";
+  constructor(readonly plugin: string, override readonly cause: unknown) {
+    super(`plugin ${plugin}: ${(cause as Error)?.message ?? String(cause)}`);
+  }
+}
+
+/** Builds the processor graph of the given plugins; a plugin whose build throws is named. */
 export function buildGraph(plugins: readonly ConfiguredPlugin[]): TopologyGraph {
   const graph = new TopologyGraph();
-  for (const p of plugins) p.definition.build(new StreamsBuilder(graph, p.name), p.options);
+  for (const p of plugins) {
+    try {
+      p.definition.build(new StreamsBuilder(graph, p.name), p.options);
+    } catch (e) {
+      throw new TopologyError(p.name, e);
+    }
+  }
   return graph;
 }

@@ -48,11 +48,7 @@ export class TopologyGraph {
 
   addStore(spec: StoreSpec): void {
     const existing = this.stores.get(spec.name);
-    if (existing) {
-      throw new Error(
-        `Cannot create store '${spec.name}' in plugin '${spec.plugin}' as the name is already used by plugin '${existing.plugin}': store names must be unique`,
-      );
-    }
+    if (existing) throw new DuplicateStoreError(spec.name, existing.plugin, spec.plugin);
     this.stores.set(spec.name, spec);
   }
 
@@ -66,5 +62,17 @@ export class TopologyGraph {
   /** The topics the graph reads that are not internal repartition topics. */
   inputTopics(): string[] {
     return [...this.sources.keys()].filter((t) => !this.repartitions.has(t)).sort();
+  }
+}
+
+/** Two stateful steps named the same store: store names are unique within an application. */
+export class DuplicateStoreError extends Error {
+  override name = "DuplicateStoreError";
+  constructor(readonly store: string, readonly first: string, readonly second: string) {
+    super(
+      first === second
+        ? `Cannot create store '${store}' twice in plugin '${first}': store names must be unique`
+        : `Cannot create store '${store}' in plugin '${second}' as plugin '${first}' already uses the name: store names must be unique`,
+    );
   }
 }
