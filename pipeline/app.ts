@@ -36,7 +36,9 @@ function buildGraphOrExplain(
     const cause = e.cause;
     if (cause instanceof DuplicateStoreError && cause.first !== cause.second) {
       throw new ConfigError(
-        `${loaded.path}: ${entry(cause.first)} and ${entry(cause.second)} both declare the state store '${cause.store}', and store names must be unique. Enable only one of them ("enabled": false).`,
+        `${loaded.path}: ${entry(cause.first)} and ${
+          entry(cause.second)
+        } both declare the state store '${cause.store}', and store names must be unique. Enable only one of them ("enabled": false).`,
       );
     }
     throw new ConfigError(
