@@ -13,8 +13,8 @@ import {
   TopologyError,
 } from "./plugin.ts";
 import { loadPlugins } from "./plugin_loader.ts";
-import { PipelineRunner } from "./runner.ts";
-import { EmbeddedLog } from "./topics/embedded_log.ts";
+import { PipelineRunner } from "./runner/runner.ts";
+import { openTopics, type TopicLog, TopicsUnavailableError } from "./topics/mod.ts";
 import { DuplicateStoreError, type TopologyGraph } from "./topology/graph.ts";
 
 /**
@@ -26,7 +26,7 @@ function buildGraphOrExplain(
   plugins: readonly ConfiguredPlugin[],
 ): TopologyGraph {
   try {
-    return buildGraph(plugins);
+    return buildGraph(plugins, loaded.config.applicationId);
   } catch (e) {
     if (!(e instanceof TopologyError)) throw e;
     const entry = (name: string) => {
@@ -89,7 +89,7 @@ export class Pipeline {
   private constructor(
     readonly config: PipelineConfig,
     readonly kv: Deno.Kv,
-    readonly log: EmbeddedLog,
+    readonly log: TopicLog,
     readonly runner: PipelineRunner,
     readonly graph: TopologyGraph,
     readonly plugins: readonly ConfiguredPlugin[],
@@ -118,9 +118,10 @@ export class Pipeline {
         ? await leaseSharedState(kv, instanceId, location)
         : { holder: thisInstance(instanceId), release: () => Promise.resolve() };
       const committer = new KvCommitter(kv);
-      const log = await EmbeddedLog.open(committer, clock, {
-        memoryRecords: config.source.memory.records,
-        memoryBytes: config.source.memory.bytes,
+      const log = await openTopics(config.source, {
+        applicationId: config.applicationId,
+        committer,
+        clock,
       });
       const metrics = new PipelineMetrics(clock);
       const runner = new PipelineRunner(log, committer, graph, {
@@ -137,7 +138,10 @@ export class Pipeline {
         onError: errorPolicies(plugins),
         eventTime: config.eventTime,
       });
-      await runner.init();
+      // Topics that cannot be reached yet are retried by start (with /health saying why).
+      await runner.init().catch((e) => {
+        if (!(e instanceof TopicsUnavailableError)) throw e;
+      });
       const pipeline = new Pipeline(config, kv, log, runner, graph, plugins, metrics, clock, lock);
       metrics.attach({
         alive: () => runner.state === "RUNNING",
@@ -164,8 +168,12 @@ export class Pipeline {
   healthProblems(): string[] {
     if (this.#closed) return ["the pipeline is shutting down"];
     const reasons: string[] = [];
-    if (this.runner.state === "ERROR") reasons.push(`runner failed: ${this.runner.error?.message}`);
-    else if (this.runner.state !== "RUNNING") reasons.push(`runner is ${this.runner.state}`);
+    const state = this.runner.state;
+    if (state === "ERROR") reasons.push(`runner failed: ${this.runner.error?.message}`);
+    else if (state !== "RUNNING") {
+      const why = this.runner.problem;
+      reasons.push(`runner is ${state}${why ? `: ${why}` : ""}`);
+    }
     return [...reasons, ...this.#producerErrors];
   }
 
@@ -180,13 +188,24 @@ export class Pipeline {
     return run;
   }
 
-  /** Starts the runner, then the plugins' producers. */
+  /**
+   * Starts the runner, then the plugins' producers once it runs. Resolves when it runs; while its
+   * topics cannot be reached it retries (see `healthProblems`), and a fatal error rejects.
+   */
   start(): Promise<void> {
-    return this.#lifecycle(async () => {
-      await this.runner.start();
-      this.#startedAt ??= this.clock();
-      this.#startProducers();
-    });
+    let ready: Promise<void> = Promise.resolve();
+    return this.#lifecycle(() => {
+      ready = this.runner.start();
+      return Promise.resolve();
+    }).then(() => ready).then(() =>
+      this.#lifecycle(() => {
+        if (this.runner.state === "RUNNING") {
+          this.#startedAt ??= this.clock();
+          this.#startProducers();
+        }
+        return Promise.resolve();
+      })
+    );
   }
 
   /** Stops producers, then the runner after its in-flight batch commits. */
@@ -232,6 +251,7 @@ export class Pipeline {
     this.beginShutdown();
     return this.#lifecycle(async () => {
       await this.#stop();
+      await this.log.close();
       await this.lock.release();
       this.kv.close();
     }, true);
@@ -258,10 +278,12 @@ export class Pipeline {
         now: this.clock,
         produce: async (topic, records) => {
           if (!this.log.hasTopic(topic)) {
-            this.log.ensureTopic(
-              topic,
-              this.config.topics[topic] ?? { partitions: this.config.defaultPartitions },
-            );
+            await this.log.ensureTopics([{
+              name: topic,
+              role: "input",
+              ...(this.config.topics[topic] ?? { partitions: this.config.defaultPartitions }),
+              exact: false,
+            }]);
           }
           await this.log.append(topic, records.map(toNewRecord));
         },

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { BatchInfo, RunnerObserver } from "./runner.ts";
+import type { BatchInfo, RunnerObserver } from "./runner/runner.ts";
 
 /** Reads the pipeline's live figures when metrics are scraped. */
 export interface MetricsSource {

@@ -41,13 +41,7 @@ export {
   type WindowedStoreOptions,
 } from "./topology/dsl.ts";
 export type { Aggregation, EmitStrategy, RetractStrategy } from "./topology/aggregate_nodes.ts";
-export {
-  JoinWindows,
-  parseDuration,
-  SessionWindows,
-  SlidingWindows,
-  TimeWindows,
-} from "./windows.ts";
+export { JoinWindows, SessionWindows, SlidingWindows, TimeWindows } from "./windows.ts";
 export {
   type FraudAlertType,
   type FraudDecision,

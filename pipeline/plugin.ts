@@ -10,7 +10,6 @@ import { TopologyGraph } from "./topology/graph.ts";
  */
 export interface PluginDefinition<S extends ZodType = ZodType> {
   readonly name: string;
-  readonly description?: string;
   readonly options: S;
   build(builder: StreamsBuilder, options: z.output<S>): void;
   /**
@@ -91,8 +90,11 @@ export class TopologyError extends Error {
 }
 
 /** Builds the processor graph of the given plugins; a plugin whose build throws is named. */
-export function buildGraph(plugins: readonly ConfiguredPlugin[]): TopologyGraph {
-  const graph = new TopologyGraph();
+export function buildGraph(
+  plugins: readonly ConfiguredPlugin[],
+  applicationId: string,
+): TopologyGraph {
+  const graph = new TopologyGraph(applicationId);
   for (const p of plugins) {
     try {
       p.definition.build(new StreamsBuilder(graph, p.name), p.options);

@@ -34,8 +34,6 @@ export interface JoinWindowSpec {
   readonly grace: number;
 }
 
-export type WindowSpec = TimeWindowSpec | SlidingWindowSpec | SessionWindowSpec;
-
 function checkDuration(what: string, ms: number, allowZero = true): number {
   if (!Number.isFinite(ms) || ms < 0 || (!allowZero && ms === 0)) {
     throw new RangeError(
@@ -119,17 +117,3 @@ export const JoinWindows = {
     return JoinWindows.ofTimeDifferenceAndGrace(difference, 0);
   },
 };
-
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** Parses a duration: a number of ms, or text such as "500ms", "30s", "5m", "1h", "7d". */
-export function parseDuration(value: number | string): number {
-  if (typeof value === "number") return value;
-  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/.exec(value);
-  if (!match) {
-    throw new RangeError(
-      `Cannot parse duration as it must be a number of ms or like "30s", "5m", "1h": current value is "${value}"`,
-    );
-  }
-  return Number(match[1]) * UNITS[match[2]];
-}

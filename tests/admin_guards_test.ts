@@ -137,7 +137,7 @@ Deno.test("clients may not write into topics the pipeline owns: outputs, DLQ, la
       "bss.pricing.recommendations",
       "bss.dlq",
       "bss.late",
-      "dynamic_pricing-product-demand-15m-repartition",
+      "bss-analytics-streams-product-demand-15m-repartition",
     ]
   ) {
     assertEquals(

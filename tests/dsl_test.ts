@@ -1,6 +1,6 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { type StreamsBuilder, z } from "../pipeline/mod.ts";
-import { partitionForKey } from "../pipeline/murmur2.ts";
+import { partitionForKey } from "../pipeline/topics/partitioner.ts";
 import { TestDriver } from "../pipeline/testing/mod.ts";
 
 type Sale = { shop: string; product: string; amount: number; timestamp: number };

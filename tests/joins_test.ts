@@ -1,6 +1,6 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { JoinWindows } from "../pipeline/mod.ts";
-import { partitionForKey } from "../pipeline/murmur2.ts";
+import { partitionForKey } from "../pipeline/topics/partitioner.ts";
 import { TestDriver } from "../pipeline/testing/mod.ts";
 
 type Order = { orderId: string; customerId: string; amount: number; timestamp: number };

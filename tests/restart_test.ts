@@ -1,7 +1,7 @@
 import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
 import { KvCommitter } from "../pipeline/kv/committer.ts";
-import type { PipelineRunner } from "../pipeline/runner.ts";
-import type { EmbeddedLog } from "../pipeline/topics/embedded_log.ts";
+import type { PipelineRunner } from "../pipeline/runner/runner.ts";
+import type { TopicLog } from "../pipeline/topics/mod.ts";
 import { openRunner, OUTPUTS, restartInput } from "./fixtures/restart_topology.ts";
 
 const USERS = Array.from(
@@ -9,7 +9,7 @@ const USERS = Array.from(
   (_, i) => ({ key: `u${i}`, value: JSON.stringify({ tier: `T${i % 3}` }) }),
 );
 
-async function seed(log: EmbeddedLog) {
+async function seed(log: TopicLog) {
   await log.append("users", USERS.map((u) => ({ ...u, timestamp: 0 })));
   const input = restartInput();
   // Appended in a few slices, as producers would.
@@ -26,7 +26,7 @@ async function seed(log: EmbeddedLog) {
 }
 
 /** Every store entry and every output record (with partition and offset) of a finished run. */
-async function snapshot(log: EmbeddedLog, runner: PipelineRunner) {
+async function snapshot(log: TopicLog, runner: PipelineRunner) {
   const stores: Record<string, unknown[]> = {};
   for (const task of runner.tasks) {
     for (const [name, store] of task.stores) {
@@ -40,9 +40,10 @@ async function snapshot(log: EmbeddedLog, runner: PipelineRunner) {
     outputs[topic] = [];
     for (let p = 0; p < log.partitions(topic); p++) {
       // Output-only topics keep only their newest records in memory; the rest come from KV.
-      await log.prefetch(topic, p, 0, 1e9);
+      const reader = log.reader();
+      await reader.fetch([{ topic, partition: p, offset: 0, max: 1e9, maxBytes: Infinity }]);
       outputs[topic].push(
-        ...log.read(topic, p, 0, 1e9).map((r) => [p, r.offset, r.key, r.value, r.timestamp]),
+        ...reader.read(topic, p, 0, 1e9).map((r) => [p, r.offset, r.key, r.value, r.timestamp]),
       );
     }
   }
@@ -155,7 +156,7 @@ Deno.test("after repartition topics were consumed and purged, a restart loses no
   try {
     const path = `${dir}/purged.kv`;
     const input = restartInput();
-    const append = (log: EmbeddedLog, from: number, to: number) =>
+    const append = (log: TopicLog, from: number, to: number) =>
       log.append(
         "clicks",
         input.slice(from, to).map((r) => ({

@@ -3,7 +3,7 @@ import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import { LifecycleConflictError, type Pipeline, ShuttingDownError } from "../app.ts";
 import { toNewRecord } from "../plugin.ts";
-import { UnknownTopicError } from "../topics/embedded_log.ts";
+import { UnknownTopicError } from "../topics/mod.ts";
 import { describeIssues } from "../topology/source_sink_nodes.ts";
 import {
   hostGuard,
@@ -190,6 +190,7 @@ export function createAdminApp(pipeline: Pipeline, options: AdminOptions): Hono 
     const records = [];
     // The answer is bounded in bytes too: `truncated` says records were left for another read.
     let budget = options.maxResponseBytes;
+    const reader = pipeline.log.reader();
     let truncated = false;
     for (const p of chosen) {
       const want = limit - records.length;
@@ -200,8 +201,8 @@ export function createAdminApp(pipeline: Pipeline, options: AdminOptions): Hono 
         truncated ||= from < end;
         continue;
       }
-      await pipeline.log.prefetch(topic, p, from, want, budget);
-      const read = pipeline.log.read(topic, p, from, want, budget);
+      await reader.fetch([{ topic, partition: p, offset: from, max: want, maxBytes: budget }]);
+      const read = reader.read(topic, p, from, want, budget);
       for (const r of read) {
         budget -= 48 + (r.key?.length ?? 0) + (r.value?.length ?? 0);
         records.push({

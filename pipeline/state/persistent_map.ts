@@ -67,9 +67,10 @@ const SNAPSHOT_PAGE_ENTRIES = 500;
 export class PersistentMap<V> {
   readonly #data = new Map<string, V>();
   /**
-   * Changes since the last commit. An entry changed once is serialized right away, while its
-   * objects are still in the CPU cache (at commit time they rarely are); one changed again is
-   * kept live and serialized at commit, so a hot key costs one serialization per commit.
+   * Changes since the last commit, as the stored form's JSON text. An entry changed once is
+   * serialized right away, while its objects are still in the CPU cache (at commit time they
+   * rarely are); one changed again is kept live and serialized at commit, so a hot key costs one
+   * serialization per commit.
    */
   #dirtyText = new Map<string, string>();
   /** Entries changed more than once since the last commit, or deleted (undefined). */
@@ -179,34 +180,61 @@ export class PersistentMap<V> {
     } else if (this.#dirtyText.delete(key)) {
       this.#dirtyLive.set(key, value);
     } else {
-      this.#dirtyText.set(key, this.#entryText(key, value));
+      this.#dirtyText.set(key, this.#valueText(value));
     }
   }
 
-  /** One delta entry: `[key, stored form]`, or `[key, null]` for a deleted entry. */
-  #entryText(key: string, value: V | undefined): string {
-    return JSON.stringify([key, value === undefined ? null : this.codec.encode(value)]);
+  /** The stored form's JSON text. */
+  #valueText(value: V): string {
+    return JSON.stringify(this.codec.encode(value));
+  }
+
+  /**
+   * Applies a change read back from a changelog (the stored form's text, or null: deleted), as
+   * the commit that wrote it did; it is persisted with the next commit.
+   */
+  applyChange(key: string, text: string | null): void {
+    if (text === null) {
+      this.delete(key);
+      return;
+    }
+    this.#data.set(key, this.codec.decode(key, JSON.parse(text)));
+    this.#dirtyLive.delete(key);
+    this.#dirtyText.set(key, text);
+  }
+
+  /** Deletes every entry (persisted with the next commit), to rebuild the map from elsewhere. */
+  clear(): void {
+    for (const key of [...this.#data.keys()]) this.delete(key);
   }
 
   entries(): IterableIterator<[string, V]> {
     return this.#data.entries();
   }
 
-  /**
-   * The KV mutations that persist every change since the last call, plus the next step of a
-   * snapshot in progress. The caller commits them atomically with the offsets they reflect.
-   */
+  /** The KV mutations of `takeCommit`, for callers that need no changelog. */
   takeMutations(): Mutation[] {
+    return this.takeCommit().mutations;
+  }
+
+  /**
+   * Every change since the last call, as changelog entries (key, stored form's text or null for
+   * a deletion), and the KV mutations that persist them, plus the next step of a snapshot in
+   * progress. The caller commits them atomically with the offsets they reflect.
+   */
+  takeCommit(): { mutations: Mutation[]; changes: [string, string | null][] } {
     const out: Mutation[] = [];
-    const changes = this.#dirtyText.size + this.#dirtyLive.size;
-    if (changes > 0) {
-      const parts: string[] = [];
-      for (const entry of this.#dirtyText.values()) parts.push(entry);
-      for (const [k, v] of this.#dirtyLive) parts.push(this.#entryText(k, v));
+    const changes: [string, string | null][] = [];
+    for (const entry of this.#dirtyText) changes.push(entry);
+    for (const [k, v] of this.#dirtyLive) {
+      changes.push([k, v === undefined ? null : this.#valueText(v)]);
+    }
+    if (changes.length > 0) {
       this.#dirtyText = new Map();
       this.#dirtyLive = new Map();
+      const parts = changes.map(([k, v]) => `[${JSON.stringify(k)},${v ?? "null"}]`);
       const text = `[${parts.join(",")}]`;
-      this.#entryBytes = 0.8 * this.#entryBytes + 0.2 * (text.length / changes);
+      this.#entryBytes = 0.8 * this.#entryBytes + 0.2 * (text.length / changes.length);
       const seq = this.#nextSeq++;
       const key = [...this.prefix, "d", seq];
       const blob = blobMutations(key, text);
@@ -232,7 +260,7 @@ export class PersistentMap<V> {
     if (this.#garbage.length > 0) {
       out.push(...this.#garbage.splice(0, this.options.deletesPerCommit));
     }
-    return out;
+    return { mutations: out, changes };
   }
 
   /** Writes the next pages of a snapshot; the last step switches to it. */

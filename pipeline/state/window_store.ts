@@ -200,20 +200,16 @@ function windowId(key: string, start: number): string {
 /**
  * Windows are stored as [end - start, close - end, value]: the key and start are in the id, and
  * the two spans are short numbers where the times are 13 digits, so the changelog carries little
- * more than the aggregates. Entries written before this format (objects) are read as they are.
+ * more than the aggregates.
  */
 // deno-lint-ignore no-explicit-any
 export const windowCodec: ValueCodec<Stored<any>> = {
   encode: (s) => [s.e - s.s, s.c - s.e, s.v],
   decode(id, stored) {
-    if (!Array.isArray(stored)) return stored as Stored<unknown>;
-    // The first separator ends the start; ids written before this format used NUL.
     const bar = id.indexOf("|");
-    const nul = id.indexOf("\u0000");
-    const sep = bar < 0 ? nul : nul < 0 ? bar : Math.min(bar, nul);
-    const start = Number(id.slice(0, sep));
+    const start = Number(id.slice(0, bar));
     const [length, grace, v] = stored as [number, number, unknown];
-    return { k: id.slice(sep + 1), s: start, e: start + length, v, c: start + length + grace };
+    return { k: id.slice(bar + 1), s: start, e: start + length, v, c: start + length + grace };
   },
 };
 

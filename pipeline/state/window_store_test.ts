@@ -1,7 +1,7 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { PersistentMap } from "./persistent_map.ts";
 import { windowCodec, WindowStore } from "./window_store.ts";
-import { blobMutations, listBlobs } from "../kv/blob.ts";
+import { listBlobs } from "../kv/blob.ts";
 
 Deno.test("windows close once, at their latest close time, whatever moves and re-creations came before", async () => {
   const kv = await Deno.openKv(":memory:");
@@ -51,29 +51,5 @@ Deno.test("a reloaded window store closes the windows it was given; windows are 
   ]);
   assertEquals(reloaded.closeUpTo(1795685441526).map((w) => w.value), ["x"]);
   assertEquals(reloaded.fetch("k|1").map((w) => w.value), ["y"]);
-  kv.close();
-});
-
-Deno.test("windows stored in the earlier object form load and update as before", async () => {
-  const kv = await Deno.openKv(":memory:");
-  const old = JSON.stringify([["0\u0000k", { k: "k", s: 0, e: 10, v: 1, c: 15 }]]);
-  const op = kv.atomic();
-  for (const m of blobMutations(["w", "d", 0], old)) op.set(m.key, m.value!);
-  await op.commit();
-  const map = await PersistentMap.load(kv, ["w"], { codec: windowCodec });
-  const store = new WindowStore<number>("w", map);
-  assertEquals(store.valueAt("k", 0), 1);
-  store.put("k", 0, 10, 2, 15);
-  const [update] = map.takeMutations();
-  assertEquals(new TextDecoder().decode(update.value as Uint8Array), '[["0\\u0000k",[10,5,2]]]');
-  const commit = kv.atomic();
-  commit.set(update.key, update.value!);
-  await commit.commit();
-  const reloaded = new WindowStore<number>(
-    "w",
-    await PersistentMap.load(kv, ["w"], { codec: windowCodec }),
-  );
-  assertEquals(reloaded.get("k", 0), { key: "k", start: 0, end: 10, value: 2 });
-  assertEquals(store.closeUpTo(15).map((w) => [w.key, w.start, w.end, w.value]), [["k", 0, 10, 2]]);
   kv.close();
 });

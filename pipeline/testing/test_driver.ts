@@ -1,5 +1,5 @@
 import { KvCommitter } from "../kv/committer.ts";
-import { partitionForKey } from "../murmur2.ts";
+import { partitionForKey } from "../topics/partitioner.ts";
 import {
   buildGraph,
   type ConfiguredPlugin,
@@ -7,11 +7,11 @@ import {
   type PluginDefinition,
 } from "../plugin.ts";
 import type { Headers } from "../record.ts";
-import { PipelineRunner, type RunnerObserver } from "../runner.ts";
+import { PipelineRunner, type RunnerObserver } from "../runner/runner.ts";
 import type { KeyValueStore } from "../state/key_value_store.ts";
 import type { WindowEntry, WindowStore } from "../state/window_store.ts";
 import type { OnError } from "../task.ts";
-import { EmbeddedLog, type TopicSpec } from "../topics/embedded_log.ts";
+import { openTopics, type TopicLog, type TopicReader, type TopicSpec } from "../topics/mod.ts";
 import { StreamsBuilder } from "../topology/dsl.ts";
 import type { TopologyGraph } from "../topology/graph.ts";
 
@@ -76,37 +76,43 @@ export class TestClock {
 export class TestDriver {
   readonly #outputPositions = new Map<string, number[]>();
 
+  readonly #reader: TopicReader;
+
   private constructor(
     readonly kv: Deno.Kv,
-    readonly log: EmbeddedLog,
+    readonly log: TopicLog,
     readonly runner: PipelineRunner,
     readonly graph: TopologyGraph,
     readonly clock: TestClock,
-  ) {}
+  ) {
+    this.#reader = log.reader();
+  }
 
   static async create(options: TestDriverOptions): Promise<TestDriver> {
     const clock = new TestClock(options.startTime ?? 0);
     const kv = await Deno.openKv(options.kvPath ?? ":memory:");
     const committer = new KvCommitter(kv);
+    const applicationId = options.applicationId ?? "test";
     // Outputs are read synchronously: keep every record a test writes in memory.
-    const log = await EmbeddedLog.open(committer, clock.now, {
-      memoryRecords: 1_000_000,
+    const log = await openTopics({
+      type: "embedded",
+      memory: { records: 1_000_000, bytes: Infinity },
       outputMemoryRecords: 1_000_000,
-    });
+    }, { applicationId, committer, clock: clock.now });
     const plugins: ConfiguredPlugin[] = (options.plugins ?? []).map((p) => ({
       definition: p.plugin,
       name: p.plugin.name,
       options: p.plugin.options.parse(p.options ?? {}),
       onError: p.onError,
     }));
-    const graph = buildGraph(plugins);
+    const graph = buildGraph(plugins, applicationId);
     if (options.build) options.build(new StreamsBuilder(graph, "test"));
     const topics: Record<string, TopicSpec> = {};
     for (const [name, spec] of Object.entries(options.topics ?? {})) {
       topics[name] = typeof spec === "number" ? { partitions: spec } : spec;
     }
     const runner = new PipelineRunner(log, committer, graph, {
-      applicationId: options.applicationId ?? "test",
+      applicationId,
       commitIntervalMs: 100,
       maxBatchRecords: 1000,
       deadLetterTopic: "bss.dlq",
@@ -158,7 +164,7 @@ export class TestDriver {
     const positions = this.#outputPositions.get(topic) ?? Array(this.log.partitions(topic)).fill(0);
     const out: (OutputRecord<V> & { seq: number })[] = [];
     positions.forEach((from, p) => {
-      for (const r of this.log.read(topic, p, from, Number.MAX_SAFE_INTEGER)) {
+      for (const r of this.#reader.read(topic, p, from, Number.MAX_SAFE_INTEGER)) {
         out.push({
           key: r.key,
           value: (r.value === null ? null : JSON.parse(r.value)) as V,

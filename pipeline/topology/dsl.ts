@@ -370,10 +370,9 @@ export class KStream<K, V> {
   /** Sends records through an internal topic keyed by their current key. */
   repartition(name: string, partitionsLike?: readonly string[]): KStream<K, V> {
     const b = this.builder;
-    let topic = `${b.plugin}-${name}-repartition`;
-    for (let n = 2; b.graph.repartitions.has(topic); n++) {
-      topic = `${b.plugin}-${name}-${n}-repartition`;
-    }
+    const app = b.graph.applicationId;
+    let topic = `${app}-${name}-repartition`;
+    for (let n = 2; b.graph.repartitions.has(topic); n++) topic = `${app}-${name}-${n}-repartition`;
     b.graph.repartitions.set(topic, {
       topic,
       plugin: b.plugin,

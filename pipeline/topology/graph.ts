@@ -26,6 +26,9 @@ export class TopologyGraph {
   readonly sinks = new Map<string, Set<string>>();
   #names = new Map<string, number>();
 
+  /** `applicationId` prefixes the internal topics, as Kafka Streams names them. */
+  constructor(readonly applicationId: string) {}
+
   /** Adds a node under its parents (none for a source). */
   add<N extends ProcessorNode>(node: N, parents: readonly ProcessorNode[]): N {
     for (const p of parents) p.children.push(node);

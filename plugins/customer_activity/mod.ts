@@ -69,8 +69,6 @@ function addCounts(a: Record<string, number>, b: Record<string, number>): Record
 
 export default definePlugin({
   name: "customer_activity",
-  description:
-    "Activity counts and scores per 5-minute window, and 30-minute-gap sessions, per customer",
   options: Options,
   build(b, o) {
     const weight = (type: string) => o.scoreWeights[type] ?? o.defaultWeight;

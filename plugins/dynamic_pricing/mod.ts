@@ -30,7 +30,6 @@ interface Demand {
 
 export default definePlugin({
   name: "dynamic_pricing",
-  description: "Demand-based price recommendations per product per 15-minute window",
   options: Options,
   build(b, o) {
     b.stream(o.ordersTopic, { schema: events.OrderEvent, keyField: "orderId" })

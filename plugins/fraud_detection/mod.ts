@@ -25,7 +25,6 @@ const Options = z.strictObject({
 
 export default definePlugin({
   name: "fraud_detection",
-  description: "Rapid-payment and unusual-amount alerts with a 0-100 fraud score per customer",
   options: Options,
   build(b, o) {
     const rules: FraudRules = o;

@@ -27,7 +27,6 @@ interface RegionTrend {
 
 export default definePlugin({
   name: "order_enrichment",
-  description: "Orders joined with customer info; high-value orders; regional order trends",
   options: Options,
   build(b, o) {
     const customers = b.table(o.customersTopic, {

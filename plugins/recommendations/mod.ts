@@ -36,7 +36,6 @@ type Interest = { category: string; view: events.ProductViewEvent | null; time: 
 
 export default definePlugin({
   name: "recommendations",
-  description: "Top-category recommendations on every product view, and trending products per hour",
   options: Options,
   build(b, o) {
     const views = b.stream(o.viewsTopic, {

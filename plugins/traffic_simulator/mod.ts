@@ -35,7 +35,6 @@ const Options = z.strictObject({
 
 export default definePlugin({
   name: "traffic_simulator",
-  description: "Generates realistic BSS traffic into the input topics",
   options: Options,
   build() {
     // Produces only; no topology.

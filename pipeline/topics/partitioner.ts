@@ -1,6 +1,7 @@
 /**
- * Kafka's default partitioner hash (murmur2 with Kafka's seed), so a key lands on the same
- * partition here as it would in a Kafka topic with the same partition count.
+ * Partition choice, in one place: Kafka's default partitioner (murmur2 with Kafka's seed) for
+ * keyed records, so a key lands on the same partition in the embedded log as in a Kafka topic
+ * with the same partition count; round robin for records without a key.
  */
 const encoder = new TextEncoder();
 
@@ -57,4 +58,15 @@ export function partitionForKey(key: string, partitions: number): number {
     scratch[i] = c;
   }
   return (murmur2(scratch, written) & 0x7fffffff) % partitions;
+}
+
+/** Chooses partitions for records of one topic: by key, round robin without one. */
+export class Partitioner {
+  #next = 0;
+
+  constructor(readonly partitions: number) {}
+
+  partitionFor(key: string | null): number {
+    return key === null ? this.#next++ % this.partitions : partitionForKey(key, this.partitions);
+  }
 }

@@ -1,6 +1,6 @@
 import { deepStrictEqual as assertEquals, throws } from "node:assert/strict";
-import { KvCommitter } from "../kv/committer.ts";
-import { partitionForKey } from "../murmur2.ts";
+import { KvCommitter } from "../../kv/committer.ts";
+import { partitionForKey } from "../partitioner.ts";
 import { EmbeddedLog } from "./embedded_log.ts";
 
 async function withKvFile<T>(fn: (path: string) => Promise<T>): Promise<T> {
@@ -189,7 +189,7 @@ Deno.test("after every page is deleted, a reopened partition goes on from its en
   });
 });
 
-Deno.test("a reopened log reads only its page index; logs written before the index are indexed once", async () => {
+Deno.test("a reopened log reads only its page index, records come from KV when first needed", async () => {
   await withKvFile(async (path) => {
     let now = 1_000_000;
     const kv = await Deno.openKv(path);
@@ -203,31 +203,24 @@ Deno.test("a reopened log reads only its page index; logs written before the ind
       now += 60_000;
     }
     kv.close();
-    const reopen = async (kv: Deno.Kv) => {
-      const log = await EmbeddedLog.open(new KvCommitter(kv), () => now, { memoryRecords: 300 });
-      assertEquals([log.startOffset("t", 0), log.endOffset("t", 0)], [0, 1024]);
-      // Opening read the index only: every record is read from KV when first needed.
-      assertEquals([log.needsPrefetch("t", 0, 0), log.needsPrefetch("t", 0, 1023)], [true, true]);
-      await log.prefetch("t", 0, 1022, 5);
-      assertEquals(log.read("t", 0, 1022, 5).map((r) => r.value), ["1022", "1023"]);
-      await log.prefetch("t", 0, 0, 3);
-      assertEquals(log.read("t", 0, 0, 3).map((r) => r.value), ["0", "1", "2"]);
-      return log;
-    };
-    // As written before page indexes: no index entries and no format marker.
-    const old = await Deno.openKv(path);
-    for await (const e of old.list({ prefix: ["logpage"] })) await old.delete(e.key);
-    for await (const e of old.list({ prefix: ["logformat"] })) await old.delete(e.key);
-    await reopen(old);
-    assertEquals((await Array.fromAsync(old.list({ prefix: ["logpage"] }))).length, 4);
-    old.close();
     const kv2 = await Deno.openKv(path);
-    const indexed = await reopen(kv2);
+    const reopened = await EmbeddedLog.open(new KvCommitter(kv2), () => now, {
+      memoryRecords: 300,
+    });
+    assertEquals([reopened.startOffset("t", 0), reopened.endOffset("t", 0)], [0, 1024]);
+    assertEquals([reopened.needsPrefetch("t", 0, 0), reopened.needsPrefetch("t", 0, 1023)], [
+      true,
+      true,
+    ]);
+    await reopened.prefetch("t", 0, 1022, 5);
+    assertEquals(reopened.read("t", 0, 1022, 5).map((r) => r.value), ["1022", "1023"]);
+    await reopened.prefetch("t", 0, 0, 3);
+    assertEquals(reopened.read("t", 0, 0, 3).map((r) => r.value), ["0", "1", "2"]);
     // The index keeps each page's newest timestamp for time retention.
-    indexed.ensureTopic("t", { partitions: 1, retention: { ms: 150_000 } });
-    await indexed.append("t", [{ key: null, value: "late" }]);
-    assertEquals(indexed.startOffset("t", 0), 512);
-    await indexed.append("t", []); // commits the deletes
+    reopened.ensureTopic("t", { partitions: 1, retention: { ms: 150_000 } });
+    await reopened.append("t", [{ key: null, value: "late" }]);
+    assertEquals(reopened.startOffset("t", 0), 512);
+    await reopened.append("t", []); // commits the deletes
     assertEquals((await Array.fromAsync(kv2.list({ prefix: ["logpage"] }))).length, 3);
     kv2.close();
   });

@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { murmur2, partitionForKey } from "./murmur2.ts";
+import { murmur2, partitionForKey } from "./partitioner.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 

@@ -1,0 +1,538 @@
+import type { KvCommitter } from "../kv/committer.ts";
+import type { Mutation } from "../kv/blob.ts";
+import type { StreamTask } from "../task.ts";
+import type { OnError } from "../task.ts";
+import {
+  type BatchCommit,
+  type FetchRequest,
+  type StoreChanges,
+  type TaskCommit,
+  type TopicLog,
+  type TopicReader,
+  type TopicSpec,
+  TopicsUnavailableError,
+} from "../topics/topic_log.ts";
+import type { TopologyGraph } from "../topology/graph.ts";
+import type { Subtopology } from "../topology/subtopologies.ts";
+import { Batch } from "./batch.ts";
+import { type Repartition, repartitions } from "./handoff.ts";
+import { taskInputs } from "./input_merge.ts";
+import { loadTasks, statePrefix, taskRef } from "./task_loader.ts";
+import { prepareTopics } from "./topic_setup.ts";
+
+/** What the runner reports as it works; the metrics module implements it. */
+export interface RunnerObserver {
+  batch?(info: BatchInfo): void;
+}
+
+/** One committed batch, for metrics. */
+export interface BatchInfo {
+  readonly recordsIn: ReadonlyMap<string, number>;
+  readonly recordsOut: ReadonlyMap<string, number>;
+  readonly deadLetters: ReadonlyMap<string, number>;
+  readonly late: ReadonlyMap<string, number>;
+  /** Wall-clock ms spent processing (not committing). */
+  readonly processingMs: number;
+  /** Wall-clock ms from each input record's append (in this process) to this commit. */
+  readonly latenciesMs: readonly number[];
+}
+
+export interface RunnerOptions {
+  readonly applicationId: string;
+  /** Upper bound on how long a batch keeps processing before it commits. */
+  readonly commitIntervalMs: number;
+  /** Most records one batch reads from one task's input partition. */
+  readonly maxBatchRecords: number;
+  /** About the most bytes of input one batch reads per task and topic (default 4 MiB). */
+  readonly maxBatchBytes?: number;
+  readonly deadLetterTopic: string;
+  readonly lateTopic: string;
+  /** Partition count of topics not listed in `topics`. */
+  readonly defaultPartitions: number;
+  readonly topics: Readonly<Record<string, TopicSpec>>;
+  readonly clock: () => number;
+  readonly observer?: RunnerObserver;
+  /**
+   * Hand re-keyed records straight to the task that reads them, within the batch that made
+   * them, where the topic log allows it (default true). Off, they are read back from the
+   * repartition topic by a later batch.
+   */
+  readonly handoff?: boolean;
+  /** Each plugin's `onError` (default "dlq"). */
+  readonly onError?: ReadonlyMap<string, OnError>;
+  /** Accepted event times (default: from 1970 on, no bound ahead of the clock). */
+  readonly eventTime?: { readonly min: number; readonly maxAheadMs: number | null };
+}
+
+export type RunnerState =
+  | "CREATED"
+  | "STARTING"
+  | "RUNNING"
+  | "RECOVERING"
+  | "STOPPING"
+  | "STOPPED"
+  | "ERROR";
+
+/**
+ * Runs the graph over a topic log: one task per input partition of each sub-topology. Each
+ * batch is source → operators → state cache → one commit holding the outputs, the changed
+ * state and the input offsets together, so a restart neither loses nor repeats work.
+ */
+export class PipelineRunner {
+  #tasks: StreamTask[] = [];
+  #subs: Subtopology[] = [];
+  #state: RunnerState = "CREATED";
+  #loop: Promise<void> | null = null;
+  /** Ends the current wait (a backoff, or waiting for input) early. */
+  #wake: (() => void) | null = null;
+  /** Settles once the runner runs (or has given up starting). */
+  #ready: Promise<void> | null = null;
+  #error: Error | null = null;
+  /** Why the runner is waiting for its topics, while STARTING or RECOVERING. */
+  #problem: string | null = null;
+  #reader: TopicReader;
+  /** The latest queued commit. */
+  #inflight: Promise<void> = Promise.resolve();
+  /** Queued commits not yet awaited, oldest first. */
+  #pending: Promise<void>[] = [];
+  /** A failed commit: nothing may be committed after it until the runner reloads. */
+  #failure: Error | null = null;
+  /** Inputs of the next batch being loaded while the current commits run. */
+  #readAhead: Promise<void> | null = null;
+  /** Per repartition topic: its readers and next offsets (commits in flight included). */
+  #repartitions = new Map<string, Repartition>();
+
+  constructor(
+    readonly log: TopicLog,
+    readonly committer: KvCommitter,
+    readonly graph: TopologyGraph,
+    readonly options: RunnerOptions,
+  ) {
+    this.#reader = log.reader();
+  }
+
+  get #maxBatchBytes(): number {
+    return this.options.maxBatchBytes ?? 4 * 1024 * 1024;
+  }
+
+  get state(): RunnerState {
+    return this.#state;
+  }
+
+  get error(): Error | null {
+    return this.#error;
+  }
+
+  /** Why the runner waits for its topics (STARTING, RECOVERING), or null. */
+  get problem(): string | null {
+    return this.#problem;
+  }
+
+  get subtopologies(): readonly Subtopology[] {
+    return this.#subs;
+  }
+
+  get tasks(): readonly StreamTask[] {
+    return this.#tasks;
+  }
+
+  /** Prepares topics and loads tasks as of the last commit; call before `runOnce` or `start`. */
+  async init(): Promise<void> {
+    await this.#inflight;
+    await this.#readAhead;
+    this.#failure = null;
+    this.#pending = [];
+    await this.committer.serialize(() => this.committer.recover());
+    const o = this.options;
+    this.#subs = await prepareTopics(this.log, this.graph, o);
+    this.#tasks = await loadTasks(this.#subs, this.graph, this.log, this.committer.kv, {
+      applicationId: o.applicationId,
+      deadLetterTopic: o.deadLetterTopic,
+      lateTopic: o.lateTopic,
+      onError: o.onError,
+      eventTime: {
+        min: o.eventTime?.min ?? 0,
+        maxAheadMs: o.eventTime?.maxAheadMs ?? null,
+        now: o.clock,
+      },
+    });
+    this.#repartitions = repartitions(this.graph.repartitions.keys(), this.#tasks, this.log);
+    this.#reader = this.log.reader();
+    if (this.#state === "CREATED" || this.#state === "ERROR") this.#state = "STOPPED";
+  }
+
+  /**
+   * Processes one batch from every task that has input and queues its commit. Commits run in
+   * order while the next batch is processed; at most COMMITS_IN_FLIGHT more wait. Returns the
+   * number of input records processed: 0 only once every earlier commit has landed and no task
+   * has input.
+   */
+  async runOnce(): Promise<number> {
+    if (this.#failure) throw this.#failure;
+    await this.#readAhead;
+    await this.#fetchInputs();
+    const processed = this.#processOrFail();
+    // Load the next batch's inputs while this batch's commit runs. A failure is left for the
+    // next runOnce's own fetch to meet and report.
+    this.#readAhead = processed > 0 ? this.#fetchInputs().catch(() => {}) : null;
+    // With nothing to do, wait for every commit, since they may publish records this runner
+    // reads (repartitions).
+    while (this.#pending.length > COMMITS_IN_FLIGHT) await this.#pending.shift();
+    if (this.#failure) throw this.#failure;
+    if (processed > 0) return processed;
+    await this.#inflight;
+    this.#pending = [];
+    if (this.#failure) throw this.#failure;
+    await this.#fetchInputs();
+    return this.#processOrFail();
+  }
+
+  /** What every task reads next, as fetch requests. */
+  #fetchRequests(): FetchRequest[] {
+    const requests: FetchRequest[] = [];
+    for (const task of this.#tasks) {
+      for (const [topic, offset] of task.offsets) {
+        // All of a batch's records, not just the first page: tasks reading several topics
+        // merge them by time, and a short read would change that order.
+        requests.push({
+          topic,
+          partition: task.partition,
+          offset,
+          max: this.options.maxBatchRecords,
+          maxBytes: this.#maxBatchBytes,
+        });
+      }
+    }
+    return requests;
+  }
+
+  #fetchInputs(maxWaitMs = 0): Promise<void> {
+    return this.#reader.fetch(this.#fetchRequests(), maxWaitMs);
+  }
+
+  /**
+   * A batch whose processing threw (a plugin with `onError: "stop"`) is never committed, and
+   * nothing after it is: in-memory state is ahead of the last commit until the runner reloads.
+   */
+  #processOrFail(): number {
+    try {
+      return this.#processBatch();
+    } catch (e) {
+      this.#failure = e as Error;
+      this.#error = e as Error;
+      this.#state = "ERROR";
+      throw e;
+    }
+  }
+
+  /** Processes one batch synchronously and queues its commit; returns the records processed. */
+  #processBatch(): number {
+    const o = this.options;
+    const started = performance.now();
+    const deadline = started + o.commitIntervalMs;
+    const handoff = o.handoff !== false && this.log.handsOffInternally;
+    for (const r of this.#repartitions.values()) r.beginBatch(handoff);
+    const batch = new Batch(this.#repartitions);
+    const advanced = new Set<StreamTask>();
+    const appendedAt: number[] = [];
+    let processed = 0;
+    for (const task of this.#tasks) {
+      task.output = batch.outputFor(task);
+      let full = false;
+      for (
+        const { log, record } of taskInputs(
+          task,
+          this.#reader,
+          o.maxBatchRecords,
+          this.#maxBatchBytes,
+        )
+      ) {
+        advanced.add(task);
+        task.process(log, record);
+        task.offsets.set(log.topic, log.offset + 1);
+        batch.countIn(log.topic);
+        if (log.appendedAt !== undefined) appendedAt.push(log.appendedAt);
+        processed++;
+        // Keep the commit within one atomic KV write, and the batch within the commit interval.
+        // Records read but not processed are read again by the next batch.
+        if (
+          batch.bytes + batch.handoffBytes > BATCH_BYTES ||
+          ((processed & 63) === 0 &&
+            (performance.now() > deadline ||
+              batch.bytes + batch.handoffBytes + this.#dirtyBytes() > BATCH_BYTES))
+        ) {
+          full = true;
+          break;
+        }
+      }
+      if (full) {
+        // Tasks left out of this batch are first in line in the next one.
+        this.#tasks.push(...this.#tasks.splice(0, this.#tasks.indexOf(task) + 1));
+        break;
+      }
+    }
+    // Re-keyed records go to their readers now, including those re-keyed again on the way.
+    for (let i = 0; i < batch.handoffs.length; i++) {
+      const log = batch.handoffs[i];
+      const r = this.#repartitions.get(log.topic)!;
+      const task = r.readers[log.partition];
+      advanced.add(task);
+      task.output = batch.outputFor(task);
+      batch.handoffBytes -= r.cost;
+      const before = batch.bytes + batch.handoffBytes;
+      task.process(log, task.decode(log));
+      // What such a record makes its reader write (outputs, and estimates for records it
+      // hands on), for the budget of the batches that hand it off.
+      r.observe(batch.bytes + batch.handoffBytes - before + HANDOFF_STATE_BYTES);
+      task.offsets.set(log.topic, log.offset + 1);
+      batch.countIn(log.topic);
+      processed++;
+    }
+    if (processed === 0) return 0;
+    const processingMs = performance.now() - started;
+    // Everything the commit holds is captured now, before the next batch changes it.
+    const commit = this.#batchCommit(batch, advanced);
+    this.#inflight = this.#commit(commit).then(() => {
+      if (this.#failure) return;
+      const committedAt = o.clock();
+      o.observer?.batch?.({
+        recordsIn: batch.recordsIn,
+        recordsOut: batch.recordsOut,
+        deadLetters: batch.deadLetters,
+        late: batch.lateCounts,
+        processingMs,
+        latenciesMs: appendedAt.map((t) => Math.max(0, committedAt - t)),
+      });
+    });
+    this.#pending.push(this.#inflight);
+    return processed;
+  }
+
+  /** Estimated bytes the next commit writes for state (changes and snapshot steps). */
+  #dirtyBytes(): number {
+    let bytes = 0;
+    for (const task of this.#tasks) {
+      for (const store of task.stores.values()) bytes += store.map.dirtyBytes;
+    }
+    return bytes;
+  }
+
+  /** A batch's outputs, offsets, stream times and changed state, as one commit. */
+  #batchCommit(batch: Batch, advanced: ReadonlySet<StreamTask>): BatchCommit {
+    const state: Mutation[] = [];
+    const changes = new Map<StreamTask, StoreChanges[]>();
+    for (const task of this.#tasks) {
+      const list: StoreChanges[] = [];
+      for (const [name, store] of task.stores) {
+        const c = store.map.takeCommit();
+        for (const m of c.mutations) state.push(m);
+        if (c.changes.length > 0) {
+          list.push({ store: name, partition: task.partition, entries: c.changes });
+        }
+      }
+      changes.set(task, list);
+    }
+    const tasks: TaskCommit[] = [];
+    for (const task of this.#tasks) {
+      const own = changes.get(task)!;
+      if (!advanced.has(task) && own.length === 0) continue;
+      tasks.push({
+        task: taskRef(task),
+        outputs: batch.tasks.get(task)?.appends ?? new Map(),
+        offsets: new Map(task.offsets),
+        streamTime: task.streamTime,
+        changes: own,
+      });
+    }
+    const consumed = [...advanced].flatMap((t) =>
+      [...t.offsets].filter(([topic]) => this.graph.repartitions.has(topic))
+        .map(([topic, offset]) => ({ topic, partition: t.partition, offset }))
+    );
+    return { tasks, state, handedOff: batch.handedOff, consumed, appends: batch.appends };
+  }
+
+  /**
+   * Commits a batch, in batch order. After a failure nothing later is committed: in-memory state
+   * is ahead of the last commit, so the runner reloads from it (at once, when the topics are
+   * unavailable for a while; on the next start, otherwise).
+   */
+  #commit(commit: BatchCommit): Promise<void> {
+    const run = this.#inflight.then(async () => {
+      if (this.#failure) return;
+      try {
+        await this.log.commit(commit);
+      } catch (e) {
+        this.#failure = e as Error;
+        if (e instanceof TopicsUnavailableError) return;
+        this.#error = e as Error;
+        this.#state = "ERROR";
+      }
+    });
+    return run;
+  }
+
+  /** Processes until every task is caught up, including records produced along the way. */
+  async runUntilIdle(maxBatches = 100_000): Promise<number> {
+    let total = 0;
+    for (let i = 0; i < maxBatches; i++) {
+      const n = await this.runOnce();
+      if (n === 0) return total;
+      total += n;
+    }
+    throw new Error(`runUntilIdle: still busy after ${maxBatches} batches`);
+  }
+
+  /**
+   * Starts processing in the background once the topics are ready, and resolves then. While
+   * they cannot be reached it stays STARTING (with the reason in `problem`) and retries with
+   * backoff; an error that retrying cannot fix (a topic with the wrong partition count) rejects.
+   */
+  start(): Promise<void> {
+    if (["STARTING", "RUNNING", "RECOVERING"].includes(this.#state)) {
+      return this.#ready ?? Promise.resolve();
+    }
+    const needsInit = this.#state === "ERROR" || this.#tasks.length === 0;
+    this.#state = "STARTING";
+    this.#error = null;
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    this.#ready = promise;
+    this.#loop = (async () => {
+      try {
+        if (needsInit && !(await this.#initWithRetries("STARTING"))) return resolve();
+      } catch (e) {
+        return reject(e);
+      }
+      if (this.#state !== "STARTING") return resolve();
+      this.#state = "RUNNING";
+      resolve();
+      await this.#run();
+    })();
+    return promise;
+  }
+
+  /** `init`, retried with backoff while the topics are unavailable; false once stopping. */
+  async #initWithRetries(state: "STARTING" | "RECOVERING"): Promise<boolean> {
+    for (let attempt = 0;; attempt++) {
+      try {
+        await this.init();
+        this.#problem = null;
+        return this.#state === state;
+      } catch (e) {
+        if (!(e instanceof TopicsUnavailableError)) {
+          this.#state = "ERROR";
+          this.#error = e as Error;
+          this.#problem = null;
+          throw e;
+        }
+        const wait = Math.min(30_000, 500 * 2 ** attempt);
+        this.#problem = `${e.message}; retrying in ${Math.round(wait / 100) / 10} s`;
+        console.error(`pipeline ${state.toLowerCase()}: ${this.#problem}`);
+        await this.#pause(wait);
+        if (this.#state !== state) return false;
+      }
+    }
+  }
+
+  /** Waits `ms`, or until `#wake` (stop) ends the wait. */
+  #pause(ms: number): Promise<void> {
+    const wait = new AbortController();
+    this.#wake = () => wait.abort();
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      wait.signal.addEventListener("abort", done);
+    });
+  }
+
+  async #run(): Promise<void> {
+    while (this.#state === "RUNNING") {
+      let n = 0;
+      try {
+        n = await this.runOnce();
+        // Nothing to do: wait for input (a long poll on Kafka, the next append on the embedded
+        // log), or until stop ends the wait.
+        if (n === 0 && this.#state === "RUNNING") {
+          const wait = new AbortController();
+          this.#wake = () => wait.abort();
+          await this.#reader.fetch(this.#fetchRequests(), 1000, wait.signal);
+        }
+      } catch (e) {
+        if (e instanceof TopicsUnavailableError) {
+          if (!(await this.#recover(e))) break;
+          continue;
+        }
+        console.error(`pipeline stopped: ${(e as Error).message}`);
+        this.#state = "ERROR";
+        this.#error = e as Error;
+        break;
+      }
+    }
+  }
+
+  /** Reloads from the last commit once the topics can be used again; false when stopping. */
+  async #recover(e: Error): Promise<boolean> {
+    this.#state = "RECOVERING";
+    this.#problem = e.message;
+    console.error(`pipeline recovering: ${e.message}`);
+    try {
+      if (!(await this.#initWithRetries("RECOVERING"))) return false;
+    } catch (fatal) {
+      console.error(`pipeline stopped: ${(fatal as Error).message}`);
+      return false;
+    }
+    this.#state = "RUNNING";
+    return true;
+  }
+
+  /** Stops after the batch in progress has committed. */
+  async stop(): Promise<void> {
+    if (this.#state !== "RUNNING" && this.#state !== "STARTING" && this.#state !== "RECOVERING") {
+      return;
+    }
+    this.#state = "STOPPING";
+    this.#wake?.();
+    await this.#loop;
+    await this.#inflight;
+    await this.#readAhead;
+    if (this.#state === "STOPPING") this.#state = "STOPPED";
+  }
+
+  /**
+   * Deletes every store and committed offset of this application, and the records of its
+   * internal topics (as Kafka Streams' reset does), never other topics' records.
+   */
+  async cleanup(): Promise<void> {
+    if (this.#state === "RUNNING" || this.#state === "STOPPING" || this.#state === "STARTING") {
+      throw new Error("Cannot clean up while the pipeline is running: stop it first");
+    }
+    const kv = this.committer.kv;
+    await this.committer.serialize(async () => {
+      const keys: Mutation[] = [];
+      for await (const e of kv.list({ prefix: statePrefix(this.options.applicationId) })) {
+        keys.push({ key: e.key, value: null });
+      }
+      await this.committer.write(keys);
+    });
+    await this.log.reset([...this.graph.repartitions.keys()]);
+    this.#tasks = [];
+    await this.init();
+  }
+}
+
+/**
+ * Commits that may be queued while the next batch is processed: they absorb slow commits (such
+ * as SQLite checkpoints) without stalling processing.
+ */
+const COMMITS_IN_FLIGHT = 3;
+
+/**
+ * Estimated bytes (outputs and changed state) after which a batch commits, so that the commit
+ * usually fits one atomic KV write (800 KiB) and only outliers need the write-ahead log.
+ */
+const BATCH_BYTES = 550 * 1024;
+
+/** Estimated state bytes a handed-off record changes in its reader's stores. */
+const HANDOFF_STATE_BYTES = 150;

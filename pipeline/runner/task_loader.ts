@@ -1,0 +1,88 @@
+import { KeyValueStore } from "../state/key_value_store.ts";
+import { PersistentMap } from "../state/persistent_map.ts";
+import { windowCodec, WindowStore } from "../state/window_store.ts";
+import { type AnyStore, type EventTimeBounds, type OnError, StreamTask } from "../task.ts";
+import type { TaskRef, TopicLog } from "../topics/topic_log.ts";
+import type { TopologyGraph } from "../topology/graph.ts";
+import type { Subtopology } from "../topology/subtopologies.ts";
+
+/** What tasks are made with. */
+export interface TaskLoadOptions {
+  readonly applicationId: string;
+  readonly deadLetterTopic: string;
+  readonly lateTopic: string;
+  readonly onError?: ReadonlyMap<string, OnError>;
+  readonly eventTime: EventTimeBounds;
+}
+
+/** A task's identity as the topic log sees it. */
+export function taskRef(task: StreamTask): TaskRef {
+  return { id: task.id, partition: task.partition, topics: task.sub.topics };
+}
+
+/** Where an application's local state lives in Deno KV. */
+export function statePrefix(applicationId: string): Deno.KvKey {
+  return ["st", applicationId];
+}
+
+/** Where a store partition's local state lives in Deno KV. */
+export function storePrefix(applicationId: string, store: string, partition: number): Deno.KvKey {
+  return [...statePrefix(applicationId), store, partition];
+}
+
+/**
+ * One task per partition of each sub-topology, as of the last commit: stores loaded from local
+ * state and brought up to date by the topic log, offsets and stream time as committed.
+ */
+export async function loadTasks(
+  subs: readonly Subtopology[],
+  graph: TopologyGraph,
+  log: TopicLog,
+  kv: Deno.Kv,
+  o: TaskLoadOptions,
+): Promise<StreamTask[]> {
+  const internal = new Set(graph.repartitions.keys());
+  const refs = subs.flatMap((sub) =>
+    Array.from({ length: log.partitions(sub.topics[0]) }, (_, p): TaskRef => ({
+      id: `${sub.id}_${p}`,
+      partition: p,
+      topics: sub.topics,
+    }))
+  );
+  const positions = await log.positions(refs);
+  const tasks: StreamTask[] = [];
+  for (const sub of subs) {
+    for (let p = 0; p < log.partitions(sub.topics[0]); p++) {
+      const stores = new Map<string, AnyStore>();
+      for (const name of sub.stores) {
+        const kind = graph.stores.get(name)!.kind;
+        const map = await PersistentMap.load(kv, storePrefix(o.applicationId, name, p), {
+          codec: kind === "window" ? windowCodec : undefined,
+        });
+        await log.restore(name, p, map);
+        stores.set(
+          name,
+          kind === "kv" ? new KeyValueStore(name, map) : new WindowStore(name, map as never),
+        );
+      }
+      const at = positions.get(`${sub.id}_${p}`);
+      const offsets = new Map<string, number>();
+      for (const topic of sub.topics) {
+        offsets.set(topic, at?.offsets.get(topic) ?? log.startOffset(topic, p));
+      }
+      const task = new StreamTask(
+        sub,
+        p,
+        stores,
+        offsets,
+        { deadLetter: o.deadLetterTopic, late: o.lateTopic },
+        internal,
+        o.onError,
+        o.eventTime,
+      );
+      if (at?.streamTime !== null && at?.streamTime !== undefined) task.streamTime = at.streamTime;
+      tasks.push(task);
+    }
+  }
+  return tasks;
+}

@@ -1,0 +1,408 @@
+import { blobDeletes, blobMutations, listBlobs, type Mutation, sameKey } from "../../kv/blob.ts";
+import type { KvCommitter } from "../../kv/committer.ts";
+import { type LogRecord, type NewRecord, serializedValue } from "../../record.ts";
+import { Partitioner } from "../partitioner.ts";
+import { type RecordPosition, type TopicSpec, UnknownTopicError } from "../topic_log.ts";
+import {
+  decodePage,
+  decodePageIndexEntry,
+  encodePage,
+  NO_HEADERS,
+  type Page,
+  pageIndexEntry,
+  pageIndexKey,
+  pageKey,
+  pageOf,
+  splitIntoPages,
+} from "./page_codec.ts";
+import { type MemoryBounds, PartitionLog } from "./partition_log.ts";
+
+/** Default retention: one million records per partition. */
+export const DEFAULT_RETENTION_RECORDS = 1_000_000;
+/** Default number of a partition's newest records kept in memory. */
+export const DEFAULT_MEMORY_RECORDS = 20_000;
+/** Default bytes of a partition's records kept in memory: large records are not held 20 000 deep. */
+export const DEFAULT_MEMORY_BYTES = 8 * 1024 * 1024;
+
+/** Options of `EmbeddedLog.open`. */
+export interface EmbeddedLogOptions {
+  /**
+   * A partition's newest records kept in memory (whole pages); older ones are read back from KV
+   * by `prefetch`, and at most as many of those are cached per partition.
+   */
+  readonly memoryRecords?: number;
+  /** The same bound in bytes of record text (default 8 MiB); whichever is reached first holds. */
+  readonly memoryBytes?: number;
+  /**
+   * The same for topics marked output-only (`markOutputOnly`: no task of this process reads
+   * them); default 0, as their readers are consumers over HTTP or Kafka, served from KV.
+   */
+  readonly outputMemoryRecords?: number;
+}
+
+interface TopicLog {
+  spec: TopicSpec;
+  /** Bounds of each partition's in-memory records and cache of loaded pages. */
+  memory: MemoryBounds;
+  partitions: PartitionLog[];
+  partitioner: Partitioner;
+  persisted: boolean;
+}
+
+/**
+ * The embedded topic log: Kafka-like topics with partitions and offsets, durable in Deno KV.
+ *
+ * Records are kept in memory for reads and in KV as pages of many records each (one KV value
+ * per record would cap throughput). Appends are staged into a caller's commit so output
+ * records land atomically with the state and input offsets they came from.
+ */
+export class EmbeddedLog {
+  readonly #topics = new Map<string, TopicLog>();
+  readonly #listeners = new Set<() => void>();
+  #pendingMutations: Mutation[] = [];
+  #seq = 0;
+  readonly #memory: MemoryBounds;
+  readonly #outputMemory: MemoryBounds;
+
+  private constructor(
+    readonly committer: KvCommitter,
+    readonly now: () => number,
+    options: EmbeddedLogOptions,
+  ) {
+    this.#memory = {
+      records: options.memoryRecords ?? DEFAULT_MEMORY_RECORDS,
+      bytes: options.memoryBytes ?? DEFAULT_MEMORY_BYTES,
+    };
+    this.#outputMemory = { ...this.#memory, records: options.outputMemoryRecords ?? 0 };
+  }
+
+  /** Opens the log: the topics and their page index; records are read from KV on demand. */
+  static async open(
+    committer: KvCommitter,
+    now: () => number = Date.now,
+    options: EmbeddedLogOptions = {},
+  ): Promise<EmbeddedLog> {
+    const log = new EmbeddedLog(committer, now, options);
+    const kv = committer.kv;
+    for await (const e of kv.list<number>({ prefix: ["topic"] })) {
+      const topic = log.#newTopic({ partitions: e.value }, true);
+      log.#topics.set(e.key[1] as string, topic);
+    }
+    for (const [name, topic] of log.#topics) {
+      for (let p = 0; p < topic.partitions.length; p++) {
+        // With every page deleted, offsets go on from where the partition ended.
+        const end = (await kv.get<number>(["logend", name, p])).value ?? 0;
+        const pages: Page[] = [];
+        for await (const e of kv.list<string>({ prefix: pageIndexKey(name, p) })) {
+          pages.push(decodePageIndexEntry(e.key[3] as number, e.value));
+        }
+        topic.partitions[p].reopen(end, pages);
+      }
+    }
+    return log;
+  }
+
+  /**
+   * Declares a topic. An existing topic keeps its records; asking for a different partition
+   * count is an error, since keys would no longer map to the partitions that hold them.
+   */
+  ensureTopic(name: string, spec: TopicSpec): void {
+    const existing = this.#topics.get(name);
+    if (!existing) {
+      this.#topics.set(name, this.#newTopic(spec, false));
+      return;
+    }
+    if (existing.partitions.length !== spec.partitions) {
+      throw new Error(
+        `Cannot use topic '${name}' with ${spec.partitions} partitions: it already exists with ${existing.partitions.length}. ` +
+          `Keep its partition count, or clean up the state directory to start over.`,
+      );
+    }
+    existing.spec = { ...spec };
+  }
+
+  /**
+   * Keeps only `outputMemoryRecords` of the topic's records in memory, beyond the newest
+   * commit's: for topics no task of this process reads. Their records then die young instead of
+   * filling the old generation, and readers get older ones from KV through `prefetch`.
+   */
+  markOutputOnly(name: string): void {
+    const topic = this.#topic(name);
+    topic.memory = this.#outputMemory;
+    for (const p of topic.partitions) p.trimMemory(topic.memory);
+  }
+
+  hasTopic(name: string): boolean {
+    return this.#topics.has(name);
+  }
+
+  topicNames(): string[] {
+    return [...this.#topics.keys()].sort();
+  }
+
+  partitions(topic: string): number {
+    return this.#topic(topic).partitions.length;
+  }
+
+  /** The offset the next record appended to this partition gets. */
+  endOffset(topic: string, partition: number): number {
+    return this.#topic(topic).partitions[partition].end;
+  }
+
+  /** The oldest offset still kept. */
+  startOffset(topic: string, partition: number): number {
+    return this.#topic(topic).partitions[partition].start;
+  }
+
+  /**
+   * Up to `max` records from `offset` on (an offset below the start reads from the start), and
+   * no more than about `maxBytes` of record text (at least one record). Records older than the
+   * in-memory tail are returned only once `prefetch` has loaded them: call `needsPrefetch` first
+   * when reading far behind the end.
+   */
+  read(
+    topic: string,
+    partition: number,
+    offset: number,
+    max: number,
+    maxBytes = Infinity,
+  ): LogRecord[] {
+    return this.#topic(topic).partitions[partition].read(offset, max, maxBytes);
+  }
+
+  /** Whether `read(topic, partition, offset, max, maxBytes)` needs records first loaded from KV. */
+  needsPrefetch(
+    topic: string,
+    partition: number,
+    offset: number,
+    max = 1,
+    maxBytes = Infinity,
+  ): boolean {
+    const p = this.#topic(topic).partitions[partition];
+    // Every page the read would touch, so that a read returns all it may or up to the end.
+    return p.pagesToRead(offset, max, maxBytes).some((page) => !p.loaded.has(page.base));
+  }
+
+  /** Loads from KV the pages the same `read` needs that are not in memory. */
+  async prefetch(
+    topic: string,
+    partition: number,
+    offset: number,
+    max: number,
+    maxBytes = Infinity,
+  ): Promise<void> {
+    const t = this.#topic(topic);
+    const p = t.partitions[partition];
+    const needed = p.pagesToRead(offset, max, maxBytes);
+    const missing = needed.filter((page) => !p.loaded.has(page.base));
+    if (missing.length > 0) {
+      // One range read for every missing page.
+      const range = {
+        start: pageKey(topic, partition, missing[0].base),
+        end: pageKey(topic, partition, missing[missing.length - 1].base + 1),
+      };
+      const wanted = new Map(missing.map((page) => [page.base, page]));
+      for await (const blob of listBlobs(this.committer.kv, range)) {
+        const page = wanted.get(blob.key[3] as number);
+        // A page deleted by retention meanwhile is simply not cached.
+        if (!page || !p.has(page)) continue;
+        p.loaded.set(page.base, decodePage(blob.text, topic, partition, page.base));
+      }
+    }
+    p.boundCache(t.memory, new Set(needed.map((page) => page.base)));
+  }
+
+  /** Appends records durably: resolves once they are committed to KV. */
+  append(topic: string, records: readonly NewRecord[]): Promise<RecordPosition[]> {
+    return this.committer.serialize(async () => {
+      const staged = this.stage(new Map([[topic, records]]));
+      await this.committer.write(staged.mutations);
+      return staged.publish().get(topic) ?? [];
+    });
+  }
+
+  /**
+   * Assigns partitions and offsets to records and returns the KV mutations that store them,
+   * plus `publish` to make them readable once those mutations are committed. Must run inside
+   * the committer's `serialize`, so offsets are assigned and published in commit order.
+   *
+   * Records of `consumed` topics are read in the same commit that appends them (re-keyed records
+   * handed straight to their reader): where their partition holds no other record, only its end
+   * offset moves and nothing is stored; elsewhere they are stored as usual and truncated later.
+   */
+  stage(
+    appends: ReadonlyMap<string, readonly NewRecord[]>,
+    consumed: ReadonlySet<string> = new Set(),
+  ): {
+    mutations: Mutation[];
+    publish: () => Map<string, RecordPosition[]>;
+  } {
+    const mutations = this.#pendingMutations;
+    this.#pendingMutations = [];
+    const staged: {
+      topic: string;
+      records: LogRecord[][];
+      pages: Page[][];
+      positions: RecordPosition[];
+      /** Per partition, records passed over without being stored (consumed topics). */
+      skipped: number[];
+    }[] = [];
+    const now = this.now();
+    for (const [name, all] of appends) {
+      if (all.length === 0) continue;
+      let records = all;
+      const topic = this.#topic(name);
+      if (!topic.persisted) {
+        mutations.push({ key: ["topic", name], value: topic.partitions.length });
+      }
+      const skipped = topic.partitions.map(() => 0);
+      const positions: RecordPosition[] = [];
+      if (consumed.has(name)) {
+        const empty = topic.partitions.map((p) => p.pages.length === 0);
+        const kept: NewRecord[] = [];
+        for (const r of records) {
+          const partition = r.partition ?? topic.partitioner.partitionFor(r.key);
+          if (!empty[partition]) {
+            kept.push({ ...r, partition });
+            continue;
+          }
+          positions.push({
+            partition,
+            offset: topic.partitions[partition].end + skipped[partition]++,
+          });
+        }
+        skipped.forEach((n, partition) => {
+          if (n === 0) return;
+          // Offsets must go on from here after a reopen, as after a truncation.
+          const end = topic.partitions[partition].end + n;
+          const key = ["logend", name, partition];
+          // A truncation staged earlier may have set it too: one write per key per commit.
+          const earlier = mutations.findIndex((m) => sameKey(m.key, key));
+          if (earlier >= 0) mutations.splice(earlier, 1);
+          mutations.push({ key, value: end });
+        });
+        if (kept.length === 0) {
+          staged.push({ topic: name, records: [], pages: [], positions, skipped });
+          continue;
+        }
+        records = kept;
+      }
+      const perPartition: LogRecord[][] = topic.partitions.map(() => []);
+      for (const r of records) {
+        const partition = r.partition ?? topic.partitioner.partitionFor(r.key);
+        if (!Number.isInteger(partition) || partition < 0 || partition >= topic.partitions.length) {
+          throw new RangeError(
+            `Cannot append to '${name}' as partition must be 0..${
+              topic.partitions.length - 1
+            }: current value is ${partition}`,
+          );
+        }
+        const offset = topic.partitions[partition].end + perPartition[partition].length;
+        perPartition[partition].push({
+          topic: name,
+          partition,
+          offset,
+          key: r.key,
+          value: serializedValue(r),
+          timestamp: r.timestamp ?? now,
+          headers: r.headers ?? NO_HEADERS,
+          seq: ++this.#seq,
+          appendedAt: now,
+          parsed: r.parsed,
+        });
+        positions.push({ partition, offset });
+      }
+      const pages = perPartition.map((recs, partition) => {
+        const metas: Page[] = [];
+        for (const page of splitIntoPages(recs)) {
+          const text = encodePage(page);
+          const blob = blobMutations(pageKey(name, partition, page[0].offset), text);
+          const meta = pageOf(page, blob.length, text.length);
+          mutations.push(...blob, pageIndexEntry(name, partition, meta));
+          metas.push(meta);
+        }
+        return metas;
+      });
+      staged.push({ topic: name, records: perPartition, pages, positions, skipped });
+    }
+    const publish = () => {
+      const result = new Map<string, RecordPosition[]>();
+      for (const s of staged) {
+        const topic = this.#topics.get(s.topic)!;
+        topic.persisted = true;
+        s.skipped.forEach((n, partition) => {
+          const p = topic.partitions[partition];
+          if (n > 0) p.start = p.memBase = p.memBase + n;
+        });
+        s.records.forEach((recs, partition) => {
+          const p = topic.partitions[partition];
+          // Trimmed before the append, so the newest commit's records are always in memory
+          // for listeners (output-only topics keep no more).
+          p.trimMemory(topic.memory);
+          p.pages.push(...s.pages[partition]);
+          for (const r of recs) p.records.push(r);
+          this.#applyRetention(s.topic, topic, partition);
+        });
+        result.set(s.topic, s.positions);
+      }
+      if (staged.length > 0) { for (const l of this.#listeners) l(); }
+      return result;
+    };
+    return { mutations, publish };
+  }
+
+  /** Calls `listener` after every publish that added records. */
+  onAppend(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #applyRetention(name: string, topic: TopicLog, partition: number): void {
+    const maxAge = topic.spec.retention?.ms;
+    const drop = topic.partitions[partition].overRetention(
+      topic.spec.retention?.records ?? DEFAULT_RETENTION_RECORDS,
+      maxAge === undefined ? null : this.now() - maxAge,
+    );
+    this.#dropOldest(name, partition, drop);
+  }
+
+  /**
+   * Deletes the records below `offset` that fill whole pages: for internal topics, once every
+   * reader has committed past them.
+   */
+  truncateBefore(topic: string, partition: number, offset: number): void {
+    this.#dropOldest(topic, partition, offset - this.startOffset(topic, partition));
+  }
+
+  // Only whole pages are deleted, so the log start moves page by page. The deletes go with the
+  // next commit.
+  #dropOldest(name: string, partition: number, count: number): void {
+    const p = this.#topic(name).partitions[partition];
+    const dropped = p.dropOldest(count);
+    if (dropped.length === 0) return;
+    for (const page of dropped) {
+      this.#pendingMutations.push(
+        ...blobDeletes(pageKey(name, partition, page.base), page.parts),
+        { key: pageIndexKey(name, partition, page.base), value: null },
+      );
+    }
+    // Offsets must not restart at 0 after a reopen even when no page is left.
+    this.#pendingMutations.push({ key: ["logend", name, partition], value: p.start });
+  }
+
+  #newTopic(spec: TopicSpec, persisted: boolean): TopicLog {
+    return {
+      spec,
+      memory: this.#memory,
+      partitions: Array.from({ length: spec.partitions }, () => new PartitionLog()),
+      partitioner: new Partitioner(spec.partitions),
+      persisted,
+    };
+  }
+
+  #topic(name: string): TopicLog {
+    const t = this.#topics.get(name);
+    if (!t) throw new UnknownTopicError(name);
+    return t;
+  }
+}

@@ -1,0 +1,201 @@
+import type { Mutation } from "../../kv/blob.ts";
+import type { KvCommitter } from "../../kv/committer.ts";
+import type { LogRecord, NewRecord } from "../../record.ts";
+import type {
+  BatchCommit,
+  FetchRequest,
+  RecordPosition,
+  TaskPositions,
+  TaskRef,
+  TopicLog,
+  TopicReader,
+  TopicRequest,
+} from "../topic_log.ts";
+import { TopicMismatchError } from "../topic_log.ts";
+import { EmbeddedLog, type EmbeddedLogOptions } from "./embedded_log.ts";
+
+/**
+ * The embedded log as the pipeline's topics: one process owns every partition, and a batch's
+ * output records, changed state, input offsets and stream times are one Deno KV commit.
+ */
+export class EmbeddedTopics implements TopicLog {
+  readonly description = "embedded log (Deno KV)";
+  readonly handsOffInternally = true;
+
+  private constructor(
+    readonly log: EmbeddedLog,
+    readonly committer: KvCommitter,
+    readonly applicationId: string,
+  ) {}
+
+  static async open(
+    committer: KvCommitter,
+    applicationId: string,
+    now: () => number = Date.now,
+    options: EmbeddedLogOptions = {},
+  ): Promise<EmbeddedTopics> {
+    return new EmbeddedTopics(
+      await EmbeddedLog.open(committer, now, options),
+      committer,
+      applicationId,
+    );
+  }
+
+  ensureTopics(requests: readonly TopicRequest[]): Promise<void> {
+    for (const r of requests) {
+      // A store's local state is its changelog here: no topic for it.
+      if (r.role === "changelog") continue;
+      const existing = this.log.hasTopic(r.name) ? this.log.partitions(r.name) : null;
+      if (existing !== null && existing !== r.partitions && r.exact) {
+        throw new TopicMismatchError(
+          r.name,
+          existing,
+          r.partitions,
+          r.role === "repartition"
+            ? "It is internal: POST /api/v1/streams/cleanup while stopped (or delete the state directory) to start over."
+            : `Set "partitions": ${existing} for it in the config's "topics", or delete the state directory to start over.`,
+        );
+      }
+      this.log.ensureTopic(r.name, { ...r, partitions: existing ?? r.partitions });
+      if (r.role === "output") this.log.markOutputOnly(r.name);
+    }
+    return Promise.resolve();
+  }
+
+  hasTopic(name: string): boolean {
+    return this.log.hasTopic(name);
+  }
+
+  topicNames(): string[] {
+    return this.log.topicNames();
+  }
+
+  partitions(topic: string): number {
+    return this.log.partitions(topic);
+  }
+
+  startOffset(topic: string, partition: number): number {
+    return this.log.startOffset(topic, partition);
+  }
+
+  endOffset(topic: string, partition: number): number {
+    return this.log.endOffset(topic, partition);
+  }
+
+  reader(): TopicReader {
+    const log = this.log;
+    return {
+      async fetch(requests: readonly FetchRequest[], maxWaitMs = 0, signal?: AbortSignal) {
+        for (const r of requests) {
+          if (log.needsPrefetch(r.topic, r.partition, r.offset, r.max, r.maxBytes)) {
+            await log.prefetch(r.topic, r.partition, r.offset, r.max, r.maxBytes);
+          }
+        }
+        const available = requests.some((r) =>
+          log.endOffset(r.topic, r.partition) >
+            Math.max(r.offset, log.startOffset(r.topic, r.partition))
+        );
+        if (maxWaitMs <= 0 || available || signal?.aborted) return;
+        // Nothing to read yet: wait for an append in this process (the only writer).
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            clearTimeout(timer);
+            unsubscribe();
+            signal?.removeEventListener("abort", done);
+            resolve();
+          };
+          const timer = setTimeout(done, maxWaitMs);
+          const unsubscribe = log.onAppend(done);
+          signal?.addEventListener("abort", done);
+        });
+      },
+      read(topic, partition, offset, max, maxBytes): LogRecord[] {
+        return log.read(topic, partition, offset, max, maxBytes);
+      },
+    };
+  }
+
+  append(topic: string, records: readonly NewRecord[]): Promise<RecordPosition[]> {
+    return this.log.append(topic, records);
+  }
+
+  async positions(tasks: readonly TaskRef[]): Promise<Map<string, TaskPositions>> {
+    const kv = this.committer.kv;
+    const out = new Map<string, TaskPositions>();
+    for (const task of tasks) {
+      const offsets = new Map<string, number>();
+      for (const topic of task.topics) {
+        const committed = await kv.get<number>(
+          offsetKey(this.applicationId, topic, task.partition),
+        );
+        if (committed.value !== null) offsets.set(topic, committed.value);
+      }
+      const time = await kv.get<number>(timeKey(this.applicationId, task));
+      out.set(task.id, { offsets, streamTime: time.value });
+    }
+    return out;
+  }
+
+  /** Local state is what was committed: nothing to catch up. */
+  restore(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  commit(batch: BatchCommit): Promise<void> {
+    const mutations: Mutation[] = [];
+    for (const t of batch.tasks) {
+      for (const [topic, offset] of t.offsets) {
+        mutations.push({
+          key: offsetKey(this.applicationId, topic, t.task.partition),
+          value: offset,
+        });
+      }
+      if (Number.isFinite(t.streamTime)) {
+        mutations.push({ key: timeKey(this.applicationId, t.task), value: t.streamTime });
+      }
+    }
+    mutations.push(...batch.state);
+    return this.committer.serialize(async () => {
+      const staged = this.log.stage(batch.appends, batch.handedOff);
+      await this.committer.write([...staged.mutations, ...mutations]);
+      staged.publish();
+      // Repartition records every reader has committed past are no longer needed.
+      for (const c of batch.consumed) this.log.truncateBefore(c.topic, c.partition, c.offset);
+    });
+  }
+
+  reset(internalTopics: readonly string[]): Promise<void> {
+    const kv = this.committer.kv;
+    return this.committer.serialize(async () => {
+      for (const prefix of [["off", this.applicationId], ["time", this.applicationId]]) {
+        const keys: Mutation[] = [];
+        for await (const e of kv.list({ prefix })) keys.push({ key: e.key, value: null });
+        await this.committer.write(keys);
+      }
+      // Unconsumed repartition records would be counted again on top of the reprocessed input.
+      for (const topic of internalTopics) {
+        if (!this.log.hasTopic(topic)) continue;
+        for (let p = 0; p < this.log.partitions(topic); p++) {
+          this.log.truncateBefore(topic, p, this.log.endOffset(topic, p));
+        }
+      }
+      await this.committer.write(this.log.stage(new Map()).mutations);
+    });
+  }
+
+  problem(): string | null {
+    return null;
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+function offsetKey(app: string, topic: string, partition: number): Deno.KvKey {
+  return ["off", app, topic, partition];
+}
+
+function timeKey(app: string, task: TaskRef): Deno.KvKey {
+  return ["time", app, task.topics.join(","), task.partition];
+}

@@ -1,0 +1,125 @@
+/**
+ * How the embedded log stores records in Deno KV: pages of consecutive records of one
+ * partition (one KV blob each, split in parts past 64 KiB), and a page index entry per page.
+ */
+import type { Mutation } from "../../kv/blob.ts";
+import type { Headers, LogRecord } from "../../record.ts";
+
+/** Records per page at most. */
+const PAGE_RECORDS = 256;
+/** A page is closed once its records reach this many bytes of text (large records). */
+const PAGE_BYTES = 512 * 1024;
+
+/** A stored page, as the page index describes it. */
+export interface Page {
+  readonly base: number;
+  readonly count: number;
+  /** KV parts of its blob. */
+  readonly parts: number;
+  /** Largest record timestamp in the page (for time retention). */
+  readonly maxTimestamp: number;
+  /** Size of the page's text, for the memory bounds. */
+  readonly bytes: number;
+}
+
+/** Shared by records without headers (headers are read-only). */
+export const NO_HEADERS: Headers = Object.freeze({});
+
+/** Per record in a page: key, timestamp, headers (0 when none), value length (-1: null). */
+type PageMeta = [string | null, number, Headers | 0, number];
+
+/** A page's blob key. */
+export function pageKey(topic: string, partition: number, base: number): Deno.KvKey {
+  return ["log", topic, partition, base];
+}
+
+/** A page's key in the page index; without `base`, the prefix of the partition's entries. */
+export function pageIndexKey(topic: string, partition: number, base?: number): Deno.KvKey {
+  return base === undefined ? ["logpage", topic, partition] : ["logpage", topic, partition, base];
+}
+
+export function pageIndexEntry(topic: string, partition: number, page: Page): Mutation {
+  return {
+    key: pageIndexKey(topic, partition, page.base),
+    value: JSON.stringify([page.count, page.parts, page.maxTimestamp, page.bytes]),
+  };
+}
+
+/** A page index entry read back. */
+export function decodePageIndexEntry(base: number, text: string): Page {
+  const [count, parts, maxTimestamp, bytes] = JSON.parse(text) as number[];
+  return { base, count, parts, maxTimestamp, bytes };
+}
+
+/**
+ * A page is the JSON array of every record's metadata, a newline, then the values back to back:
+ * values (usually JSON text themselves) are stored as they are, not escaped inside JSON.
+ */
+export function encodePage(records: readonly LogRecord[]): string {
+  const meta: PageMeta[] = [];
+  let values = "";
+  for (const r of records) {
+    meta.push([
+      r.key,
+      r.timestamp,
+      isEmpty(r.headers) ? 0 : r.headers,
+      r.value === null ? -1 : r.value.length,
+    ]);
+    if (r.value !== null) values += r.value;
+  }
+  return JSON.stringify(meta) + "\n" + values;
+}
+
+export function decodePage(
+  text: string,
+  topic: string,
+  partition: number,
+  base: number,
+): LogRecord[] {
+  const nl = text.indexOf("\n");
+  const meta = JSON.parse(text.slice(0, nl)) as PageMeta[];
+  let at = nl + 1;
+  return meta.map(([key, timestamp, headers, length], i) => {
+    const value = length < 0 ? null : text.slice(at, at += length);
+    return {
+      topic,
+      partition,
+      offset: base + i,
+      key,
+      value,
+      timestamp,
+      headers: headers || NO_HEADERS,
+    };
+  });
+}
+
+/** The page index entry of records about to be stored as one page. */
+export function pageOf(records: readonly LogRecord[], parts: number, bytes: number): Page {
+  let maxTimestamp = -Infinity;
+  for (const r of records) if (r.timestamp > maxTimestamp) maxTimestamp = r.timestamp;
+  return { base: records[0].offset, count: records.length, parts, maxTimestamp, bytes };
+}
+
+/** Approximate bytes a record takes in memory and in a page. */
+export function recordBytes(r: LogRecord): number {
+  return 48 + (r.key?.length ?? 0) + (r.value?.length ?? 0);
+}
+
+/** Consecutive records as pages of at most PAGE_RECORDS records and about PAGE_BYTES. */
+export function* splitIntoPages(records: readonly LogRecord[]): Generator<LogRecord[]> {
+  let start = 0;
+  let bytes = 0;
+  for (let i = 0; i < records.length; i++) {
+    bytes += recordBytes(records[i]);
+    if (i + 1 - start >= PAGE_RECORDS || bytes >= PAGE_BYTES || i === records.length - 1) {
+      yield records.slice(start, i + 1);
+      start = i + 1;
+      bytes = 0;
+    }
+  }
+}
+
+function isEmpty(headers: Headers): boolean {
+  for (const _ in headers) return false;
+  return true;
+}

@@ -1,0 +1,32 @@
+/**
+ * Opens the application's topics as the config says: the embedded log (default), or Kafka.
+ * The only place that names an implementation of `TopicLog`.
+ */
+import type { KvCommitter } from "../kv/committer.ts";
+import { EmbeddedTopics } from "./embedded/embedded_topics.ts";
+import type { TopicLog } from "./topic_log.ts";
+
+/** Where topics live, from the config's `source`. */
+export type SourceConfig = {
+  readonly type: "embedded";
+  readonly memory?: { readonly records: number; readonly bytes: number };
+  /** Only for the test driver: every read topic's records kept in memory. */
+  readonly outputMemoryRecords?: number;
+};
+
+/** Options of `openTopics`. */
+export interface OpenTopicsOptions {
+  readonly applicationId: string;
+  readonly committer: KvCommitter;
+  readonly clock: () => number;
+}
+
+export function openTopics(source: SourceConfig, o: OpenTopicsOptions): Promise<TopicLog> {
+  return EmbeddedTopics.open(o.committer, o.applicationId, o.clock, {
+    memoryRecords: source.memory?.records,
+    memoryBytes: source.memory?.bytes,
+    outputMemoryRecords: source.outputMemoryRecords,
+  });
+}
+
+export * from "./topic_log.ts";
