@@ -169,12 +169,15 @@ export class PipelineRunner {
    */
   async runOnce(): Promise<number> {
     if (this.#failure) throw this.#failure;
-    await this.#readAhead;
-    await this.#fetchInputs();
+    // Awaited only when there is something to wait for: a woken runner should reach its commit
+    // before producers woken at the same time queue theirs.
+    if (this.#readAhead) await this.#readAhead;
+    const fetching = this.#fetchInputs();
+    if (fetching) await fetching;
     const processed = this.#processOrFail();
     // Load the next batch's inputs while this batch's commit runs. A failure is left for the
     // next runOnce's own fetch to meet and report.
-    this.#readAhead = processed > 0 ? this.#fetchInputs().catch(() => {}) : null;
+    this.#readAhead = processed > 0 ? this.#fetchInputs()?.catch(() => {}) ?? null : null;
     // With nothing to do, wait for every commit, since they may publish records this runner
     // reads (repartitions).
     while (this.#pending.length > COMMITS_IN_FLIGHT) await this.#pending.shift();
@@ -206,7 +209,7 @@ export class PipelineRunner {
     return requests;
   }
 
-  #fetchInputs(maxWaitMs = 0): Promise<void> {
+  #fetchInputs(maxWaitMs = 0): Promise<void> | void {
     return this.#reader.fetch(this.#fetchRequests(), maxWaitMs);
   }
 
@@ -356,19 +359,15 @@ export class PipelineRunner {
    * is ahead of the last commit, so the runner reloads from it (at once, when the topics are
    * unavailable for a while; on the next start, otherwise).
    */
-  #commit(commit: BatchCommit): Promise<void> {
-    const run = this.#inflight.then(async () => {
-      if (this.#failure) return;
-      try {
-        await this.log.commit(commit);
-      } catch (e) {
-        this.#failure = e as Error;
-        if (e instanceof TopicsUnavailableError) return;
-        this.#error = e as Error;
-        this.#state = "ERROR";
-      }
-    });
-    return run;
+  async #commit(commit: BatchCommit): Promise<void> {
+    try {
+      await this.log.commit(commit, () => this.#failure !== null);
+    } catch (e) {
+      this.#failure ??= e as Error;
+      if (e instanceof TopicsUnavailableError) return;
+      this.#error = e as Error;
+      this.#state = "ERROR";
+    }
   }
 
   /** Processes until every task is caught up, including records produced along the way. */

@@ -49,8 +49,15 @@ export interface FetchRequest {
  * returns them at once.
  */
 export interface TopicReader {
-  /** `signal` ends a wait early (the runner stopping). */
-  fetch(requests: readonly FetchRequest[], maxWaitMs?: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * `signal` ends a wait early (the runner stopping). Returns nothing when it had nothing to
+   * load or wait for: the caller then goes on without yielding.
+   */
+  fetch(
+    requests: readonly FetchRequest[],
+    maxWaitMs?: number,
+    signal?: AbortSignal,
+  ): Promise<void> | void;
   /** Up to `max` records and about `maxBytes` (at least one record) from `offset` on. */
   read(
     topic: string,
@@ -149,10 +156,12 @@ export interface TopicLog {
    */
   restore(store: string, partition: number, map: PersistentMap<unknown>): Promise<void>;
   /**
-   * Commits a batch all or nothing: outputs, input offsets, stream times and state. A failure
-   * leaves the last commit in place; TopicsUnavailableError says a reload recovers from it.
+   * Commits a batch all or nothing: outputs, input offsets, stream times and state. Commits are
+   * written in call order, so a caller may queue the next before one lands; `abandoned` is asked
+   * right before writing, and when it says true (an earlier commit failed) nothing is written.
+   * A failure leaves the last commit in place; TopicsUnavailableError says a reload recovers.
    */
-  commit(batch: BatchCommit): Promise<void>;
+  commit(batch: BatchCommit, abandoned?: () => boolean): Promise<void>;
   /** Forgets committed offsets and stream times, and empties the internal topics. */
   reset(internalTopics: readonly string[]): Promise<void>;
   /** Why the log cannot be used right now, or null. */

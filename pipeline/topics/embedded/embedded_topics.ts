@@ -85,29 +85,23 @@ export class EmbeddedTopics implements TopicLog {
   reader(): TopicReader {
     const log = this.log;
     return {
-      async fetch(requests: readonly FetchRequest[], maxWaitMs = 0, signal?: AbortSignal) {
-        for (const r of requests) {
-          if (log.needsPrefetch(r.topic, r.partition, r.offset, r.max, r.maxBytes)) {
+      fetch(requests: readonly FetchRequest[], maxWaitMs = 0, signal?: AbortSignal) {
+        const missing = requests.filter((r) =>
+          log.needsPrefetch(r.topic, r.partition, r.offset, r.max, r.maxBytes)
+        );
+        const available = () =>
+          requests.some((r) =>
+            log.endOffset(r.topic, r.partition) >
+              Math.max(r.offset, log.startOffset(r.topic, r.partition))
+          );
+        const waits = maxWaitMs > 0 && !signal?.aborted && !available();
+        if (missing.length === 0 && !waits) return;
+        return (async () => {
+          for (const r of missing) {
             await log.prefetch(r.topic, r.partition, r.offset, r.max, r.maxBytes);
           }
-        }
-        const available = requests.some((r) =>
-          log.endOffset(r.topic, r.partition) >
-            Math.max(r.offset, log.startOffset(r.topic, r.partition))
-        );
-        if (maxWaitMs <= 0 || available || signal?.aborted) return;
-        // Nothing to read yet: wait for an append in this process (the only writer).
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            clearTimeout(timer);
-            unsubscribe();
-            signal?.removeEventListener("abort", done);
-            resolve();
-          };
-          const timer = setTimeout(done, maxWaitMs);
-          const unsubscribe = log.onAppend(done);
-          signal?.addEventListener("abort", done);
-        });
+          if (waits) await appended(log, maxWaitMs, signal);
+        })();
       },
       read(topic, partition, offset, max, maxBytes): LogRecord[] {
         return log.read(topic, partition, offset, max, maxBytes);
@@ -141,7 +135,7 @@ export class EmbeddedTopics implements TopicLog {
     return Promise.resolve();
   }
 
-  commit(batch: BatchCommit): Promise<void> {
+  commit(batch: BatchCommit, abandoned: () => boolean = () => false): Promise<void> {
     const mutations: Mutation[] = [];
     for (const t of batch.tasks) {
       for (const [topic, offset] of t.offsets) {
@@ -156,6 +150,7 @@ export class EmbeddedTopics implements TopicLog {
     }
     mutations.push(...batch.state);
     return this.committer.serialize(async () => {
+      if (abandoned()) return;
       const staged = this.log.stage(batch.appends, batch.handedOff);
       await this.committer.write([...staged.mutations, ...mutations]);
       staged.publish();
@@ -190,6 +185,21 @@ export class EmbeddedTopics implements TopicLog {
   close(): Promise<void> {
     return Promise.resolve();
   }
+}
+
+/** Resolves at the next append in this process (the only writer), after `ms`, or on abort. */
+function appended(log: EmbeddedLog, ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      unsubscribe();
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    const unsubscribe = log.onAppend(done);
+    signal?.addEventListener("abort", done);
+  });
 }
 
 function offsetKey(app: string, topic: string, partition: number): Deno.KvKey {
