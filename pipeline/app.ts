@@ -122,6 +122,7 @@ export class Pipeline {
         applicationId: config.applicationId,
         committer,
         clock,
+        processingGuarantee: config.processingGuarantee,
       });
       const metrics = new PipelineMetrics(clock);
       const runner = new PipelineRunner(log, committer, graph, {

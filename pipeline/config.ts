@@ -28,15 +28,39 @@ const EmbeddedSourceSchema = z.strictObject({
   }).default({ records: 20_000, bytes: 8 * 1024 * 1024 }),
 });
 
+const KafkaSourceSchema = z.strictObject({
+  type: z.literal("kafka"),
+  brokers: z.array(z.string().regex(/^\S+:\d+$/, "host:port")).min(1),
+  clientId: z.string().min(1).default("bss-streams"),
+  ssl: z.union([
+    z.boolean(),
+    z.strictObject({
+      caFile: z.string().min(1).optional(),
+      rejectUnauthorized: z.boolean().default(true),
+    }),
+  ]).default(false),
+  sasl: z.strictObject({
+    mechanism: z.enum(["plain", "scram-sha-256", "scram-sha-512"]),
+    username: z.string().min(1),
+    password: z.string(),
+  }).optional(),
+  /** Replication factor of the topics the pipeline creates. */
+  replicationFactor: z.number().int().min(1).default(1),
+  connectionTimeoutMs: z.number().int().positive().default(3_000),
+  requestTimeoutMs: z.number().int().positive().default(30_000),
+});
+
 /** The pipeline config file (JSON with comments). Every field has a default but `plugins`. */
 export const ConfigSchema = z.strictObject({
   applicationId: z.string().regex(/^[A-Za-z0-9._-]+$/, "letters, digits, '.', '_' or '-'").default(
     "bss-analytics-streams",
   ),
-  source: EmbeddedSourceSchema.default({
+  source: z.discriminatedUnion("type", [EmbeddedSourceSchema, KafkaSourceSchema]).default({
     type: "embedded",
     memory: { records: 20_000, bytes: 8 * 1024 * 1024 },
   }),
+  /** With Kafka: one transaction per task and batch, or none (at least once). */
+  processingGuarantee: z.enum(["exactly_once_v2", "at_least_once"]).default("exactly_once_v2"),
   state: z.union([
     z.strictObject({ path: z.string().min(1) }),
     z.strictObject({ url: z.url() }),
@@ -91,7 +115,8 @@ export interface LoadedConfig {
 
 /**
  * Reads, parses (JSON with comments) and validates a config file. Env `PORT`, `BSS_ADMIN_HOST`
- * and `BSS_ADMIN_TOKEN` override the admin port, host and token.
+ * and `BSS_ADMIN_TOKEN` override the admin port, host and token; `KAFKA_BROKERS` (host:port,
+ * comma-separated) switches the source to Kafka at those brokers.
  */
 export async function loadConfig(
   path: string,
@@ -152,6 +177,18 @@ export function parseConfig(
   if (host) config.admin.host = host;
   const token = env("BSS_ADMIN_TOKEN");
   if (token) config.admin.token = token;
+  const brokers = env("KAFKA_BROKERS");
+  if (brokers) {
+    const list = brokers.split(",").map((b) => b.trim()).filter(Boolean);
+    const bad = list.find((b) => !/^\S+:\d+$/.test(b));
+    if (list.length === 0 || bad !== undefined) {
+      throw new ConfigError(
+        `Environment variable KAFKA_BROKERS: expected host:port[,host:port…], got "${brokers}".`,
+      );
+    }
+    const current = config.source.type === "kafka" ? config.source : {};
+    config.source = KafkaSourceSchema.parse({ ...current, type: "kafka", brokers: list });
+  }
   const names = new Set<string>();
   config.plugins.forEach((p, i) => {
     if (names.has(p.name)) {

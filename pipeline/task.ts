@@ -122,11 +122,15 @@ export class StreamTask implements ProcessorContext {
 
   deadLetter(plugin: string | null, reason: string, details: Record<string, unknown> = {}): void {
     this.#pending.push({ kind: "dead", plugin });
+    const raw = serializedValue(this.input);
     this.#report(this.reports.deadLetter, this.input.timestamp, {
       ...(plugin ? { plugin } : {}),
       reason,
       ...details,
-      raw: serializedValue(this.input),
+      // A dead letter must stay producible to any broker (Kafka refuses records past 1 MiB).
+      ...(raw !== null && raw.length > MAX_RAW
+        ? { raw: raw.slice(0, MAX_RAW), rawLength: raw.length, rawTruncated: true }
+        : { raw }),
     });
   }
 
@@ -259,6 +263,9 @@ export interface EventTimeBounds {
   readonly maxAheadMs: number | null;
   readonly now: () => number;
 }
+
+/** Characters of a dead-lettered record's value a report keeps. */
+const MAX_RAW = 100_000;
 
 /** Largest epoch ms a JS Date can hold. */
 const MAX_DATE_MS = 8.64e15;

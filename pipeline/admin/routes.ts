@@ -214,7 +214,11 @@ export function createAdminApp(pipeline: Pipeline, options: AdminOptions): Hono 
           headers: r.headers,
         });
       }
-      const next = read.length > 0 ? read[read.length - 1].offset + 1 : from;
+      const next = reader.skipTo(
+        topic,
+        p,
+        read.length > 0 ? read[read.length - 1].offset + 1 : from,
+      );
       if (read.length < want && next < end) truncated = true;
     }
     return c.json({ records, truncated });

@@ -236,6 +236,7 @@ export class PipelineRunner {
     const handoff = o.handoff !== false && this.log.handsOffInternally;
     for (const r of this.#repartitions.values()) r.beginBatch(handoff);
     const batch = new Batch(this.#repartitions);
+    const budget = this.log.commitBudget;
     const advanced = new Set<StreamTask>();
     const appendedAt: number[] = [];
     let processed = 0;
@@ -259,10 +260,11 @@ export class PipelineRunner {
         // Keep the commit within one atomic KV write, and the batch within the commit interval.
         // Records read but not processed are read again by the next batch.
         if (
-          batch.bytes + batch.handoffBytes > BATCH_BYTES ||
+          batch.bytes + batch.handoffBytes > budget.outputBytes ||
           ((processed & 63) === 0 &&
             (performance.now() > deadline ||
-              batch.bytes + batch.handoffBytes + this.#dirtyBytes() > BATCH_BYTES))
+              this.#dirtyBytes() + (budget.shared ? batch.bytes + batch.handoffBytes : 0) >
+                budget.stateBytes))
         ) {
           full = true;
           break;
@@ -334,6 +336,11 @@ export class PipelineRunner {
         }
       }
       changes.set(task, list);
+    }
+    for (const task of advanced) {
+      for (const [topic, offset] of task.offsets) {
+        task.offsets.set(topic, this.#reader.skipTo(topic, task.partition, offset));
+      }
     }
     const tasks: TaskCommit[] = [];
     for (const task of this.#tasks) {
@@ -423,7 +430,7 @@ export class PipelineRunner {
           this.#problem = null;
           throw e;
         }
-        const wait = Math.min(30_000, 500 * 2 ** attempt);
+        const wait = Math.min(5_000, 250 * 2 ** attempt);
         this.#problem = `${e.message}; retrying in ${Math.round(wait / 100) / 10} s`;
         console.error(`pipeline ${state.toLowerCase()}: ${this.#problem}`);
         await this.#pause(wait);
@@ -526,12 +533,6 @@ export class PipelineRunner {
  * as SQLite checkpoints) without stalling processing.
  */
 const COMMITS_IN_FLIGHT = 3;
-
-/**
- * Estimated bytes (outputs and changed state) after which a batch commits, so that the commit
- * usually fits one atomic KV write (800 KiB) and only outliers need the write-ahead log.
- */
-const BATCH_BYTES = 550 * 1024;
 
 /** Estimated state bytes a handed-off record changes in its reader's stores. */
 const HANDOFF_STATE_BYTES = 150;

@@ -66,6 +66,11 @@ export interface TopicReader {
     max: number,
     maxBytes?: number,
   ): LogRecord[];
+  /**
+   * The offset a reader that has consumed every record before `offset` may commit: past what
+   * it will never return (Kafka's transaction markers, aborted records), else `offset`.
+   */
+  skipTo(topic: string, partition: number, offset: number): number;
 }
 
 /** A task as the log sees it: the partition it owns of each of its input topics. */
@@ -137,6 +142,15 @@ export interface TopicLog {
    * them (one process owns every partition). With Kafka they go through the topic.
    */
   readonly handsOffInternally: boolean;
+  /**
+   * Estimated bytes after which a batch commits: of output records, and of changed state
+   * (plus the outputs when `shared`: both go into one KV commit).
+   */
+  readonly commitBudget: {
+    readonly outputBytes: number;
+    readonly stateBytes: number;
+    readonly shared: boolean;
+  };
   /** Connects (retrying is the caller's job) and creates or checks the topics. */
   ensureTopics(requests: readonly TopicRequest[]): Promise<void>;
   hasTopic(name: string): boolean;

@@ -21,6 +21,11 @@ import { EmbeddedLog, type EmbeddedLogOptions } from "./embedded_log.ts";
 export class EmbeddedTopics implements TopicLog {
   readonly description = "embedded log (Deno KV)";
   readonly handsOffInternally = true;
+  /**
+   * Outputs and state together usually fit one atomic KV write (800 KiB); outliers go through
+   * the write-ahead log.
+   */
+  readonly commitBudget = { outputBytes: 550 * 1024, stateBytes: 550 * 1024, shared: true };
 
   private constructor(
     readonly log: EmbeddedLog,
@@ -106,6 +111,7 @@ export class EmbeddedTopics implements TopicLog {
       read(topic, partition, offset, max, maxBytes): LogRecord[] {
         return log.read(topic, partition, offset, max, maxBytes);
       },
+      skipTo: (_topic, _partition, offset) => offset,
     };
   }
 
