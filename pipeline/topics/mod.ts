@@ -5,7 +5,6 @@
 import type { KvCommitter } from "../kv/committer.ts";
 import { EmbeddedTopics } from "./embedded/embedded_topics.ts";
 import type { KafkaSourceConfig } from "./kafka/kafka_client.ts";
-import { KafkaTopics } from "./kafka/kafka_topics.ts";
 import type { TopicLog } from "./topic_log.ts";
 
 /** Where topics live, from the config's `source`. */
@@ -27,8 +26,10 @@ export interface OpenTopicsOptions {
   readonly processingGuarantee?: "exactly_once_v2" | "at_least_once";
 }
 
-export function openTopics(source: SourceConfig, o: OpenTopicsOptions): Promise<TopicLog> {
+export async function openTopics(source: SourceConfig, o: OpenTopicsOptions): Promise<TopicLog> {
   if (source.type === "kafka") {
+    // Loaded only when used: the embedded log needs no Kafka client (nor its permissions).
+    const { KafkaTopics } = await import("./kafka/kafka_topics.ts");
     return KafkaTopics.open(source, {
       ...o,
       processingGuarantee: o.processingGuarantee ?? "exactly_once_v2",
