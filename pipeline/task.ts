@@ -42,6 +42,9 @@ export class ProcessingError extends Error {
   }
 }
 
+/** The header naming an output record's origin. */
+export const ORIGIN = "bss.origin";
+
 /** A side effect of the record in progress, applied once the plugin's code finished without error. */
 type Pending =
   | { readonly kind: "send"; readonly topic: string; readonly record: NewRecord }
@@ -63,6 +66,9 @@ export class StreamTask implements ProcessorContext {
   /** Next offset to read, per input topic. */
   readonly offsets: Map<string, number>;
   #pending: Pending[] = [];
+  /** The origin header of the current input's outputs, up to their index (made when needed). */
+  #originBase: string | null = null;
+  #outputIndex = 0;
 
   constructor(
     readonly sub: Subtopology,
@@ -102,10 +108,28 @@ export class StreamTask implements ProcessorContext {
         key: keyToString(record.key),
         value: empty || internal ? null : JSON.stringify(record.value),
         timestamp: record.timestamp,
-        headers: record.headers,
+        headers: this.#withOrigin(record.headers),
         parsed: internal ? record.value : undefined,
       },
     });
+  }
+
+  /**
+   * `headers` plus the origin of the output: the input record behind it (topic, partition,
+   * offset, then the output's index among that record's outputs), so that a consumer can tell a
+   * duplicate even when it reads uncommitted records. Behind a repartition topic the origin is
+   * the external input's, with the index extended: `bss.order.events:1:42:0.3`.
+   */
+  #withOrigin(headers: Headers): Headers {
+    const input = this.input;
+    let base = this.#originBase;
+    if (base === null) {
+      const upstream = this.internalTopics.has(input.topic) ? input.headers[ORIGIN] : undefined;
+      base = this.#originBase = upstream !== undefined
+        ? `${upstream}.`
+        : `${input.topic}:${input.partition}:${input.offset}:`;
+    }
+    return { ...headers, [ORIGIN]: `${base}${this.#outputIndex++}` };
   }
 
   late(plugin: string, store: string, record: AnyRecord, reason: string): void {
@@ -150,7 +174,7 @@ export class StreamTask implements ProcessorContext {
           ...details,
         }),
         timestamp,
-        headers: {},
+        headers: this.#withOrigin({}),
       },
     });
   }
@@ -197,6 +221,8 @@ export class StreamTask implements ProcessorContext {
   /** Runs one decoded record through the task (or dead-letters it with the decode failure). */
   process(input: LogRecord, record: StreamRecord | string): void {
     this.input = input;
+    this.#originBase = null;
+    this.#outputIndex = 0;
     if (typeof record === "string") {
       this.deadLetter(null, record);
       this.#flush();

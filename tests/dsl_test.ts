@@ -258,3 +258,31 @@ Deno.test("records left in a repartition topic are read first; hand-off resumes 
   after.close();
   await Deno.remove(path);
 });
+
+Deno.test("every output record names its origin: input topic, partition, offset and index, extended behind a repartition", async () => {
+  const d = await TestDriver.create({
+    topics: { sales: 2 },
+    build: (b) => {
+      const sales = b.stream<Sale>("sales");
+      sales.flatMapValues((s) => [s.amount, s.amount * 2]).to("amounts");
+      sales.selectKey((_k, s) => s.product).groupByKey().count({ store: "per-product" })
+        .toStream().to("counts");
+    },
+  });
+  await d.input<Sale>("sales").pipeMany([
+    { key: "s1", value: sale("s1", "p1", 5, 1) },
+    { key: "s1", value: sale("s1", "p2", 7, 2) },
+  ]);
+  const p = partitionForKey("s1", 2);
+  const origins = (topic: string) =>
+    d.output(topic).readRecords().map((r) => [r.value, r.headers["bss.origin"]]);
+  assertEquals(origins("amounts"), [
+    [5, `sales:${p}:0:0`],
+    [10, `sales:${p}:0:1`],
+    [7, `sales:${p}:1:0`],
+    [14, `sales:${p}:1:1`],
+  ]);
+  // The count comes from the re-keyed record, itself output 2 of its input record.
+  assertEquals(origins("counts").sort(), [[1, `sales:${p}:0:2.0`], [1, `sales:${p}:1:2.0`]]);
+  d.close();
+});
