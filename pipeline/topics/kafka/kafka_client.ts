@@ -66,6 +66,10 @@ const QUIET = [
   "Limiting retries for the idempotent producer",
   "The coordinator is loading",
   "The group coordinator is not available",
+  // Leaders and coordinators moving (a topic just created, a broker restarting): retried.
+  "This server is not the leader for that topic-partition",
+  "This is not the correct coordinator",
+  "There is no leader for this topic-partition",
 ];
 
 // kafkajs schedules a throttle check with a negative delay when it is not throttled; Node's

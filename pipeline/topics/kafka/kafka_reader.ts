@@ -6,10 +6,13 @@
 import type { LogRecord } from "../../record.ts";
 import type { FetchRequest, TopicReader } from "../topic_log.ts";
 import { TopicsUnavailableError } from "../topic_log.ts";
-import { describeKafkaError, type FetchedPartition, type KafkaCluster } from "./kafka_client.ts";
+import {
+  describeKafkaError,
+  type FetchedMessage,
+  type FetchedPartition,
+  type KafkaCluster,
+} from "./kafka_client.ts";
 import { fromMessage } from "./record_codec.ts";
-// kafkajs' own filter of aborted transactions' records and of control records.
-import KafkaBatch from "kafkajs/src/consumer/batch.js";
 
 /** Bytes one fetch asks of each partition (Kafka's max.partition.fetch.bytes default). */
 const PARTITION_FETCH_BYTES = 1024 * 1024;
@@ -27,6 +30,8 @@ export interface PartitionState {
 }
 
 interface Buffered {
+  /** Lowest offset the buffer answers for: it holds every readable record from here to `next`. */
+  start: number;
   records: LogRecord[];
   /** Offset the next fetch starts at (past aborted records and control records too). */
   next: number;
@@ -99,17 +104,17 @@ export class KafkaReader implements TopicReader {
     const key = `${topic}\u0000${partition}`;
     let b = this.#buffers.get(key);
     if (!b) {
-      this.#buffers.set(key, b = { records: [], next: offset, bytes: 0 });
+      this.#buffers.set(key, b = { start: offset, records: [], next: offset, bytes: 0 });
       return b;
     }
-    const first = b.records.length > 0 ? b.records[0].offset : b.next;
-    if (offset < first || offset > b.next) {
+    if (offset < b.start || offset > b.next) {
       // Not where the buffer stands (a seek, a reload): start over there.
+      b.start = b.next = offset;
       b.records = [];
       b.bytes = 0;
-      b.next = offset;
       return b;
     }
+    b.start = offset;
     let drop = 0;
     while (drop < b.records.length && b.records[drop].offset < offset) {
       const r = b.records[drop++];
@@ -192,17 +197,13 @@ export class KafkaReader implements TopicReader {
   #take(topic: string, data: FetchedPartition): void {
     const b = this.#buffers.get(`${topic}\u0000${data.partition}`);
     if (!b) return;
-    const fetchedOffset = b.next;
-    const batch = new KafkaBatch(topic, String(fetchedOffset), data);
-    for (const m of batch.messages) {
+    const { records, next } = committedRecords(data, b.next);
+    for (const m of records) {
       const r = fromMessage(topic, data.partition, m);
       b.records.push(r);
       b.bytes += 48 + (r.key?.length ?? 0) + (r.value?.length ?? 0);
     }
-    // Past everything returned, aborted records and transaction markers included; an empty
-    // answer leaves it (read-committed: records of open transactions come later).
-    const within = batch.messagesWithinOffset as { offset: string }[];
-    if (within.length > 0) b.next = Number(within[within.length - 1].offset) + 1;
+    b.next = next;
     this.observe({
       topic,
       partition: data.partition,
@@ -211,4 +212,48 @@ export class KafkaReader implements TopicReader {
       logStart: Number(data.lastStartOffset),
     });
   }
+}
+
+/** A fetched message with what kafkajs decodes of its record batch. */
+type BatchMessage = FetchedMessage & {
+  batchContext?: { producerId: string; inTransaction: boolean; isControlBatch: boolean };
+};
+
+/**
+ * The records a read-committed consumer may see of a fetched partition, and the offset to
+ * fetch next. Records of aborted transactions are dropped: a transaction the broker lists as
+ * aborted (its first offset and producer) is open from that offset until its producer's abort
+ * marker, and several producers' transactions may interleave. Control records are never
+ * returned, records before `from` neither (a fetch may start inside a compressed batch); the
+ * next offset passes everything returned, markers and aborted records included, and stays at
+ * `from` when nothing came (records of open transactions come later).
+ */
+export function committedRecords(
+  data: Pick<FetchedPartition, "messages" | "abortedTransactions">,
+  from: number,
+): { records: FetchedMessage[]; next: number } {
+  const aborted = [...data.abortedTransactions]
+    .map((t) => ({ producerId: t.producerId, firstOffset: Number(t.firstOffset) }))
+    .sort((a, b) => a.firstOffset - b.firstOffset);
+  let nextAborted = 0;
+  const open = new Set<string>();
+  const records: FetchedMessage[] = [];
+  let next = from;
+  for (const m of data.messages as BatchMessage[]) {
+    const offset = Number(m.offset);
+    if (offset < from) continue;
+    next = offset + 1;
+    while (nextAborted < aborted.length && aborted[nextAborted].firstOffset <= offset) {
+      open.add(aborted[nextAborted++].producerId);
+    }
+    const producerId = m.batchContext?.producerId ?? "";
+    if (m.isControlRecord || m.batchContext?.isControlBatch) {
+      // Either marker ends the producer's transaction; only aborts were listed.
+      open.delete(producerId);
+      continue;
+    }
+    if (m.batchContext?.inTransaction && open.has(producerId)) continue;
+    records.push(m);
+  }
+  return { records, next };
 }

@@ -118,7 +118,10 @@ export class KafkaTopics implements TopicLog {
       this.#problem = null;
       return result;
     } catch (e) {
-      if (e instanceof TopicMismatchError || e instanceof TopicsUnavailableError) throw e;
+      if (
+        e instanceof TopicMismatchError || e instanceof TopicsUnavailableError ||
+        e instanceof UnknownTopicError
+      ) throw e;
       this.#problem = `cannot ${what} on ${this.description}: ${describeKafkaError(e)}`;
       if (isConnectionLoss(e)) this.#connected = false;
       throw new TopicsUnavailableError(this.#problem);
@@ -161,7 +164,18 @@ export class KafkaTopics implements TopicLog {
   }
 
   async #refreshOffsets(topic: string): Promise<void> {
-    const offsets = await this.#admin!.fetchTopicOffsets(topic);
+    let offsets;
+    for (let attempt = 0;; attempt++) {
+      try {
+        offsets = await this.#admin!.fetchTopicOffsets(topic);
+        break;
+      } catch (e) {
+        // Right after a topic is created its leaders take a moment to be known everywhere.
+        const type = (e as { type?: string }).type ?? "";
+        if (attempt >= 20 || !/NOT_LEADER|UNKNOWN_TOPIC|LEADER_NOT_AVAILABLE/.test(type)) throw e;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
     const partitions = offsets.length;
     const ends = Array(partitions).fill(0);
     const starts = Array(partitions).fill(0);
@@ -233,11 +247,15 @@ export class KafkaTopics implements TopicLog {
   }
 
   append(topic: string, records: readonly NewRecord[]): Promise<RecordPosition[]> {
-    const partitioner = this.#partitioners.get(topic);
-    if (!partitioner) return Promise.reject(new UnknownTopicError(topic));
     const now = this.o.clock();
-    const partitions = records.map((r) => r.partition ?? partitioner.partitionFor(r.key));
     return this.#call("produce", async () => {
+      if (!this.#partitioners.has(topic)) {
+        const exists = (await this.#admin!.listTopics()).includes(topic);
+        if (!exists) throw new UnknownTopicError(topic);
+        await this.#refreshOffsets(topic);
+      }
+      const partitioner = this.#partitioners.get(topic)!;
+      const partitions = records.map((r) => r.partition ?? partitioner.partitionFor(r.key));
       const sent = await this.#producer!.send({
         topic,
         acks: -1,

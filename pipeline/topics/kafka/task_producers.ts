@@ -47,6 +47,11 @@ export class TaskProducers {
       });
       this.#producers.set(id, producer);
       await producer.connect();
+      // kafkajs initializes the transactional producer id only with the first transaction:
+      // begin and abort one now, so the fencing and the clean-up of what a previous producer
+      // left open happen before offsets and changelogs are read.
+      const tx = await producer.transaction();
+      await tx.abort();
     }));
   }
 

@@ -1,0 +1,93 @@
+/** Reads Kafka topics as any other client would: a kafkajs consumer of its own group. */
+import { Kafka, logLevel } from "kafkajs";
+
+/** A record as a test compares it. */
+export interface ReadRecord {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: number;
+  readonly key: string | null;
+  readonly value: string | null;
+  readonly timestamp: number;
+  readonly headers: Record<string, string>;
+}
+
+/**
+ * Every record of `topics` up to their current end, read committed (default) or not. Ends when
+ * each partition's position reaches the end offset it had when reading began, or when nothing
+ * more came for `idleMs` (kafkajs hands over no batch that only held aborted records).
+ */
+export async function readTopics(
+  bootstrap: string,
+  topics: readonly string[],
+  options: { readUncommitted?: boolean; idleMs?: number } = {},
+): Promise<ReadRecord[]> {
+  const kafka = new Kafka({
+    clientId: "test-reader",
+    brokers: [bootstrap],
+    logLevel: logLevel.NOTHING,
+  });
+  const admin = kafka.admin();
+  await admin.connect();
+  const ends = new Map<string, number>();
+  for (const topic of topics) {
+    for (const o of await admin.fetchTopicOffsets(topic)) {
+      if (Number(o.high) > Number(o.low)) ends.set(`${topic}/${o.partition}`, Number(o.high));
+    }
+  }
+  await admin.disconnect();
+  const records: ReadRecord[] = [];
+  if (ends.size === 0) return records;
+  const consumer = kafka.consumer({
+    groupId: `test-reader-${crypto.randomUUID()}`,
+    readUncommitted: options.readUncommitted ?? false,
+  });
+  await consumer.connect();
+  await consumer.subscribe({ topics: [...topics], fromBeginning: true });
+  const done = Promise.withResolvers<void>();
+  const deadline = setTimeout(() => done.reject(new Error(`reading ${topics} timed out`)), 60_000);
+  let lastProgress = Date.now();
+  const idle = setInterval(() => {
+    if (Date.now() - lastProgress > (options.idleMs ?? 3_000)) done.resolve();
+  }, 100);
+  await consumer.run({
+    autoCommit: false,
+    eachBatch: async ({ batch }) => {
+      lastProgress = Date.now();
+      for (const m of batch.messages) {
+        const headers: Record<string, string> = {};
+        for (const [k, v] of Object.entries(m.headers ?? {})) {
+          if (v !== undefined) headers[k] = String(Array.isArray(v) ? v[v.length - 1] : v);
+        }
+        records.push({
+          topic: batch.topic,
+          partition: batch.partition,
+          offset: Number(m.offset),
+          key: m.key?.toString() ?? null,
+          value: m.value?.toString() ?? null,
+          timestamp: Number(m.timestamp),
+          headers,
+        });
+      }
+      const key = `${batch.topic}/${batch.partition}`;
+      // Read committed, the end may be a transaction marker: past the last offset is enough.
+      if (Number(batch.lastOffset()) + 1 >= (ends.get(key) ?? 0)) ends.delete(key);
+      if (ends.size === 0) done.resolve();
+      await Promise.resolve();
+    },
+  });
+  try {
+    await done.promise;
+  } finally {
+    clearTimeout(deadline);
+    clearInterval(idle);
+    await consumer.disconnect();
+  }
+  return records.sort((a, b) =>
+    a.topic < b.topic
+      ? -1
+      : a.topic > b.topic
+      ? 1
+      : a.partition - b.partition || a.offset - b.offset
+  );
+}
