@@ -62,6 +62,7 @@ Deno.test("health, status, start and stop follow the runner", async () => {
   const { pipeline, call } = await openPipeline();
   assertEquals(await call("GET", "/health").then((r) => [r.status, r.json]), [503, {
     status: "DOWN",
+    source: "embedded log (Deno KV)",
     reasons: ["runner is STOPPED"],
   }]);
   assertEquals((await call("POST", "/api/v1/streams/start")).json, {
@@ -70,6 +71,7 @@ Deno.test("health, status, start and stop follow the runner", async () => {
   });
   assertEquals(await call("GET", "/health").then((r) => [r.status, r.json]), [200, {
     status: "UP",
+    source: "embedded log (Deno KV)",
   }]);
   const status = (await call("GET", "/api/v1/streams/status")).json;
   assertEquals([status.running, status.state, status.plugins], [true, "RUNNING", [{

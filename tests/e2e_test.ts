@@ -107,7 +107,10 @@ Deno.test("end to end: main.ts with a temporary config serves the API, processes
     );
 
     const health = await fetch(`${base}/health`);
-    assertEquals([health.status, await health.json()], [200, { status: "UP" }]);
+    assertEquals([health.status, await health.json()], [200, {
+      status: "UP",
+      source: "embedded log (Deno KV)",
+    }]);
     const metrics = await fetch(`${base}/metrics`).then((r) => r.text());
     const sample = /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? (-?[0-9.]+(e[-+]?[0-9]+)?|NaN|[+-]Inf)$/;
     for (const line of metrics.split("\n")) {

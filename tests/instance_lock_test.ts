@@ -59,7 +59,10 @@ Deno.test("a second process on the same state exits non-zero naming the first, w
     const more = await post(base, payments(50, 50));
     assertEquals(more.offsets.map((o: { offset: number }) => o.offset)[49], 99);
     const health = await fetch(`${base}/health`);
-    assertEquals([health.status, await health.json()], [200, { status: "UP" }]);
+    assertEquals([health.status, await health.json()], [200, {
+      status: "UP",
+      source: "embedded log (Deno KV)",
+    }]);
 
     first.child.kill("SIGKILL");
     await first.child.status;

@@ -138,7 +138,12 @@ Deno.test("killed with kill -9 at random points and restarted, the pipeline ends
     const total = await produced;
     const last = startMain(config);
     try {
-      await untilCaughtUp(await adminUrl(last));
+      const base = await adminUrl(last);
+      await untilCaughtUp(base);
+      assertEquals(await fetch(`${base}/health`).then((r) => r.json()), {
+        status: "UP",
+        source: `Kafka at ${broker.bootstrap}`,
+      });
     } finally {
       last.child.kill("SIGTERM");
       await last.child.status;

@@ -59,9 +59,10 @@ export function createAdminApp(pipeline: Pipeline, options: AdminOptions): Hono 
 
   app.get("/health", (c) => {
     const reasons = pipeline.healthProblems();
+    const source = pipeline.log.description;
     return reasons.length === 0
-      ? c.json({ status: "UP" })
-      : c.json({ status: "DOWN", reasons }, 503);
+      ? c.json({ status: "UP", source })
+      : c.json({ status: "DOWN", source, reasons }, 503);
   });
 
   app.get("/api/v1/streams/status", (c) =>
