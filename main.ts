@@ -40,14 +40,7 @@ try {
   Deno.exit(1);
 }
 
-await pipeline.start();
-const enabled = pipeline.plugins.map((p) => p.name).join(", ") || "none";
-console.log(`pipeline ${pipeline.config.applicationId} running; plugins: ${enabled}`);
-
-const summaryTimer = pipeline.config.logIntervalMs > 0
-  ? setInterval(() => console.log(summaryLine(pipeline)), pipeline.config.logIntervalMs)
-  : undefined;
-
+let summaryTimer: ReturnType<typeof setInterval> | undefined;
 let stopping = false;
 async function shutdown(signal: string) {
   if (stopping) return;
@@ -64,6 +57,26 @@ async function shutdown(signal: string) {
 }
 Deno.addSignalListener("SIGINT", () => shutdown("SIGINT"));
 Deno.addSignalListener("SIGTERM", () => shutdown("SIGTERM"));
+
+// Waits while the topics cannot be reached (retrying; /health says why); an error retrying
+// cannot fix, such as a topic with the wrong partition count, ends the process.
+try {
+  await pipeline.start();
+} catch (e) {
+  if (!stopping) {
+    console.error(`Cannot start the pipeline: ${(e as Error).message}`);
+    await server.shutdown();
+    await pipeline.close();
+    Deno.exit(1);
+  }
+}
+if (!stopping) {
+  const enabled = pipeline.plugins.map((p) => p.name).join(", ") || "none";
+  console.log(`pipeline ${pipeline.config.applicationId} running; plugins: ${enabled}`);
+  summaryTimer = pipeline.config.logIntervalMs > 0
+    ? setInterval(() => console.log(summaryLine(pipeline)), pipeline.config.logIntervalMs)
+    : undefined;
+}
 
 /** One line: events in, alerts, high-value orders, dead letters, lag and latency. */
 function summaryLine(p: Pipeline): string {

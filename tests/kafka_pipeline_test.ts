@@ -4,6 +4,7 @@ import { toNewRecord } from "../pipeline/plugin.ts";
 import type { Pipeline } from "../pipeline/app.ts";
 import { TrafficModel } from "../plugins/traffic_simulator/traffic_model.ts";
 import { bssTopics, openPipeline, untilProcessed } from "./fixtures/kafka_setups.ts";
+import { adminUrl, pluginEntry, poll, startMain } from "./fixtures/main_process.ts";
 import { sharedBroker } from "./kafka/broker.ts";
 import { readTopics } from "./kafka/read_topic.ts";
 
@@ -197,6 +198,47 @@ Deno.test("internal topics: repartition topics sized like their inputs, compacte
     });
   } finally {
     await admin.disconnect();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("with no broker reachable at start, the pipeline serves /health 503 naming Kafka and the reason, keeps retrying, and stops cleanly", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  const dir = await Deno.makeTempDir();
+  const config = `${dir}/pipeline.json`;
+  await Deno.writeTextFile(
+    config,
+    JSON.stringify({
+      state: { path: "state/state.kv" },
+      logIntervalMs: 0,
+      plugins: [pluginEntry("fraud_detection")],
+    }),
+  );
+  const main = startMain(config, { KAFKA_BROKERS: `127.0.0.1:${port}` });
+  try {
+    const base = await adminUrl(main);
+    const health = await poll(async () => {
+      const res = await fetch(`${base}/health`);
+      const body = await res.json();
+      return res.status === 503 && body.reasons?.some((r: string) => r.includes("retrying"))
+        ? body
+        : undefined;
+    });
+    assertEquals(health.source, `Kafka at 127.0.0.1:${port}`);
+    ok(
+      health.reasons.some((r: string) =>
+        r.startsWith(
+          `runner is STARTING: cannot create or check topics on Kafka at 127.0.0.1:${port}:`,
+        )
+      ),
+      JSON.stringify(health),
+    );
+    main.child.kill("SIGTERM");
+    assertEquals((await main.child.status).code, 0);
+  } finally {
+    await main.stop();
     await Deno.remove(dir, { recursive: true });
   }
 });
