@@ -129,7 +129,9 @@ export class StreamTask implements ProcessorContext {
         ? `${upstream}.`
         : `${input.topic}:${input.partition}:${input.offset}:`;
     }
-    return { ...headers, [ORIGIN]: `${base}${this.#outputIndex++}` };
+    const origin = `${base}${this.#outputIndex++}`;
+    // Most outputs have no other header (or only the origin they came with): no spread then.
+    return onlyOrigin(headers) ? { [ORIGIN]: origin } : { ...headers, [ORIGIN]: origin };
   }
 
   late(plugin: string, store: string, record: AnyRecord, reason: string): void {
@@ -288,6 +290,12 @@ export interface EventTimeBounds {
   readonly min: number;
   readonly maxAheadMs: number | null;
   readonly now: () => number;
+}
+
+/** Whether `headers` holds no header but the origin. */
+function onlyOrigin(headers: Headers): boolean {
+  for (const name in headers) if (name !== ORIGIN) return false;
+  return true;
 }
 
 /** Characters of a dead-lettered record's value a report keeps. */

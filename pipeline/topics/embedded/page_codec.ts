@@ -25,8 +25,14 @@ export interface Page {
 /** Shared by records without headers (headers are read-only). */
 export const NO_HEADERS: Headers = Object.freeze({});
 
-/** Per record in a page: key, timestamp, headers (0 when none), value length (-1: null). */
-type PageMeta = [string | null, number, Headers | 0, number];
+/**
+ * Per record in a page: key, timestamp, headers (0 when none; a string when the only header is
+ * the pipeline's origin header, its value), value length (-1: null).
+ */
+type PageMeta = [string | null, number, Headers | string | 0, number];
+
+/** The header every output record carries (see StreamTask): stored as a plain string. */
+const ORIGIN = "bss.origin";
 
 /** A page's blob key. */
 export function pageKey(topic: string, partition: number, base: number): Deno.KvKey {
@@ -62,7 +68,7 @@ export function encodePage(records: readonly LogRecord[]): string {
     meta.push([
       r.key,
       r.timestamp,
-      isEmpty(r.headers) ? 0 : r.headers,
+      storedHeaders(r.headers),
       r.value === null ? -1 : r.value.length,
     ]);
     if (r.value !== null) values += r.value;
@@ -88,7 +94,11 @@ export function decodePage(
       key,
       value,
       timestamp,
-      headers: headers || NO_HEADERS,
+      headers: headers === 0
+        ? NO_HEADERS
+        : typeof headers === "string"
+        ? { [ORIGIN]: headers }
+        : headers,
     };
   });
 }
@@ -119,7 +129,11 @@ export function* splitIntoPages(records: readonly LogRecord[]): Generator<LogRec
   }
 }
 
-function isEmpty(headers: Headers): boolean {
-  for (const _ in headers) return false;
-  return true;
+/** Headers as a page stores them: 0 for none, the origin's value when it is the only one. */
+function storedHeaders(headers: Headers): Headers | string | 0 {
+  let count = 0;
+  for (const name in headers) {
+    if (name !== ORIGIN || ++count > 1) return headers;
+  }
+  return count === 0 ? 0 : headers[ORIGIN];
 }
