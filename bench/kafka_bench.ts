@@ -143,7 +143,7 @@ for (;;) {
   await new Promise((r) => setTimeout(r, 100));
   const inputs = pipeline.metrics.summary().topics.filter((t) => INPUTS.includes(t.topic))
     .reduce((n, t) => n + t.recordsIn, 0);
-  if (inputs >= produced && pipeline.lag().every((l) => l.lag === 0)) break;
+  if (inputs >= produced && pipeline.runner.idle && pipeline.lag().every((l) => l.lag === 0)) break;
 }
 const seconds = (performance.now() - started) / 1000;
 const summary = pipeline.metrics.summary();

@@ -104,7 +104,7 @@ async function untilCaughtUp(base: string, ms = 60_000): Promise<void> {
     const status = await fetch(`${base}/api/v1/streams/status`).then((r) => r.json()).catch(() =>
       null
     );
-    if (status?.state === "RUNNING" && m && m.lag.partitions.length > 0 && m.lag.total === 0) {
+    if (status?.idle && m && m.lag.partitions.length > 0 && m.lag.total === 0) {
       return;
     }
     await new Promise((r) => setTimeout(r, 100));
@@ -220,7 +220,8 @@ Deno.test("with the broker stopped mid-run, /health says why, the pipeline resum
     const deadline = Date.now() + 90_000;
     while (
       Date.now() < deadline &&
-      !(pipeline.running && pipeline.lag().length > 0 && pipeline.lag().every((l) => l.lag === 0))
+      !(pipeline.runner.idle && pipeline.lag().length > 0 &&
+        pipeline.lag().every((l) => l.lag === 0))
     ) {
       await new Promise((r) => setTimeout(r, 100));
     }

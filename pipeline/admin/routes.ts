@@ -69,6 +69,7 @@ export function createAdminApp(pipeline: Pipeline, options: AdminOptions): Hono 
     c.json({
       running: pipeline.running,
       state: pipeline.runner.state,
+      idle: pipeline.runner.idle,
       uptimeMs: pipeline.uptimeMs,
       plugins: pipeline.config.plugins.map((p) => ({
         name: p.name,

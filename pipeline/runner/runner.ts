@@ -87,6 +87,7 @@ export class PipelineRunner {
   #wake: (() => void) | null = null;
   /** Settles once the runner runs (or has given up starting). */
   #ready: Promise<void> | null = null;
+  #idle = false;
   #error: Error | null = null;
   /** Why the runner is waiting for its topics, while STARTING or RECOVERING. */
   #problem: string | null = null;
@@ -121,6 +122,14 @@ export class PipelineRunner {
 
   get error(): Error | null {
     return this.#error;
+  }
+
+  /**
+   * True while the runner waits for input with every commit landed: what it has read is
+   * committed (lag then counts only what it has not read).
+   */
+  get idle(): boolean {
+    return this.#idle;
   }
 
   /** Why the runner waits for its topics (STARTING, RECOVERING), or null. */
@@ -463,7 +472,12 @@ export class PipelineRunner {
         if (n === 0 && this.#state === "RUNNING") {
           const wait = new AbortController();
           this.#wake = () => wait.abort();
-          await this.#reader.fetch(this.#fetchRequests(), 1000, wait.signal);
+          this.#idle = true;
+          try {
+            await this.#reader.fetch(this.#fetchRequests(), 1000, wait.signal);
+          } finally {
+            this.#idle = false;
+          }
         }
       } catch (e) {
         if (e instanceof TopicsUnavailableError) {

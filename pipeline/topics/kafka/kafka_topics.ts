@@ -345,10 +345,10 @@ export class KafkaTopics implements TopicLog {
       const now = this.o.clock();
       await this.#call("commit", async () => {
         if (this.#exactlyOnce) {
-          const results = await Promise.all(
-            batch.tasks.map((t) => this.#tasks.commit(this.#transaction(t, now))),
-          );
+          const transactions = batch.tasks.map((t) => this.#transaction(t, now));
+          const results = await Promise.all(transactions.map((t) => this.#tasks.commit(t)));
           this.#advanceCheckpoints(batch, results.flat());
+          this.#advanceEnds(transactions.flatMap((t) => t.messages), results.flat(), 1);
         } else {
           await this.#commitAtLeastOnce(batch, now);
         }
@@ -429,6 +429,37 @@ export class KafkaTopics implements TopicLog {
     }
   }
 
+  /**
+   * End offsets of what a commit wrote, known at once (lag and readers then need no refresh):
+   * past the records sent to each partition, and its transaction marker.
+   */
+  #advanceEnds(
+    sent: readonly TopicMessages[],
+    results: readonly { topicName: string; partition: number; baseOffset?: string }[],
+    markers: number,
+  ): void {
+    const counts = new Map<string, number>();
+    for (const t of sent) {
+      for (const m of t.messages) {
+        const key = `${t.topic}\u0000${m.partition}`;
+        counts.set(key, (counts.get(key) ?? 0) + 1);
+      }
+    }
+    const bases = new Map<string, number>();
+    for (const r of results) {
+      if (r.baseOffset === undefined) continue;
+      const key = `${r.topicName}\u0000${r.partition}`;
+      bases.set(key, Math.min(bases.get(key) ?? Infinity, Number(r.baseOffset)));
+    }
+    for (const [key, base] of bases) {
+      const [topic, p] = key.split("\u0000");
+      const meta = this.#meta.get(topic);
+      if (!meta) continue;
+      const end = base + (counts.get(key) ?? 0) + markers;
+      meta.ends[Number(p)] = Math.max(meta.ends[Number(p)] ?? 0, end);
+    }
+  }
+
   /** At least once: outputs and changelogs acknowledged first, then the offsets committed. */
   async #commitAtLeastOnce(batch: BatchCommit, now: number): Promise<void> {
     const messages = batch.tasks.flatMap((t) => this.#transaction(t, now).messages);
@@ -436,6 +467,7 @@ export class KafkaTopics implements TopicLog {
       ? await this.#producer!.sendBatch({ topicMessages: messages, acks: -1 })
       : [];
     this.#advanceCheckpoints(batch, sent);
+    this.#advanceEnds(messages, sent, 0);
     const byTopic = new Map<string, { partition: number; offset: string }[]>();
     for (const t of batch.tasks) {
       for (const [topic, offset] of t.offsets) {
