@@ -128,6 +128,7 @@ export class Pipeline {
       const runner = new PipelineRunner(log, committer, graph, {
         applicationId: config.applicationId,
         commitIntervalMs: config.commitIntervalMs,
+        cacheMaxBytes: config.cacheMaxBytes,
         maxBatchRecords: config.maxBatchRecords,
         maxBatchBytes: config.maxBatchBytes,
         deadLetterTopic: config.deadLetterTopic,

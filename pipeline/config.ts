@@ -66,6 +66,8 @@ export const ConfigSchema = z.strictObject({
     z.strictObject({ url: z.url() }),
   ]).default({ path: "data/state.kv" }),
   commitIntervalMs: z.number().int().min(1).max(60_000).default(100),
+  /** Bytes of aggregation results held until the commit (0: every update forwarded at once). */
+  cacheMaxBytes: z.number().int().min(0).default(10 * 1024 * 1024),
   maxBatchRecords: z.number().int().min(1).max(100_000).default(2_000),
   /** Bytes of input one batch reads per task and topic (at least one record). */
   maxBatchBytes: z.number().int().min(1).default(4 * 1024 * 1024),

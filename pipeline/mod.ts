@@ -41,6 +41,12 @@ export {
   type WindowedStoreOptions,
 } from "./topology/dsl.ts";
 export type { Aggregation, EmitStrategy, RetractStrategy } from "./topology/aggregate_nodes.ts";
+export type {
+  StoreRef,
+  ValueProcessor,
+  ValueProcessorContext,
+} from "./topology/process_values_node.ts";
+export type { KeyValueStore } from "./state/key_value_store.ts";
 export { JoinWindows, SessionWindows, SlidingWindows, TimeWindows } from "./windows.ts";
 export {
   type FraudAlertType,

@@ -2,7 +2,7 @@ import type { Headers, LogRecord, NewRecord, StreamRecord } from "./record.ts";
 import { keyToString, serializedValue } from "./record.ts";
 import type { KeyValueStore } from "./state/key_value_store.ts";
 import type { WindowStore } from "./state/window_store.ts";
-import type { AnyRecord, ProcessorContext } from "./topology/node.ts";
+import type { AnyRecord, CachingNode, ProcessorContext } from "./topology/node.ts";
 import type { Subtopology } from "./topology/subtopologies.ts";
 
 /** Where a task's side effects go during one batch: output records and reports. */
@@ -42,6 +42,13 @@ export class ProcessingError extends Error {
   }
 }
 
+/** A result the record cache holds: the record to forward, and the input behind it. */
+interface CachedResult {
+  readonly record: AnyRecord;
+  readonly input: LogRecord;
+  readonly origin: string;
+}
+
 /** The header naming an output record's origin. */
 export const ORIGIN = "bss.origin";
 
@@ -69,6 +76,11 @@ export class StreamTask implements ProcessorContext {
   /** The origin header of the current input's outputs, up to their index (made when needed). */
   #originBase: string | null = null;
   #outputIndex = 0;
+  /** The record cache: per caching node, results by cache key, oldest first. */
+  readonly #caches = new Map<CachingNode, Map<string, CachedResult>>();
+  #cached = 0;
+  /** Results evicted from the cache, forwarded once the record in progress is done. */
+  #evicted: [CachingNode, CachedResult][] = [];
 
   constructor(
     readonly sub: Subtopology,
@@ -82,6 +94,8 @@ export class StreamTask implements ProcessorContext {
     readonly onError: ReadonlyMap<string, OnError> = new Map(),
     /** Event times outside these bounds are dead-lettered (see `EventTimeBounds`). */
     readonly eventTime: EventTimeBounds = { min: 0, maxAheadMs: null, now: Date.now },
+    /** Results the record cache holds at most; 0 forwards every result at once. */
+    readonly cacheCapacity = 0,
   ) {
     this.offsets = offsets;
   }
@@ -121,17 +135,86 @@ export class StreamTask implements ProcessorContext {
    * the external input's, with the index extended: `bss.order.events:1:42:0.3`.
    */
   #withOrigin(headers: Headers): Headers {
-    const input = this.input;
+    const origin = this.#nextOrigin();
+    // Most outputs have no other header (or only the origin they came with): no spread then.
+    return onlyOrigin(headers) ? { [ORIGIN]: origin } : { ...headers, [ORIGIN]: origin };
+  }
+
+  /** The origin of the current input's next output. */
+  #nextOrigin(): string {
     let base = this.#originBase;
     if (base === null) {
+      const input = this.input;
       const upstream = this.internalTopics.has(input.topic) ? input.headers[ORIGIN] : undefined;
       base = this.#originBase = upstream !== undefined
         ? `${upstream}.`
         : `${input.topic}:${input.partition}:${input.offset}:`;
     }
-    const origin = `${base}${this.#outputIndex++}`;
-    // Most outputs have no other header (or only the origin they came with): no spread then.
-    return onlyOrigin(headers) ? { [ORIGIN]: origin } : { ...headers, [ORIGIN]: origin };
+    return `${base}${this.#outputIndex++}`;
+  }
+
+  emitCached(node: CachingNode, cacheKey: string, record: AnyRecord): void {
+    if (this.cacheCapacity === 0) {
+      node.flushCached(record, this);
+      return;
+    }
+    let cache = this.#caches.get(node);
+    if (!cache) this.#caches.set(node, cache = new Map());
+    if (cache.delete(cacheKey)) this.#cached--;
+    // The origin is fixed now: the record behind the result, its outputs numbered after it.
+    cache.set(cacheKey, { record, input: this.input, origin: this.#nextOrigin() });
+    if (++this.#cached > this.cacheCapacity) {
+      const [oldest, result] = cache.entries().next().value!;
+      cache.delete(oldest);
+      this.#cached--;
+      this.#evicted.push([node, result]);
+    }
+  }
+
+  /** Whether the record cache holds results. */
+  get hasCached(): boolean {
+    return this.#cached > 0;
+  }
+
+  /**
+   * Forwards every result the record cache holds, oldest first, as of their own records (for
+   * dead letters and origins), and empties it: before each commit.
+   */
+  flushCaches(): void {
+    for (const [node, cache] of this.#caches) {
+      for (const result of cache.values()) this.#forwardCached(node, result);
+      cache.clear();
+    }
+    this.#cached = 0;
+  }
+
+  /** Forwards one cached result under its own record, like the processing of that record. */
+  #forwardCached(node: CachingNode, result: CachedResult): void {
+    const input = this.input;
+    const base = this.#originBase;
+    const index = this.#outputIndex;
+    this.input = result.input;
+    this.#originBase = `${result.origin}.`;
+    this.#outputIndex = 0;
+    try {
+      node.flushCached(result.record, this);
+      this.#flush();
+    } catch (e) {
+      this.#failed(node.plugin, e, "emitting a cached result");
+    } finally {
+      this.input = input;
+      this.#originBase = base;
+      this.#outputIndex = index;
+    }
+  }
+
+  /** Forwards results evicted while a record was processed, once it is done. */
+  #forwardEvicted(): void {
+    while (this.#evicted.length > 0) {
+      const evicted = this.#evicted;
+      this.#evicted = [];
+      for (const [node, result] of evicted) this.#forwardCached(node, result);
+    }
   }
 
   late(plugin: string, store: string, record: AnyRecord, reason: string): void {
@@ -251,6 +334,7 @@ export class StreamTask implements ProcessorContext {
       }
       this.#flush();
     }
+    if (this.#evicted.length > 0) this.#forwardEvicted();
   }
 
   /** Hands what the record's run through one plugin wrote to the batch. */

@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { type StreamsBuilder, z } from "../pipeline/mod.ts";
+import { type StreamsBuilder, TimeWindows, z } from "../pipeline/mod.ts";
 import { partitionForKey } from "../pipeline/topics/partitioner.ts";
 import { TestDriver } from "../pipeline/testing/mod.ts";
 
@@ -284,5 +284,64 @@ Deno.test("every output record names its origin: input topic, partition, offset 
   ]);
   // The count comes from the re-keyed record, itself output 2 of its input record.
   assertEquals(origins("counts").sort(), [[1, `sales:${p}:0:2.0`], [1, `sales:${p}:1:2.0`]]);
+  d.close();
+});
+
+Deno.test("the record cache forwards each key's latest aggregate once per commit, least recently updated first; eviction forwards early", async () => {
+  const build = (b: StreamsBuilder) =>
+    b.stream<Sale>("sales").groupByKey().count({ store: "cached-counts" }).toStream()
+      .to("counts");
+  const sales = (keys: string[]) => keys.map((k, i) => ({ key: k, value: sale(k, "p", 1, i) }));
+  const cached = await TestDriver.create({ build, cacheMaxBytes: 10 * 1024 * 1024 });
+  await cached.input<Sale>("sales").pipeMany(sales(["a", "b", "a", "a", "b"]));
+  const first = cached.output<number>("counts").readRecords();
+  assertEquals(first.map((r) => [r.key, r.value]), [["a", 3], ["b", 2]]);
+  // The latest update's input is the origin: offsets 3 and 4.
+  assertEquals(first.map((r) => r.headers["bss.origin"].split(":").slice(1, 3)), [
+    ["0", "3"],
+    ["0", "4"],
+  ]);
+  await cached.input<Sale>("sales").pipeMany(sales(["b"]));
+  assertEquals(cached.output<number>("counts").readKeyValues(), [["b", 3]]);
+  cached.close();
+
+  // Room for one result: changing another key forwards the held one at once.
+  const tiny = await TestDriver.create({ build, cacheMaxBytes: 512 });
+  await tiny.input<Sale>("sales").pipeMany(sales(["a", "a", "b", "b", "a"]));
+  assertEquals(tiny.output<number>("counts").readKeyValues(), [["a", 2], ["b", 2], ["a", 3]]);
+  tiny.close();
+
+  // Off: every update.
+  const off = await TestDriver.create({ build, cacheMaxBytes: 0 });
+  await off.input<Sale>("sales").pipeMany(sales(["a", "b", "a"]));
+  assertEquals(off.output<number>("counts").readKeyValues(), [["a", 1], ["b", 1], ["a", 2]]);
+  off.close();
+});
+
+Deno.test("processValues emits per event with its stores, never through the cache; windowed results coalesce per window", async () => {
+  const d = await TestDriver.create({
+    cacheMaxBytes: 10 * 1024 * 1024,
+    build: (b) => {
+      const seen = b.keyValueStore<number>("seen");
+      const sales = b.stream<Sale>("sales");
+      sales.processValues([seen], (s, key, ctx) => {
+        const n = (ctx.store(seen).get(key) ?? 0) + 1;
+        ctx.store(seen).put(key, n);
+        return [`${s.product}#${n}`];
+      }).to("seen");
+      sales.groupByKey().windowedBy(TimeWindows.ofSizeWithNoGrace(10))
+        .count({ store: "per-window" }).toStream()
+        .map((wk, n) => ({ key: `${wk.key}@${wk.window.start}`, value: n })).to("windows");
+    },
+  });
+  await d.input<Sale>("sales").pipeMany([
+    { key: "s", value: sale("s", "p1", 1, 1) },
+    { key: "s", value: sale("s", "p2", 1, 2) },
+    { key: "s", value: sale("s", "p3", 1, 12) },
+    { key: "s", value: sale("s", "p4", 1, 13) },
+  ]);
+  assertEquals(d.output("seen").readValues(), ["p1#1", "p2#2", "p3#3", "p4#4"]);
+  assertEquals(d.output("windows").readKeyValues(), [["s@0", 2], ["s@10", 2]]);
+  assertEquals(d.keyValueStore("seen").get("s"), 4);
   d.close();
 });

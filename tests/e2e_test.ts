@@ -95,8 +95,8 @@ Deno.test("end to end: main.ts with a temporary config serves the API, processes
     const high = await readAtLeast("bss.orders.highvalue", 1);
     assertEquals(
       high.map((
-        h: { value: { orderId: string; customerTier: string } },
-      ) => [h.value.orderId, h.value.customerTier]),
+        h: { value: { orderId: string; customer: { tier: string } } },
+      ) => [h.value.orderId, h.value.customer.tier]),
       [["o1", "GOLD"]],
     );
     const dlq = await readAtLeast("bss.dlq", 2); // rejected by both plugins that read orders

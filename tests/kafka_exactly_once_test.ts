@@ -85,6 +85,8 @@ async function writeConfig(dir: string, app: string, prefix: string, bootstrap: 
       deadLetterTopic: `${prefix}dlq`,
       lateTopic: `${prefix}late`,
       defaultPartitions: 3,
+      // Every update emitted, so the verifier can check each one.
+      cacheMaxBytes: 0,
       source: { type: "kafka", brokers: [bootstrap] },
       plugins: [{
         name: "eos_check",

@@ -62,6 +62,11 @@ export interface RunnerOptions {
   readonly onError?: ReadonlyMap<string, OnError>;
   /** Accepted event times (default: from 1970 on, no bound ahead of the clock). */
   readonly eventTime?: { readonly min: number; readonly maxAheadMs: number | null };
+  /**
+   * Bytes of aggregation results the record caches of all tasks hold until the commit (Kafka
+   * Streams' cache.max.bytes.buffering; default 0: every result forwarded at once).
+   */
+  readonly cacheMaxBytes?: number;
 }
 
 export type RunnerState =
@@ -159,6 +164,7 @@ export class PipelineRunner {
       deadLetterTopic: o.deadLetterTopic,
       lateTopic: o.lateTopic,
       onError: o.onError,
+      cacheMaxBytes: o.cacheMaxBytes ?? 0,
       eventTime: {
         min: o.eventTime?.min ?? 0,
         maxAheadMs: o.eventTime?.maxAheadMs ?? null,
@@ -285,8 +291,13 @@ export class PipelineRunner {
         break;
       }
     }
-    // Re-keyed records go to their readers now, including those re-keyed again on the way.
-    for (let i = 0; i < batch.handoffs.length; i++) {
+    // Re-keyed records go to their readers now, including those re-keyed again on the way;
+    // then the record caches forward what they hold, which may re-key more.
+    for (let i = 0; i < batch.handoffs.length || this.#flushCaches(batch); i++) {
+      if (i >= batch.handoffs.length) {
+        i--;
+        continue;
+      }
       const log = batch.handoffs[i];
       const r = this.#repartitions.get(log.topic)!;
       const task = r.readers[log.partition];
@@ -320,6 +331,18 @@ export class PipelineRunner {
     });
     this.#pending.push(this.#inflight);
     return processed;
+  }
+
+  /** Forwards every task's cached results into the batch; false when none held any. */
+  #flushCaches(batch: Batch): boolean {
+    let flushed = false;
+    for (const task of this.#tasks) {
+      if (!task.hasCached) continue;
+      task.output = batch.outputFor(task);
+      task.flushCaches();
+      flushed = true;
+    }
+    return flushed;
   }
 
   /** Estimated bytes the next commit writes for state (changes and snapshot steps). */

@@ -13,7 +13,12 @@ export interface TaskLoadOptions {
   readonly lateTopic: string;
   readonly onError?: ReadonlyMap<string, OnError>;
   readonly eventTime: EventTimeBounds;
+  /** Bytes the tasks' record caches hold in all (0: no cache). */
+  readonly cacheMaxBytes: number;
 }
+
+/** What one cached result is reckoned to take: a key, a record and a small aggregate. */
+const CACHED_RESULT_BYTES = 512;
 
 /** A task's identity as the topic log sees it. */
 export function taskRef(task: StreamTask): TaskRef {
@@ -50,6 +55,10 @@ export async function loadTasks(
     }))
   );
   const positions = await log.positions(refs);
+  // The cache budget is shared evenly by the tasks.
+  const cacheCapacity = o.cacheMaxBytes === 0
+    ? 0
+    : Math.max(1, Math.floor(o.cacheMaxBytes / CACHED_RESULT_BYTES / Math.max(1, refs.length)));
   const tasks: StreamTask[] = [];
   for (const sub of subs) {
     for (let p = 0; p < log.partitions(sub.topics[0]); p++) {
@@ -79,6 +88,7 @@ export async function loadTasks(
         internal,
         o.onError,
         o.eventTime,
+        cacheCapacity,
       );
       if (at?.streamTime !== null && at?.streamTime !== undefined) task.streamTime = at.streamTime;
       tasks.push(task);

@@ -34,6 +34,11 @@ export interface TestDriverOptions {
   /** Hand re-keyed records to their readers within the batch (default true, as in production). */
   readonly handoff?: boolean;
   /**
+   * The record cache's size. Default 0: every aggregation update is forwarded, as Kafka
+   * Streams' TopologyTestDriver shows them (it commits after each record).
+   */
+  readonly cacheMaxBytes?: number;
+  /**
    * Accepted event times. Default: from 1970 on with no bound ahead of the clock, since the
    * driver's clock is simulated (production refuses events more than a day ahead).
    */
@@ -122,6 +127,7 @@ export class TestDriver {
       clock: clock.now,
       observer: options.observer,
       handoff: options.handoff,
+      cacheMaxBytes: options.cacheMaxBytes ?? 0,
       onError: errorPolicies(plugins),
       eventTime: options.eventTime,
     });

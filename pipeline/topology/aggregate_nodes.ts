@@ -43,14 +43,26 @@ abstract class KeyedAggregateNode extends ProcessorNode {
 
   protected abstract aggregate(record: AnyRecord & { key: string }, ctx: ProcessorContext): void;
 
+  /**
+   * Emits a window's result: an update goes through the task's record cache (coalesced per
+   * window until the commit), a window emitted when it closes goes at once.
+   */
   protected emitWindow(
     ctx: ProcessorContext,
     w: WindowEntry<unknown>,
     value: unknown,
     timestamp: number,
+    cacheKey: string | null = `${w.key}@${w.start}`,
   ) {
     const key: Windowed = { key: w.key, window: { start: w.start, end: w.end } };
-    this.forward({ key, value, timestamp, headers: {} }, ctx);
+    const record = { key, value, timestamp, headers: {} };
+    if (cacheKey === null) this.forward(record, ctx);
+    else ctx.emitCached(this, cacheKey, record);
+  }
+
+  /** Forwards a result the record cache held. */
+  flushCached(record: AnyRecord, ctx: ProcessorContext): void {
+    this.forward(record, ctx);
   }
 }
 
@@ -65,12 +77,12 @@ export class AggregateNode extends KeyedAggregateNode {
       current === undefined ? this.agg.init() : current,
     );
     store.put(record.key, next);
-    this.forward({
+    ctx.emitCached(this, record.key, {
       key: record.key,
       value: next,
       timestamp: record.timestamp,
       headers: record.headers,
-    }, ctx);
+    });
   }
 }
 
@@ -120,7 +132,7 @@ export class TimeWindowAggregateNode extends KeyedAggregateNode {
     const closed = ctx.store<WindowStore>(this.storeName).closeUpTo(ctx.streamTime);
     if (this.emit === "close") {
       for (const w of closed) {
-        this.emitWindow(ctx, w, w.value, w.end - 1);
+        this.emitWindow(ctx, w, w.value, w.end - 1, null);
       }
     }
   }
@@ -189,7 +201,9 @@ export class SlidingWindowAggregateNode extends KeyedAggregateNode {
   override advance(ctx: ProcessorContext): void {
     ctx.store<WindowStore>(this.bufferName).closeUpTo(ctx.streamTime);
     const closed = ctx.store<WindowStore>(this.storeName).closeUpTo(ctx.streamTime);
-    if (this.emit === "close") { for (const w of closed) this.emitWindow(ctx, w, w.value, w.end); }
+    if (this.emit === "close") {
+      for (const w of closed) this.emitWindow(ctx, w, w.value, w.end, null);
+    }
   }
 }
 
@@ -246,17 +260,29 @@ export class SessionWindowAggregateNode extends KeyedAggregateNode {
         ? w.start !== start || w.end !== end
         : w.start !== start;
       if (this.emit === "update" && replaced) {
-        this.emitWindow(ctx, w, null, t);
+        this.emitWindow(ctx, w, null, t, this.#cacheKey(w));
       }
     }
     store.put(record.key, start, end, value, end + gap + grace);
     if (this.emit === "update") {
-      this.emitWindow(ctx, { key: record.key, start, end, value }, value, t);
+      const session = { key: record.key, start, end, value };
+      this.emitWindow(ctx, session, value, t, this.#cacheKey(session));
     }
   }
 
   override advance(ctx: ProcessorContext): void {
     const closed = ctx.store<WindowStore>(this.storeName).closeUpTo(ctx.streamTime);
-    if (this.emit === "close") { for (const w of closed) this.emitWindow(ctx, w, w.value, w.end); }
+    if (this.emit === "close") {
+      for (const w of closed) this.emitWindow(ctx, w, w.value, w.end, null);
+    }
+  }
+
+  /**
+   * A session's entry in the record cache: by its start when only absorbed sessions are
+   * retracted (an extension then updates the same session), else by its bounds, as a
+   * retraction of the old bounds must reach downstream.
+   */
+  #cacheKey(w: WindowEntry<unknown>): string {
+    return this.retract === "merged" ? `${w.key}@${w.start}` : `${w.key}@${w.start}-${w.end}`;
   }
 }

@@ -25,6 +25,7 @@ import {
   type ProcessorNode,
 } from "./node.ts";
 import { SinkNode, SourceNode, TableSourceNode } from "./source_sink_nodes.ts";
+import { ProcessValuesNode, type StoreRef, type ValueProcessor } from "./process_values_node.ts";
 
 /** A key and value pair returned by `map` and `flatMap`. */
 export interface KeyValue<K, V> {
@@ -73,6 +74,12 @@ export interface StreamJoinOptions {
 /** Builds one plugin's part of the processor graph. `build` functions only describe; no I/O. */
 export class StreamsBuilder {
   constructor(readonly graph: TopologyGraph, readonly plugin: string) {}
+
+  /** Declares a key-value store for `processValues` steps; names are unique per application. */
+  keyValueStore<V>(name: string): StoreRef<V> {
+    this.graph.addStore({ name, kind: "kv", plugin: this.plugin });
+    return { name };
+  }
 
   /**
    * A record stream read from `topic`. Values failing `schema`, and records whose key is not the
@@ -254,6 +261,36 @@ export class KStream<K, V> {
   /** Groups by the current key; after a re-key the records first pass a repartition topic. */
   groupByKey(): KGroupedStream<K, V> {
     return new KGroupedStream(this);
+  }
+
+  /**
+   * Runs `fn` for every record with access to `stores` and emits what it returns under the
+   * record's key, at once (as Kafka Streams' `processValues`): for outputs that must follow
+   * every event while keeping state. After a re-key the records first pass a repartition topic,
+   * so each key's state is in one task.
+   *
+   * @example
+   * ```ts
+   * const seen = b.keyValueStore<number>("payments-seen");
+   * b.stream<{ amount: number }>("payments").processValues([seen], (p, key, ctx) => {
+   *   const n = (ctx.store(seen).get(key) ?? 0) + 1;
+   *   ctx.store(seen).put(key, n);
+   *   return n === 1 ? [{ first: p.amount }] : [];
+   * }).to("first-payments");
+   * ```
+   */
+  processValues<VR>(
+    stores: readonly StoreRef<unknown>[],
+    fn: ValueProcessor<V, VR>,
+  ): KStream<K, VR> {
+    const b = this.builder;
+    const names = stores.map((s) => s.name);
+    const input = this.rekeyed ? this.repartition(names[0] ?? "process-values") : this;
+    const node = b.graph.add(
+      new ProcessValuesNode(b.graph.uniqueName(b.plugin, "PROCESS-VALUES"), b.plugin, names, fn),
+      [input.node],
+    );
+    return new KStream(b, node, false);
   }
 
   /** Joins with a table (inner) or, given join window options, with another stream (inner, windowed). */

@@ -19,6 +19,18 @@ export interface ProcessorContext {
   late(plugin: string, store: string, record: AnyRecord, reason: string): void;
   /** Sends the current input record to the dead-letter topic. */
   deadLetter(plugin: string, reason: string): void;
+  /**
+   * Emits an aggregation's result through the task's record cache: held, with later results
+   * under the same `cacheKey` replacing it, until the commit (or an eviction) forwards it.
+   */
+  emitCached(node: CachingNode, cacheKey: string, record: AnyRecord): void;
+}
+
+/** A node whose results the record cache may hold back until the commit. */
+export interface CachingNode {
+  readonly plugin: string;
+  /** Forwards a result the cache held, as the node would have at once. */
+  flushCached(record: AnyRecord, ctx: ProcessorContext): void;
 }
 
 /** A node of the processor graph. Nodes are built once and shared by every task. */

@@ -28,20 +28,26 @@ export default definePlugin({
   options: Options,
   build(b, o) {
     const rules: FraudRules = o;
-    const scored = b.stream(o.paymentsTopic, {
+    const state = b.keyValueStore<FraudState>("fraud-state");
+    // Alerts follow every payment: a per-event step with the customer's state, no cache. It
+    // gives each payment's alerts, so that one payment writes the customer high-risk once.
+    const raised = b.stream(o.paymentsTopic, {
       schema: events.PaymentEvent,
       keyField: "customerId",
     })
-      .mapValues((payment, _k, meta) => ({ payment, time: meta.timestamp }))
-      .groupByKey()
-      .aggregate<FraudState>(
-        initialFraudState,
-        (_k, { payment, time }, state) => evaluatePayment(state, payment, time, rules),
-        { store: "fraud-state" },
-      )
-      .toStream();
-    scored.flatMapValues((s) => s.emitted).to(o.alertsTopic);
-    scored.flatMapValues((s) => s.emitted.filter((a) => a.fraudScore > o.highRiskScore).slice(-1))
+      .processValues([state], (payment, customerId, ctx) => {
+        const store = ctx.store(state);
+        const result = evaluatePayment(
+          store.get(customerId) ?? initialFraudState(),
+          payment,
+          ctx.timestamp,
+          rules,
+        );
+        store.put(customerId, result.state);
+        return result.alerts.length > 0 ? [result.alerts] : [];
+      });
+    raised.flatMapValues((alerts) => alerts).to(o.alertsTopic);
+    raised.flatMapValues((alerts) => alerts.filter((a) => a.fraudScore > o.highRiskScore).slice(-1))
       .mapValues((a) => ({
         customerId: a.customerId,
         fraudScore: a.fraudScore,

@@ -33,16 +33,14 @@ export interface FraudState {
   scored: [number, boolean][];
   /** Alerts in the score window: [time, type]. */
   alerts: [number, FraudAlertType][];
-  /** Alerts raised by the latest payment (emitted downstream). */
-  emitted: FraudAlert[];
 }
 
 export function initialFraudState(): FraudState {
-  return { recent: [], inBurst: false, count: 0, sum: 0, scored: [], alerts: [], emitted: [] };
+  return { recent: [], inBurst: false, count: 0, sum: 0, scored: [], alerts: [] };
 }
 
 /**
- * Applies one payment (at event time `time`) and returns the new state with any alerts. The
+ * Applies one payment (at event time `time`): the new state, and the alerts it raises. The
  * windowed counting and the score run in the WebAssembly fraud-scoring operator; this keeps
  * the payment ids and words the alerts.
  */
@@ -51,7 +49,7 @@ export function evaluatePayment(
   payment: events.PaymentEvent,
   time: number,
   rules: FraudRules,
-): FraudState {
+): { state: FraudState; alerts: FraudAlert[] } {
   const failed = payment.status === "FAILED";
   const d = scorePayment(
     {
@@ -107,13 +105,15 @@ export function evaluatePayment(
   const alerts = d.alerts;
   for (const a of raised) alerts.push([time, a.type]);
   return {
-    recent,
-    inBurst: d.inBurst,
-    count: state.count + 1,
-    sum: state.sum + payment.amount,
-    scored,
-    alerts,
-    emitted: raised.map((a) => ({ ...a, fraudScore: round2(d.score) })),
+    state: {
+      recent,
+      inBurst: d.inBurst,
+      count: state.count + 1,
+      sum: state.sum + payment.amount,
+      scored,
+      alerts,
+    },
+    alerts: raised.map((a) => ({ ...a, fraudScore: round2(d.score) })),
   };
 }
 

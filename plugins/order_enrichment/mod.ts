@@ -54,19 +54,8 @@ export default definePlugin({
     enriched.to(o.enrichedTopic);
 
     const counted = enriched.filter((_k, e) => o.countStatuses.includes(e.status));
-    counted.filter((_k, e) => e.totalAmount > o.highValueThreshold)
-      .mapValues((e) => ({
-        orderId: e.orderId,
-        customerId: e.customerId,
-        totalAmount: e.totalAmount,
-        currency: e.currency,
-        customerTier: e.customer?.tier ?? null,
-        region: e.region,
-        threshold: o.highValueThreshold,
-        eventIds: e.eventIds,
-        timestamp: e.timestamp,
-      }))
-      .to(o.highValueTopic);
+    // A high-value order is the enriched order itself (with `customer`, null when unknown).
+    counted.filter((_k, e) => e.totalAmount > o.highValueThreshold).to(o.highValueTopic);
 
     // Only what the trend needs crosses the repartition topic.
     counted.map((_k, e) => ({

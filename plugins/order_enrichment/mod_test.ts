@@ -45,7 +45,7 @@ async function driver() {
   return d;
 }
 
-Deno.test("a $1 500 order from a GOLD customer goes to bss.orders.highvalue with the tier", async () => {
+Deno.test("a $1 500 order from a GOLD customer goes to bss.orders.highvalue as the enriched order", async () => {
   const d = await driver();
   await d.input("bss.order.events").pipeMany([
     order("o1", "C-GOLD", 1500, T0),
@@ -53,17 +53,32 @@ Deno.test("a $1 500 order from a GOLD customer goes to bss.orders.highvalue with
   ]);
   const high = d.output<Record<string, unknown>>("bss.orders.highvalue").readRecords();
   assertEquals(high.map((r) => r.key), ["o1"]);
-  assertEquals(high[0].value, {
+  const enriched = {
     orderId: "o1",
     customerId: "C-GOLD",
+    productId: "P1",
+    quantity: 1,
+    unitPrice: 1500,
     totalAmount: 1500,
     currency: "USD",
-    customerTier: "GOLD",
-    region: "EU-WEST",
-    threshold: 1000,
-    eventIds: ["o1"],
+    status: "CREATED",
     timestamp: T0,
-  });
+    customer: { customerId: "C-GOLD", tier: "GOLD", region: "EU-WEST", name: "Ada", segment: null },
+    region: "EU-WEST",
+    eventIds: ["o1"],
+  };
+  assertEquals(high[0].value, enriched);
+  const all = d.output<Record<string, unknown>>("bss.orders.enriched").readValues();
+  assertEquals(all.find((e) => e.orderId === "o1"), enriched);
+  d.close();
+});
+
+Deno.test("a high-value order of an unknown customer carries customer: null", async () => {
+  const d = await driver();
+  await d.input("bss.order.events").pipe("o9", order("o9", "C-NOBODY", 5000, T0).value);
+  const high = d.output<{ customer: unknown; region: string }>("bss.orders.highvalue")
+    .readValues();
+  assertEquals(high.map((h) => [h.customer, h.region]), [[null, "UNKNOWN"]]);
   d.close();
 });
 

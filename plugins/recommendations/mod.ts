@@ -7,7 +7,6 @@
  */
 import { definePlugin, events, TimeWindows, z } from "../../pipeline/mod.ts";
 import {
-  FRESH_VIEW,
   type Profile,
   topCategories,
   type TopList,
@@ -29,9 +28,7 @@ const Options = z.strictObject({
   trendingSize: z.number().int().positive().default(10),
 });
 
-/** The view behind the latest count: in memory for the top-list update it emits, never persisted. */
-const LAST_VIEW_ID = Symbol("lastViewId");
-type ProductViews = { views: number; [LAST_VIEW_ID]?: string };
+type ProductViews = { views: number; lastViewId: string | null };
 type Interest = { category: string; view: events.ProductViewEvent | null; time: number };
 
 export default definePlugin({
@@ -48,6 +45,8 @@ export default definePlugin({
     })
       .filter((_k, a) => typeof a.category === "string" && a.category !== "");
 
+    // A recommendation follows every view: a per-event step with the customer's profile.
+    const profiles = b.keyValueStore<Profile>("interest-profiles");
     views.mapValues((v, _k, m): Interest => ({ category: v.category, view: v, time: m.timestamp }))
       .merge(
         activities.mapValues((a, _k, m): Interest => ({
@@ -56,59 +55,62 @@ export default definePlugin({
           time: m.timestamp,
         })),
       )
-      .groupByKey()
-      .aggregate<Profile>(
-        () => ({ categories: {}, updates: 0 }),
-        (_k, i, p) => withInterest(p, i.category, i.time, i.view),
-        { store: "interest-profiles" },
-      )
-      .toStream()
-      .filter((_k, p) => p[FRESH_VIEW] !== undefined)
-      .mapValues((p, customerId) => ({
-        customerId,
-        productId: p[FRESH_VIEW]!.productId,
-        category: p[FRESH_VIEW]!.category,
-        recommendations: topCategories(p, o.topCategories),
-        confidence: o.confidence,
-        algorithm: o.algorithm,
-        eventIds: [p[FRESH_VIEW]!.eventId],
-      }))
+      .processValues([profiles], (i, customerId, ctx) => {
+        const store = ctx.store(profiles);
+        const profile = withInterest(
+          store.get(customerId) ?? { categories: {}, updates: 0 },
+          i.category,
+          i.time,
+        );
+        store.put(customerId, profile);
+        if (!i.view) return [];
+        return [{
+          customerId,
+          productId: i.view.productId,
+          category: i.view.category,
+          recommendations: topCategories(profile, o.topCategories),
+          confidence: o.confidence,
+          algorithm: o.algorithm,
+          eventIds: [viewEventId(i.view)],
+        }];
+      })
       .to(o.recommendationsTopic);
 
-    // Only the view's id crosses the repartition topic.
+    // Trending: views counted per product and hour (coalesced per commit by the record cache),
+    // then each window's top list, written whenever it changes. Only the view's id crosses the
+    // repartition topic.
+    const tops = b.keyValueStore<TopList>("trending-top");
     views.map((_k, v) => ({ key: v.productId, value: viewEventId(v) }))
       .groupByKey()
       .windowedBy(TimeWindows.ofSizeAndGrace(o.trendingWindowMs, o.trendingGraceMs))
       .aggregate<ProductViews>(
-        () => ({ views: 0 }),
-        (_k, id, c) => ({ views: c.views + 1, [LAST_VIEW_ID]: id }),
+        () => ({ views: 0, lastViewId: null }),
+        (_k, id, c) => ({ views: c.views + 1, lastViewId: id }),
         { store: "product-views-1h" },
       )
       .toStream()
       .map((wk, c) => ({
         key: String(wk.window.start),
-        value: {
-          productId: wk.key,
-          views: c.views,
-          window: wk.window,
-          eventId: c[LAST_VIEW_ID] ?? null,
-        },
+        value: { productId: wk.key, views: c.views, window: wk.window, eventId: c.lastViewId },
       }))
-      .groupByKey()
-      .aggregate<TopList>(
-        () => ({ windowStart: 0, windowEnd: 0, products: [], changed: false, lastEventId: null }),
-        (_k, u, top) =>
-          updateTopList(top, u.productId, u.views, u.window, o.trendingSize, u.eventId),
-        { store: "trending-top" },
-      )
-      .toStream()
-      .filter((_k, top) => top.changed)
-      .mapValues((top) => ({
-        windowStart: top.windowStart,
-        windowEnd: top.windowEnd,
-        products: top.products,
-        eventIds: top.lastEventId ? [top.lastEventId] : [],
-      }))
+      .processValues([tops], (u, windowStart, ctx) => {
+        const store = ctx.store(tops);
+        const { top, changed } = updateTopList(
+          store.get(windowStart),
+          u.productId,
+          u.views,
+          u.window,
+          o.trendingSize,
+        );
+        if (!changed) return [];
+        store.put(windowStart, top);
+        return [{
+          windowStart: top.windowStart,
+          windowEnd: top.windowEnd,
+          products: top.products,
+          eventIds: u.eventId ? [u.eventId] : [],
+        }];
+      })
       .to(o.trendingTopic);
   },
 });

@@ -1,38 +1,15 @@
 /** Interest profiles and top lists as pure functions over plain JSON state. */
 import type { events } from "../../pipeline/mod.ts";
 
-/**
- * The product view behind a profile's latest update, if it was a view. Symbol-keyed so that it
- * stays in memory for the recommendation the update emits but is never persisted (JSON skips
- * symbol keys): a profile restored from state has none, as no update is pending then.
- */
-export const FRESH_VIEW = Symbol("freshView");
-
-export interface FreshView {
-  productId: string;
-  category: string;
-  eventId: string;
-}
-
 export interface Profile {
   /** Category → [count, last event time, order of last update]. */
   categories: Record<string, [number, number, number]>;
   /** Updates so far (orders updates with equal event times). */
   updates: number;
-  [FRESH_VIEW]?: FreshView;
 }
 
-/**
- * Counts one interest in a category; a product view also becomes the profile's fresh view.
- * Updates the profile in place (no copy per event) and returns it: the recommendation built
- * from it is serialized right away, and nothing else keeps the object.
- */
-export function withInterest(
-  profile: Profile,
-  category: string,
-  time: number,
-  view: events.ProductViewEvent | null,
-): Profile {
+/** Counts one interest in a category, in place (no copy per event), and returns the profile. */
+export function withInterest(profile: Profile, category: string, time: number): Profile {
   const updates = ++profile.updates;
   const entry = profile.categories[category];
   if (entry) {
@@ -42,9 +19,6 @@ export function withInterest(
   } else {
     profile.categories[category] = [1, time, updates];
   }
-  profile[FRESH_VIEW] = view
-    ? { productId: view.productId, category: view.category, eventId: viewEventId(view) }
-    : undefined;
   return profile;
 }
 
@@ -84,9 +58,6 @@ export interface TopList {
   windowStart: number;
   windowEnd: number;
   products: { productId: string; views: number }[];
-  changed: boolean;
-  /** The view behind the latest update. */
-  lastEventId: string | null;
 }
 
 function sameProducts(
@@ -98,29 +69,24 @@ function sameProducts(
 }
 
 /**
- * Folds one product's new view count into the window's top list. Counts only grow within a
- * window, so a product outside the list can enter only through an update of its own count.
+ * Folds one product's new view count into the window's top list; `changed` says whether the
+ * list differs from before. Counts only grow within a window, so a product outside the list can
+ * enter only through an update of its own count.
  */
 export function updateTopList(
-  top: TopList,
+  top: TopList | undefined,
   productId: string,
   views: number,
   window: { start: number; end: number },
   size: number,
-  eventId: string | null = null,
-): TopList {
-  const list = top.windowStart === window.start
-    ? top.products.filter((p) => p.productId !== productId)
-    : [];
+): { top: TopList; changed: boolean } {
+  const before = top?.windowStart === window.start ? top.products : [];
+  const list = before.filter((p) => p.productId !== productId);
   list.push({ productId, views });
   list.sort((a, b) => b.views - a.views || (a.productId < b.productId ? -1 : 1));
   const products = list.slice(0, size);
-  const changed = !sameProducts(products, top.windowStart === window.start ? top.products : []);
   return {
-    windowStart: window.start,
-    windowEnd: window.end,
-    products,
-    changed,
-    lastEventId: eventId,
+    top: { windowStart: window.start, windowEnd: window.end, products },
+    changed: !sameProducts(products, before),
   };
 }
