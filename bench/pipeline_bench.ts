@@ -38,6 +38,8 @@ const { values } = parseArgs({
     seconds: { type: "string", default: "10" },
     /** Comma-separated plugin names; default all five. */
     plugins: { type: "string", default: "" },
+    /** The record cache's size (cacheMaxBytes); 0 forwards every update. */
+    cache: { type: "string", default: String(10 * 1024 * 1024) },
   },
 });
 const EVENTS = Number(values.events);
@@ -96,6 +98,7 @@ async function openPipeline(
     JSON.stringify({
       state: { path: `${dir}/state.kv` },
       logIntervalMs: 0,
+      cacheMaxBytes: Number(values.cache),
       topics: Object.fromEntries(Object.values(TOPICS).map((t) => [t, { partitions: 3 }])),
       plugins: [],
     }),
@@ -157,6 +160,7 @@ async function throughput(
     observe(info);
   };
   const started = performance.now();
+  const kvBefore = p.runner.committer.bytesWritten;
   const cpuBefore = process.cpuUsage();
   const processed = await p.runner.runUntilIdle(1_000_000);
   const seconds = (performance.now() - started) / 1000;
@@ -182,10 +186,16 @@ async function throughput(
       cpuSeconds.toFixed(1)
     } s of CPU on all threads)`,
   );
+  const kvBytes = p.runner.committer.bytesWritten - kvBefore;
+  const outputRecords = s.topics.filter((t) => !t.topic.endsWith("-repartition"))
+    .reduce((n, x) => n + x.recordsOut, 0);
   console.log(
-    `outputs: ${
-      s.topics.reduce((n, x) => n + x.recordsOut, 0)
-    }, DLQ ${s.deadLetters}, late ${s.lateRecords}, WAL commits ${p.runner.committer.walCommits}`,
+    `outputs: ${outputRecords} (${
+      (outputRecords / appended).toFixed(2)
+    } per event), DLQ ${s.deadLetters}, late ${s.lateRecords}; ` +
+      `KV written ${
+        (kvBytes / appended).toFixed(0)
+      } bytes per event, WAL commits ${p.runner.committer.walCommits}`,
   );
   for (const t of s.topics) {
     if (t.recordsIn + t.recordsOut > 0 && !only) {

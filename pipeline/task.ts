@@ -171,6 +171,11 @@ export class StreamTask implements ProcessorContext {
     }
   }
 
+  /** Results the record cache holds. */
+  get cachedResults(): number {
+    return this.#cached;
+  }
+
   /** Whether the record cache holds results. */
   get hasCached(): boolean {
     return this.#cached > 0;

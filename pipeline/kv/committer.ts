@@ -17,12 +17,18 @@ const WAL: Deno.KvKey = ["wal"];
 export class KvCommitter {
   #tail: Promise<unknown> = Promise.resolve();
   #walCommits = 0;
+  #bytesWritten = 0;
 
   constructor(readonly kv: Deno.Kv) {}
 
   /** Commits that needed the write-ahead log (they exceeded one atomic commit). */
   get walCommits(): number {
     return this.#walCommits;
+  }
+
+  /** Approximate bytes of the mutations written so far (keys and values). */
+  get bytesWritten(): number {
+    return this.#bytesWritten;
   }
 
   /** Runs `fn` after every earlier queued commit, so commits land in call order. */
@@ -35,6 +41,7 @@ export class KvCommitter {
   /** Writes `mutations` atomically. Must be called from inside `serialize`. */
   async write(mutations: readonly Mutation[]): Promise<void> {
     if (mutations.length === 0) return;
+    for (const m of mutations) this.#bytesWritten += mutationBytes(m);
     const groups = splitIntoAtomicGroups(mutations);
     if (groups.length === 1) {
       await this.#apply(groups[0]);

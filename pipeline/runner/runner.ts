@@ -278,7 +278,9 @@ export class PipelineRunner {
           batch.bytes + batch.handoffBytes > budget.outputBytes ||
           ((processed & 63) === 0 &&
             (performance.now() > deadline ||
-              this.#dirtyBytes() + (budget.shared ? batch.bytes + batch.handoffBytes : 0) >
+              batch.bytes + batch.handoffBytes + this.#cachedBytes() > budget.outputBytes ||
+              this.#dirtyBytes() +
+                    (budget.shared ? batch.bytes + batch.handoffBytes + this.#cachedBytes() : 0) >
                 budget.stateBytes))
         ) {
           full = true;
@@ -343,6 +345,13 @@ export class PipelineRunner {
       flushed = true;
     }
     return flushed;
+  }
+
+  /** Estimated bytes of the outputs the record caches will forward at the commit. */
+  #cachedBytes(): number {
+    let results = 0;
+    for (const task of this.#tasks) results += task.cachedResults;
+    return results * CACHED_OUTPUT_BYTES;
   }
 
   /** Estimated bytes the next commit writes for state (changes and snapshot steps). */
@@ -570,6 +579,9 @@ export class PipelineRunner {
  * as SQLite checkpoints) without stalling processing.
  */
 const COMMITS_IN_FLIGHT = 3;
+
+/** Estimated bytes of the output records one cached result becomes when it is forwarded. */
+const CACHED_OUTPUT_BYTES = 400;
 
 /** Estimated state bytes a handed-off record changes in its reader's stores. */
 const HANDOFF_STATE_BYTES = 150;
