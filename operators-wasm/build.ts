@@ -9,7 +9,10 @@ import asc from "assemblyscript/asc";
 export const OPERATORS = ["window_aggregation", "fraud_scoring"] as const;
 
 const OPTIONS = [
-  "--optimize",
+  "--optimizeLevel",
+  "3",
+  "--shrinkLevel",
+  "0",
   // No garbage collector: the operators only use scratch memory they reserve.
   "--runtime",
   "stub",

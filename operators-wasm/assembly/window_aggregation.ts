@@ -1,43 +1,283 @@
-// Window assignment for tumbling and hopping windows, run for every record a time-window
-// aggregation sees. Results go to a scratch array the host reads through `scratch()`.
+// Windowed aggregation with its state in linear memory: count, sum, min, max and last value
+// per key and tumbling or hopping window, closed by stream time + grace. One call per batch:
+// the host writes the batch as columns (key ids, event times, values, the task's stream time
+// at each record), `aggregate` applies it, and the host reads back the updates, the windows
+// that closed, the late records and the changed windows (for persistence). One module holds
+// many stores (a store partition each), each with its own table; the columns are shared.
 
-let scratchPtr: usize = 0;
-let scratchLength: i32 = 0;
+import { Column, ExpiryHeap, LIVE, SLOT_FIELDS, SlotTable } from "./layout";
 
-/** Makes room for `windows` results (the most windows one record can fall in); returns the array. */
-export function reserve(windows: i32): usize {
-  if (windows > scratchLength) {
-    scratchPtr = heap.alloc(<usize>windows << 3);
-    scratchLength = windows;
+/** Fields of a window's slot. */
+const START = 0;
+const END = 1;
+const CLOSE = 2;
+const COUNT = 3;
+const SUM = 4;
+const MIN = 5;
+const MAX = 6;
+const LAST = 7;
+
+/** Row widths (f64 each) of the output columns. */
+export const UPDATE_ROW: i32 = 9; // record, key, start, end, count, sum, min, max, last
+export const CHANGED_ROW: i32 = 10; // key, start, end, close, count, sum, min, max, last, live
+export const LOAD_ROW: i32 = 9; // key, start, end, close, count, sum, min, max, last
+
+/** One store partition's windows. */
+class Windows {
+  readonly table: SlotTable = new SlotTable(8);
+  readonly expiry: ExpiryHeap = new ExpiryHeap();
+  readonly perRecord: i32;
+  epoch: i32 = 0;
+
+  constructor(readonly size: f64, readonly advance: f64, readonly grace: f64) {
+    this.perRecord = <i32>Math.ceil(size / advance);
   }
-  return scratchPtr;
+}
+
+const stores: Windows[] = [];
+let size: f64 = 1;
+let advance: f64 = 1;
+let grace: f64 = 0;
+let table: SlotTable = new SlotTable(8);
+let expiry: ExpiryHeap = new ExpiryHeap();
+
+/** Makes store `id` the one the next calls work on. */
+function use(id: i32): Windows {
+  const w = unchecked(stores[id]);
+  size = w.size;
+  advance = w.advance;
+  grace = w.grace;
+  table = w.table;
+  expiry = w.expiry;
+  return w;
+}
+const inKeys = new Column(4);
+const inTimes = new Column(8);
+const inValues = new Column(8);
+const inStreamTimes = new Column(8);
+const updates = new Column(UPDATE_ROW * 8);
+const closed = new Column(UPDATE_ROW * 8);
+const late = new Column(4);
+const changed = new Column(CHANGED_ROW * 8);
+const changedSlots = new Column(4);
+const loads = new Column(LOAD_ROW * 8);
+
+let updateCount: i32 = 0;
+let closedCount: i32 = 0;
+let lateCount: i32 = 0;
+let changedCount: i32 = 0;
+
+/**
+ * A new store of windows of `size` ms starting every `advance` ms (tumbling when equal), open
+ * `grace` ms more; returns its id.
+ */
+export function create(windowSize: f64, windowAdvance: f64, windowGrace: f64): i32 {
+  stores.push(new Windows(windowSize, windowAdvance, windowGrace));
+  return stores.length - 1;
+}
+
+/** Makes room for a batch of `n` records of store `id`; call before filling the columns. */
+export function prepare(id: i32, n: i32): void {
+  const perRecord = use(id).perRecord;
+  inKeys.reserve(n);
+  inTimes.reserve(n);
+  inValues.reserve(n);
+  inStreamTimes.reserve(n);
+  const windows = n * perRecord;
+  updates.reserve(windows);
+  late.reserve(n);
+  changedSlots.reserve(windows);
+  changed.reserve(windows + table.live + 1);
+  closed.reserve(windows + table.live + 1);
+  if (table.ensure(windows)) rebuildExpiry();
+}
+
+export function keysPtr(): usize { return inKeys.ptr; }
+export function timesPtr(): usize { return inTimes.ptr; }
+export function valuesPtr(): usize { return inValues.ptr; }
+export function streamTimesPtr(): usize { return inStreamTimes.ptr; }
+export function updatesPtr(): usize { return updates.ptr; }
+export function closedPtr(): usize { return closed.ptr; }
+export function latePtr(): usize { return late.ptr; }
+export function changedPtr(): usize { return changed.ptr; }
+export function closedRows(): i32 { return closedCount; }
+export function lateRows(): i32 { return lateCount; }
+export function changedRows(): i32 { return changedCount; }
+export function liveWindows(id: i32): i32 { return use(id).table.live; }
+
+function rebuildExpiry(): void {
+  expiry.clear();
+  for (let i = 0; i < table.capacity; i++) {
+    if (table.state(i) == LIVE) expiry.push(table.field(i, CLOSE), i);
+  }
+}
+
+/** a mod n, rounded toward -∞ (f64 `%` is a software fmod in WebAssembly: slow). */
+@inline function floorMod(a: f64, n: f64): f64 {
+  return a - Math.floor(a / n) * n;
+}
+
+/** Copies a slot into row `row` of a column, after `lead` leading values already written. */
+@inline function writeSlot(col: Column, row: i32, lead: i32, slot: i32): void {
+  col.setF64(row, lead, <f64>table.keyOf(slot));
+  col.setF64(row, lead + 1, table.field(slot, START));
+  col.setF64(row, lead + 2, table.field(slot, END));
+}
+
+/** Deletes the windows that close at or before `streamTime`, as closed by record `record`. */
+function closeUpTo(streamTime: f64, record: i32): void {
+  while (expiry.peek() <= streamTime) {
+    const time = expiry.peek();
+    const slot = expiry.pop();
+    if (table.state(slot) != LIVE || table.field(slot, CLOSE) != time) continue;
+    const row = closedCount++;
+    closed.setF64(row, 0, <f64>record);
+    writeSlot(closed, row, 1, slot);
+    for (let f = COUNT; f <= LAST; f++) closed.setF64(row, f + 1, table.field(slot, f));
+    const c = changedCount++;
+    writeSlot(changed, c, 0, slot);
+    changed.setF64(c, 3, table.field(slot, CLOSE));
+    for (let f = COUNT; f <= LAST; f++) changed.setF64(c, f + 1, 0);
+    changed.setF64(c, 9, 0);
+    table.remove(slot);
+  }
 }
 
 /**
- * Writes the starts of the windows [start, start + size) that contain `timestamp` and are still
- * open (start + size + grace > streamTime), ascending, and returns how many. 0 means the record
- * is late: every window holding it has closed. Starts are multiples of `advance` (epoch-aligned).
+ * Applies the batch's `n` records to store `id`; returns the number of update rows, which are
+ * written only when `withUpdates` (the host wants every update, not only each window's last).
  */
-export function assign(timestamp: f64, size: f64, advance: f64, grace: f64, streamTime: f64): i32 {
-  const lastStart = timestamp - floorMod(timestamp, advance);
-  // Earliest start s with s > timestamp - size.
-  let first = lastStart - (Math.ceil((lastStart - timestamp + size) / advance) - 1) * advance;
-  let n: i32 = 0;
-  for (let s = first; s <= lastStart && n < scratchLength; s += advance) {
-    if (s + size + grace > streamTime) {
-      store<f64>(scratchPtr + (<usize>n << 3), s);
-      n++;
+export function aggregate(id: i32, n: i32, withUpdates: bool): i32 {
+  const windows = use(id);
+  const epoch = ++windows.epoch;
+  let lastKey = -1;
+  let lastStartSeen: f64 = NaN;
+  let lastSlot = -1;
+  updateCount = 0;
+  closedCount = 0;
+  lateCount = 0;
+  changedCount = 0;
+  let changedSlotCount = 0;
+  const keys = inKeys.ptr;
+  const times = inTimes.ptr;
+  const vals = inValues.ptr;
+  const streams = inStreamTimes.ptr;
+  // Event times mostly move forward: the window starts of the last time are reused while the
+  // next time falls in the same advance step (no division then).
+  let stepFrom: f64 = Infinity;
+  let stepTo: f64 = -Infinity;
+  let lastStart: f64 = 0;
+  let first: f64 = 0;
+  let nextClose = expiry.peek();
+  for (let i = 0; i < n; i++) {
+    const streamTime = load<f64>(streams + (<usize>i << 3));
+    if (nextClose <= streamTime) {
+      closeUpTo(streamTime, i);
+      nextClose = expiry.peek();
+      lastKey = -1;
     }
+    const key = load<i32>(keys + (<usize>i << 2));
+    const t = load<f64>(times + (<usize>i << 3));
+    const v = load<f64>(vals + (<usize>i << 3));
+    if (t < stepFrom || t >= stepTo) {
+      lastStart = t - floorMod(t, advance);
+      first = lastStart - (Math.ceil((lastStart - t + size) / advance) - 1) * advance;
+      stepFrom = lastStart;
+      stepTo = lastStart + advance;
+    }
+    let open = false;
+    for (let s = first; s <= lastStart; s += advance) {
+      if (s + size + grace <= streamTime) continue;
+      open = true;
+      // Events of one key often come in runs: the last window found is tried first.
+      let slot = key == lastKey && s == lastStartSeen ? lastSlot : table.find(key, s);
+      if (slot < 0) {
+        slot = table.insert(key, s);
+        table.setField(slot, END, s + size);
+        table.setField(slot, CLOSE, s + size + grace);
+        table.setField(slot, MIN, Infinity);
+        table.setField(slot, MAX, -Infinity);
+        expiry.push(s + size + grace, slot);
+        nextClose = expiry.peek();
+      }
+      const p = table.slot(slot) + SLOT_FIELDS;
+      const count = load<f64>(p, COUNT << 3) + 1;
+      const sum = load<f64>(p, SUM << 3) + v;
+      const mn = min(load<f64>(p, MIN << 3), v);
+      const mx = max(load<f64>(p, MAX << 3), v);
+      store<f64>(p, count, COUNT << 3);
+      store<f64>(p, sum, SUM << 3);
+      store<f64>(p, mn, MIN << 3);
+      store<f64>(p, mx, MAX << 3);
+      store<f64>(p, v, LAST << 3);
+      lastKey = key;
+      lastStartSeen = s;
+      lastSlot = slot;
+      if (table.epoch(slot) != epoch) {
+        table.setEpoch(slot, epoch);
+        changedSlots.setI32(changedSlotCount++, slot);
+      }
+      if (!withUpdates) continue;
+      const row = updateCount++;
+      updates.setF64(row, 0, <f64>i);
+      updates.setF64(row, 1, <f64>key);
+      updates.setF64(row, 2, s);
+      updates.setF64(row, 3, s + size);
+      updates.setF64(row, 4, count);
+      updates.setF64(row, 5, sum);
+      updates.setF64(row, 6, mn);
+      updates.setF64(row, 7, mx);
+      updates.setF64(row, 8, v);
+    }
+    if (!open) late.setI32(lateCount++, i);
   }
-  return n;
+  // Windows still open and changed in this batch, once each.
+  for (let j = 0; j < changedSlotCount; j++) {
+    const slot = changedSlots.i32At(j);
+    if (table.state(slot) != LIVE || table.epoch(slot) != epoch) continue;
+    table.setEpoch(slot, -1);
+    const c = changedCount++;
+    writeSlot(changed, c, 0, slot);
+    changed.setF64(c, 3, table.field(slot, CLOSE));
+    for (let f = COUNT; f <= LAST; f++) changed.setF64(c, f + 1, table.field(slot, f));
+    changed.setF64(c, 9, 1);
+  }
+  return updateCount;
 }
 
-/** How many windows of `size` starting every `advance` contain one instant. */
-export function windowsPerRecord(size: f64, advance: f64): i32 {
-  return <i32>Math.ceil(size / advance);
+/** Makes room to load `n` windows into store `id`; returns where to write their rows. */
+export function prepareLoad(id: i32, n: i32): usize {
+  use(id);
+  loads.reserve(n);
+  if (table.ensure(n)) rebuildExpiry();
+  return loads.ptr;
 }
 
-function floorMod(a: f64, n: f64): f64 {
-  const r = a % n;
-  return r < 0 ? r + n : r;
+/** Loads `n` windows written as rows into store `id` (a restart). */
+export function loadWindows(id: i32, n: i32): void {
+  use(id);
+  for (let i = 0; i < n; i++) {
+    const key = <i32>loads.f64At(i, 0);
+    const start = loads.f64At(i, 1);
+    let slot = table.find(key, start);
+    if (slot < 0) slot = table.insert(key, start);
+    for (let f = END; f <= LAST; f++) table.setField(slot, f, loads.f64At(i, f + 1));
+    expiry.push(table.field(slot, CLOSE), slot);
+  }
+}
+
+/** Writes every live window of store `id` as a changed row (a snapshot); returns how many. */
+export function dump(id: i32): i32 {
+  use(id);
+  changed.reserve(table.live + 1);
+  changedCount = 0;
+  for (let slot = 0; slot < table.capacity; slot++) {
+    if (table.state(slot) != LIVE) continue;
+    const c = changedCount++;
+    writeSlot(changed, c, 0, slot);
+    changed.setF64(c, 3, table.field(slot, CLOSE));
+    for (let f = COUNT; f <= LAST; f++) changed.setF64(c, f + 1, table.field(slot, f));
+    changed.setF64(c, 9, 1);
+  }
+  return changedCount;
 }

@@ -1,0 +1,311 @@
+/**
+ * Windowed aggregation (count, sum, min, max, last per key and tumbling or hopping window) as
+ * one call per batch over columns, in two implementations behind one interface: the
+ * WebAssembly operator, whose windows live in linear memory, and a TypeScript reference.
+ */
+import * as wasm from "../../operators-wasm/build/window_aggregation.wasm";
+
+/** f64s per update row and per closed row: record, key, start, end, count, sum, min, max, last. */
+export const UPDATE_ROW = 9;
+/** f64s per changed row: key, start, end, close, count, sum, min, max, last, live (1) or 0. */
+export const CHANGED_ROW = 10;
+/** f64s per loaded row: key, start, end, close, count, sum, min, max, last. */
+export const LOAD_ROW = 9;
+
+/** The batch's columns, to fill before `aggregate` (valid until the next call). */
+export interface WindowColumns {
+  /** Interned key ids. */
+  readonly keys: Int32Array;
+  /** Event times. */
+  readonly times: Float64Array;
+  readonly values: Float64Array;
+  /** The task's stream time when each record arrived. */
+  readonly streamTimes: Float64Array;
+}
+
+/** What a batch did (views valid until the next call). */
+export interface WindowResult {
+  /** One row per window a record updated, with the window's aggregate after the update. */
+  readonly updates: Float64Array;
+  /** Windows closed (stream time past end + grace), the record that closed them first. */
+  readonly closed: Float64Array;
+  /** Records every window of which had closed. */
+  readonly late: Int32Array;
+  /** Windows changed in the batch, once each, with their state (or closed: live 0). */
+  readonly changed: Float64Array;
+}
+
+/** A store partition of windows. */
+export interface WindowKernel {
+  /** Columns for a batch of `n` records. */
+  prepare(n: number): WindowColumns;
+  /** Applies the batch; `updates` holds every update only `withUpdates` (else it is empty). */
+  aggregate(n: number, withUpdates: boolean): WindowResult;
+  /** Loads windows (rows of LOAD_ROW) after a restart. */
+  load(rows: Float64Array): void;
+  /** Every live window, as changed rows (for a snapshot). */
+  dump(): Float64Array;
+  readonly liveWindows: number;
+}
+
+/** Which implementation runs a plugin's operators (config: `"operators"`). */
+export type OperatorMode = "wasm" | "ts";
+
+/** Windows of `size` ms every `advance` ms, open `grace` ms after their end. */
+export function windowKernel(
+  mode: OperatorMode,
+  size: number,
+  advance: number,
+  grace: number,
+): WindowKernel {
+  return mode === "wasm"
+    ? new WasmWindowKernel(size, advance, grace)
+    : new TsWindowKernel(size, advance, grace);
+}
+
+/** An f64 and an i32 view of the module's memory, made again once the memory has grown. */
+class Views {
+  #f64 = new Float64Array(wasm.memory.buffer);
+  #i32 = new Int32Array(wasm.memory.buffer);
+
+  get f64(): Float64Array {
+    if (this.#f64.buffer !== wasm.memory.buffer) this.#f64 = new Float64Array(wasm.memory.buffer);
+    return this.#f64;
+  }
+
+  get i32(): Int32Array {
+    if (this.#i32.buffer !== wasm.memory.buffer) this.#i32 = new Int32Array(wasm.memory.buffer);
+    return this.#i32;
+  }
+}
+
+const views = new Views();
+
+/** The WebAssembly operator: one store of the shared module. */
+class WasmWindowKernel implements WindowKernel {
+  readonly #id: number;
+
+  constructor(size: number, advance: number, grace: number) {
+    this.#id = wasm.create(size, advance, grace);
+  }
+
+  prepare(n: number): WindowColumns {
+    // May grow the memory: every view is taken after it.
+    wasm.prepare(this.#id, n);
+    const f64 = views.f64;
+    return {
+      keys: views.i32.subarray(wasm.keysPtr() / 4, wasm.keysPtr() / 4 + n),
+      times: f64.subarray(wasm.timesPtr() / 8, wasm.timesPtr() / 8 + n),
+      values: f64.subarray(wasm.valuesPtr() / 8, wasm.valuesPtr() / 8 + n),
+      streamTimes: f64.subarray(wasm.streamTimesPtr() / 8, wasm.streamTimesPtr() / 8 + n),
+    };
+  }
+
+  aggregate(n: number, withUpdates: boolean): WindowResult {
+    const updates = wasm.aggregate(this.#id, n, withUpdates ? 1 : 0);
+    const f64 = views.f64;
+    const rows = (ptr: number, count: number, width: number) =>
+      f64.subarray(ptr / 8, ptr / 8 + count * width);
+    return {
+      updates: rows(wasm.updatesPtr(), updates, UPDATE_ROW),
+      closed: rows(wasm.closedPtr(), wasm.closedRows(), UPDATE_ROW),
+      late: views.i32.subarray(wasm.latePtr() / 4, wasm.latePtr() / 4 + wasm.lateRows()),
+      changed: rows(wasm.changedPtr(), wasm.changedRows(), CHANGED_ROW),
+    };
+  }
+
+  load(rows: Float64Array): void {
+    const n = rows.length / LOAD_ROW;
+    const ptr = wasm.prepareLoad(this.#id, n);
+    views.f64.set(rows, ptr / 8);
+    wasm.loadWindows(this.#id, n);
+  }
+
+  dump(): Float64Array {
+    const n = wasm.dump(this.#id);
+    return views.f64.slice(wasm.changedPtr() / 8, wasm.changedPtr() / 8 + n * CHANGED_ROW);
+  }
+
+  get liveWindows(): number {
+    return wasm.liveWindows(this.#id);
+  }
+}
+
+interface TsWindow {
+  key: number;
+  start: number;
+  end: number;
+  close: number;
+  count: number;
+  sum: number;
+  min: number;
+  max: number;
+  last: number;
+  /** The batch it last changed in. */
+  epoch: number;
+}
+
+/** The reference: the same rules over a Map, row for row the same results. */
+class TsWindowKernel implements WindowKernel {
+  readonly #windows = new Map<string, TsWindow>();
+  /** Windows by close time, as the operator's expiry heap pops them. */
+  #expiry: { close: number; seq: number; id: string }[] = [];
+  #seq = 0;
+  #epoch = 0;
+  #columns: WindowColumns = emptyColumns(0);
+
+  constructor(readonly size: number, readonly advance: number, readonly grace: number) {}
+
+  prepare(n: number): WindowColumns {
+    return this.#columns = emptyColumns(n);
+  }
+
+  aggregate(n: number, withUpdates: boolean): WindowResult {
+    const epoch = ++this.#epoch;
+    const { keys, times, values, streamTimes } = this.#columns;
+    const updates: number[] = [];
+    const closed: number[] = [];
+    const late: number[] = [];
+    const changed: number[] = [];
+    const touched: TsWindow[] = [];
+    for (let i = 0; i < n; i++) {
+      const streamTime = streamTimes[i];
+      this.#closeUpTo(streamTime, i, closed, changed);
+      const key = keys[i];
+      const t = times[i];
+      const v = values[i];
+      const lastStart = t - floorMod(t, this.advance);
+      const first = lastStart -
+        (Math.ceil((lastStart - t + this.size) / this.advance) - 1) * this.advance;
+      let open = false;
+      for (let s = first; s <= lastStart; s += this.advance) {
+        if (s + this.size + this.grace <= streamTime) continue;
+        open = true;
+        const id = `${key}|${s}`;
+        let w = this.#windows.get(id);
+        if (!w) {
+          w = {
+            key,
+            start: s,
+            end: s + this.size,
+            close: s + this.size + this.grace,
+            count: 0,
+            sum: 0,
+            min: Infinity,
+            max: -Infinity,
+            last: 0,
+            epoch: -1,
+          };
+          this.#windows.set(id, w);
+          this.#pushExpiry(w.close, id);
+        }
+        w.count += 1;
+        w.sum += v;
+        w.min = Math.min(w.min, v);
+        w.max = Math.max(w.max, v);
+        w.last = v;
+        if (w.epoch !== epoch) {
+          w.epoch = epoch;
+          touched.push(w);
+        }
+        if (withUpdates) updates.push(i, key, s, s + this.size, w.count, w.sum, w.min, w.max, v);
+      }
+      if (!open) late.push(i);
+    }
+    for (const w of touched) {
+      if (w.epoch !== epoch || this.#windows.get(`${w.key}|${w.start}`) !== w) continue;
+      w.epoch = -1;
+      changed.push(w.key, w.start, w.end, w.close, w.count, w.sum, w.min, w.max, w.last, 1);
+    }
+    return {
+      updates: Float64Array.from(updates),
+      closed: Float64Array.from(closed),
+      late: Int32Array.from(late),
+      changed: Float64Array.from(changed),
+    };
+  }
+
+  #closeUpTo(streamTime: number, record: number, closed: number[], changed: number[]): void {
+    while (this.#expiry.length > 0 && this.#expiry[0].close <= streamTime) {
+      const { close, id } = this.#popExpiry();
+      const w = this.#windows.get(id);
+      if (!w || w.close !== close) continue;
+      this.#windows.delete(id);
+      closed.push(record, w.key, w.start, w.end, w.count, w.sum, w.min, w.max, w.last);
+      changed.push(w.key, w.start, w.end, w.close, 0, 0, 0, 0, 0, 0);
+    }
+  }
+
+  // A heap ordered by close time, then by insertion (the operator's heap breaks ties by its own
+  // order; windows closing at the same time are closed by the same record either way).
+  #pushExpiry(close: number, id: string): void {
+    const heap = this.#expiry;
+    const entry = { close, seq: this.#seq++, id };
+    let i = heap.push(entry) - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (before(heap[parent], entry)) break;
+      heap[i] = heap[parent];
+      i = parent;
+    }
+    heap[i] = entry;
+  }
+
+  #popExpiry(): { close: number; id: string } {
+    const heap = this.#expiry;
+    const top = heap[0];
+    const last = heap.pop()!;
+    if (heap.length > 0) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= heap.length) break;
+        const r = l + 1;
+        const m = r < heap.length && before(heap[r], heap[l]) ? r : l;
+        if (before(last, heap[m])) break;
+        heap[i] = heap[m];
+        i = m;
+      }
+      heap[i] = last;
+    }
+    return top;
+  }
+
+  load(rows: Float64Array): void {
+    for (let i = 0; i < rows.length; i += LOAD_ROW) {
+      const [key, start, end, close, count, sum, min, max, last] = rows.subarray(i, i + LOAD_ROW);
+      const id = `${key}|${start}`;
+      this.#windows.set(id, { key, start, end, close, count, sum, min, max, last, epoch: -1 });
+      this.#pushExpiry(close, id);
+    }
+  }
+
+  dump(): Float64Array {
+    const out: number[] = [];
+    for (const w of this.#windows.values()) {
+      out.push(w.key, w.start, w.end, w.close, w.count, w.sum, w.min, w.max, w.last, 1);
+    }
+    return Float64Array.from(out);
+  }
+
+  get liveWindows(): number {
+    return this.#windows.size;
+  }
+}
+
+function before(a: { close: number; seq: number }, b: { close: number; seq: number }): boolean {
+  return a.close < b.close || (a.close === b.close && a.seq < b.seq);
+}
+
+function emptyColumns(n: number): WindowColumns {
+  return {
+    keys: new Int32Array(n),
+    times: new Float64Array(n),
+    values: new Float64Array(n),
+    streamTimes: new Float64Array(n),
+  };
+}
+
+function floorMod(a: number, n: number): number {
+  return a - Math.floor(a / n) * n;
+}
