@@ -4,45 +4,12 @@
  * the pipeline needs no compiler; tests/wasm_build_test.ts checks they match the sources.
  */
 import * as fraudWasm from "./build/fraud_scoring.wasm";
-import * as windowWasm from "./build/window_aggregation.wasm";
-
-/** The window operator's scratch area and how many starts it holds. */
-let windowScratch = 0;
-let windowCapacity = 0;
-
 /** A Float64Array over a module's whole memory, made again only when the memory grows. */
 function memoryView(memory: WebAssembly.Memory): () => Float64Array {
   let view = new Float64Array(memory.buffer);
   return () => view.buffer === memory.buffer ? view : (view = new Float64Array(memory.buffer));
 }
-const windowMemory = memoryView(windowWasm.memory);
 const fraudMemory = memoryView(fraudWasm.memory);
-
-/**
- * Starts of the tumbling or hopping windows [start, start + size) holding `timestamp` that are
- * still open at `streamTime` (start + size + grace > streamTime), ascending. Empty: the record
- * is late.
- */
-export function openTimeWindows(
-  timestamp: number,
-  size: number,
-  advance: number,
-  grace: number,
-  streamTime: number,
-): number[] {
-  const most = windowWasm.windowsPerRecord(size, advance);
-  if (most > windowCapacity) {
-    windowScratch = windowWasm.reserve(most);
-    windowCapacity = most;
-  }
-  const n = windowWasm.assign(timestamp, size, advance, grace, streamTime);
-  // The scratch area is reused by the next call, so the starts are copied out.
-  const mem = windowMemory();
-  const at = windowScratch / 8;
-  const starts: number[] = [];
-  for (let i = 0; i < n; i++) starts.push(mem[at + i]);
-  return starts;
-}
 
 export type FraudAlertType = "RAPID_PAYMENTS" | "UNUSUAL_AMOUNT";
 

@@ -117,3 +117,24 @@ export const JoinWindows = {
     return JoinWindows.ofTimeDifferenceAndGrace(difference, 0);
   },
 };
+
+/**
+ * Starts of the tumbling or hopping windows [start, start + size) holding `timestamp` that are
+ * still open at `streamTime` (start + size + grace > streamTime), ascending; none: the record
+ * is late. Starts are multiples of `advance` (epoch-aligned).
+ */
+export function openTimeWindows(
+  timestamp: number,
+  spec: TimeWindowSpec,
+  streamTime: number,
+): number[] {
+  const { size, advance, grace } = spec;
+  const lastStart = Math.floor(timestamp / advance) * advance;
+  const starts: number[] = [];
+  // The earliest start s with s > timestamp - size.
+  const first = lastStart - (Math.ceil((lastStart - timestamp + size) / advance) - 1) * advance;
+  for (let s = first; s <= lastStart; s += advance) {
+    if (s + size + grace > streamTime) starts.push(s);
+  }
+  return starts;
+}

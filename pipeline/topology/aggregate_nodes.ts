@@ -1,8 +1,12 @@
 import type { Windowed } from "../record.ts";
 import type { KeyValueStore } from "../state/key_value_store.ts";
 import type { WindowEntry, WindowStore } from "../state/window_store.ts";
-import { type SessionWindowSpec, type SlidingWindowSpec, type TimeWindowSpec } from "../windows.ts";
-import { openTimeWindows } from "../../operators-wasm/mod.ts";
+import {
+  openTimeWindows,
+  type SessionWindowSpec,
+  type SlidingWindowSpec,
+  type TimeWindowSpec,
+} from "../windows.ts";
 import { type AnyRecord, type ProcessorContext, ProcessorNode } from "./node.ts";
 
 /** How values fold into an aggregate; `merge` joins two session aggregates. */
@@ -101,9 +105,8 @@ export class TimeWindowAggregateNode extends KeyedAggregateNode {
 
   protected aggregate(record: AnyRecord & { key: string }, ctx: ProcessorContext): void {
     const store = ctx.store<WindowStore>(this.storeName);
-    const { size, advance, grace } = this.spec;
-    // Window assignment runs in the WebAssembly window-aggregation operator.
-    const starts = openTimeWindows(record.timestamp, size, advance, grace, ctx.streamTime);
+    const { size, grace } = this.spec;
+    const starts = openTimeWindows(record.timestamp, this.spec, ctx.streamTime);
     for (const start of starts) {
       const end = start + size;
       const closeAt = end + grace;
