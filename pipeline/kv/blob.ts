@@ -13,9 +13,9 @@ export interface Mutation {
   readonly value: Uint8Array | number | string | null;
 }
 
-/** Mutations that store `text` under `key` in parts of at most PART_BYTES bytes. */
-export function blobMutations(key: Deno.KvKey, text: string): Mutation[] {
-  const bytes = encoder.encode(text);
+/** Mutations that store `data` (text as UTF-8) under `key` in parts of at most PART_BYTES bytes. */
+export function blobMutations(key: Deno.KvKey, data: string | Uint8Array): Mutation[] {
+  const bytes = typeof data === "string" ? encoder.encode(data) : data;
   const out: Mutation[] = [];
   for (let i = 0, part = 0; i < bytes.length || part === 0; i += PART_BYTES, part++) {
     out.push({ key: [...key, part], value: bytes.subarray(i, i + PART_BYTES) });
@@ -28,9 +28,11 @@ export function blobDeletes(key: Deno.KvKey, parts: number): Mutation[] {
   return Array.from({ length: parts }, (_, i) => ({ key: [...key, i], value: null }));
 }
 
-/** A blob read back: its key without the part number, its text and how many parts it had. */
+/** A blob read back: its key without the part number, its bytes and how many parts it had. */
 export interface Blob {
   readonly key: Deno.KvKey;
+  readonly bytes: Uint8Array;
+  /** The bytes as UTF-8 text. */
   readonly text: string;
   readonly parts: number;
 }
@@ -50,7 +52,14 @@ export async function* listBlobs(
       joined.set(c, at);
       at += c.length;
     }
-    return { key: currentKey!, text: decoder.decode(joined), parts: chunks.length };
+    return {
+      key: currentKey!,
+      bytes: joined,
+      get text() {
+        return decoder.decode(joined);
+      },
+      parts: chunks.length,
+    };
   };
   const range: Deno.KvListSelector = "start" in selector
     ? selector as { start: Deno.KvKey; end: Deno.KvKey }

@@ -1,14 +1,5 @@
-import { blobDeletes, blobMutations, listBlobs, type Mutation } from "../kv/blob.ts";
-
-interface StoredBlob {
-  readonly key: Deno.KvKey;
-  readonly parts: number;
-}
-
-interface DeltaBlob extends StoredBlob {
-  readonly seq: number;
-  readonly bytes: number;
-}
+import type { Mutation } from "../kv/blob.ts";
+import { ChangelogPages, type SnapshotInProgress } from "./changelog_pages.ts";
 
 /**
  * How values are written: `encode` gives the JSON-serializable form stored in KV, `decode` turns
@@ -26,7 +17,7 @@ const AS_IS: ValueCodec<never> = { encode: (v) => v, decode: (_k, stored) => sto
 export interface PersistentMapOptions<V = unknown> {
   /** Stored form of values; default: the value itself. */
   readonly codec?: ValueCodec<V>;
-  /** Deltas are compacted only once they also exceed this many bytes (see COMPACTION_RATIO). */
+  /** Deltas are compacted only once they also exceed this many bytes. */
   readonly minCompactionBytes?: number;
   /** Entries a commit adds to a snapshot being written. */
   readonly snapshotEntriesPerCommit?: number;
@@ -34,37 +25,35 @@ export interface PersistentMapOptions<V = unknown> {
   readonly deletesPerCommit?: number;
 }
 
-interface Compaction {
-  readonly gen: number;
-  /** The last delta the snapshot makes unnecessary. */
-  readonly covers: number;
+/** A snapshot written a few pages per commit, from the keys live when it began. */
+interface Compaction extends SnapshotInProgress {
   readonly keys: string[];
   at: number;
-  pages: StoredBlob[];
-  bytes: number;
 }
-
-/**
- * How many times its snapshot the deltas may weigh before they are compacted. Writing a snapshot
- * costs 1/ratio of writing the deltas; loading replays up to ratio × the live data. At 2 the
- * snapshots took a third of the state-writing time in the benchmark.
- */
-const COMPACTION_RATIO = 4;
 
 /** Entries per snapshot page; each page is one KV blob. */
 const SNAPSHOT_PAGE_ENTRIES = 500;
 
+/** What the runner persists of a store at each commit (see `PersistentMap.takeCommit`). */
+export interface PersistedState {
+  readonly size: number;
+  /** Estimated bytes the next commit writes for it, a snapshot step included. */
+  readonly dirtyBytes: number;
+  takeCommit(): { mutations: Mutation[]; changes: [string, string | null][] };
+  /** Applies a change read back from a changelog topic (Kafka restore). */
+  applyChange(key: string, text: string | null): void;
+  /** Deletes every entry, to rebuild from a changelog topic. */
+  clear(): void;
+}
+
 /**
- * A string-keyed map held in memory and persisted to Deno KV as a changelog.
- *
- * Each commit appends one delta with the entries changed since the last commit (so a commit
- * costs a few KV writes whatever the number of keys). Once deltas outweigh the snapshot a few
- * times over, a new snapshot generation is written a few pages per commit from the current
- * values; its meta records the last delta before it began. Loading reads that snapshot and
- * replays the deltas after it: deltas hold whole values, so replaying them over a snapshot taken
- * while they were written is exact. Values must be JSON-serializable.
+ * A string-keyed map held in memory and persisted to Deno KV as a changelog of JSON pages (see
+ * ChangelogPages): each commit appends one delta with the entries changed since the last one
+ * (so a commit costs a few KV writes whatever the number of keys), and once deltas outweigh the
+ * snapshot a new one is written a few pages per commit from the current values. Values must be
+ * JSON-serializable.
  */
-export class PersistentMap<V> {
+export class PersistentMap<V> implements PersistedState {
   readonly #data = new Map<string, V>();
   /**
    * Changes since the last commit, as the stored form's JSON text. An entry changed once is
@@ -75,17 +64,8 @@ export class PersistentMap<V> {
   #dirtyText = new Map<string, string>();
   /** Entries changed more than once since the last commit, or deleted (undefined). */
   #dirtyLive = new Map<string, V | undefined>();
-  #gen = 0;
-  /** Highest generation seen in KV: a new snapshot never reuses a leftover's keys. */
-  #maxGen = 0;
-  #covers = -1;
-  #nextSeq = 0;
-  #snapshot: StoredBlob[] = [];
-  #snapshotBytes = 0;
-  #deltas: DeltaBlob[] = [];
-  #deltaBytes = 0;
+  #pages!: ChangelogPages;
   #compaction: Compaction | null = null;
-  #garbage: Mutation[] = [];
   /** Running average of a changed entry's serialized size, for batch budgeting. */
   #entryBytes = 200;
 
@@ -107,38 +87,13 @@ export class PersistentMap<V> {
       snapshotEntriesPerCommit: options.snapshotEntriesPerCommit ?? 250,
       deletesPerCommit: options.deletesPerCommit ?? 200,
     }, codec);
-    const meta = await kv.get<string>([...prefix, "meta"]);
-    if (meta.value !== null) ({ gen: map.#gen, covers: map.#covers } = JSON.parse(meta.value));
-    map.#maxGen = map.#gen;
-    const apply = (text: string) => {
-      for (const [k, v] of JSON.parse(text) as [string, unknown][]) {
+    const decoder = new TextDecoder();
+    map.#pages = await ChangelogPages.load(kv, prefix, (bytes) => {
+      for (const [k, v] of JSON.parse(decoder.decode(bytes)) as [string, unknown][]) {
         if (v === null) map.#data.delete(k);
         else map.#data.set(k, codec.decode(k, v));
       }
-    };
-    for await (const blob of listBlobs(kv, [...prefix, "s"])) {
-      const gen = blob.key[prefix.length + 1] as number;
-      map.#maxGen = Math.max(map.#maxGen, gen);
-      if (gen !== map.#gen) {
-        // Left by an unfinished or superseded snapshot.
-        map.#garbage.push(...blobDeletes(blob.key, blob.parts));
-        continue;
-      }
-      apply(blob.text);
-      map.#snapshot.push({ key: blob.key, parts: blob.parts });
-      map.#snapshotBytes += blob.text.length;
-    }
-    for await (const blob of listBlobs(kv, [...prefix, "d"])) {
-      const seq = blob.key[prefix.length + 1] as number;
-      map.#nextSeq = Math.max(map.#nextSeq, seq + 1);
-      if (seq <= map.#covers) {
-        map.#garbage.push(...blobDeletes(blob.key, blob.parts));
-        continue;
-      }
-      apply(blob.text);
-      map.#deltas.push({ key: blob.key, parts: blob.parts, seq, bytes: blob.text.length });
-      map.#deltaBytes += blob.text.length;
-    }
+    }, map.options.minCompactionBytes);
     return map;
   }
 
@@ -146,7 +101,6 @@ export class PersistentMap<V> {
     return this.#data.size;
   }
 
-  /** Estimated bytes the next commit writes for this map, a snapshot step included. */
   get dirtyBytes(): number {
     const c = this.#compaction;
     const snapshot = c ? Math.min(c.keys.length - c.at, this.options.snapshotEntriesPerCommit) : 0;
@@ -189,10 +143,6 @@ export class PersistentMap<V> {
     return JSON.stringify(this.codec.encode(value));
   }
 
-  /**
-   * Applies a change read back from a changelog (the stored form's text, or null: deleted), as
-   * the commit that wrote it did; it is persisted with the next commit.
-   */
   applyChange(key: string, text: string | null): void {
     if (text === null) {
       this.delete(key);
@@ -203,7 +153,6 @@ export class PersistentMap<V> {
     this.#dirtyText.set(key, text);
   }
 
-  /** Deletes every entry (persisted with the next commit), to rebuild the map from elsewhere. */
   clear(): void {
     for (const key of [...this.#data.keys()]) this.delete(key);
   }
@@ -235,31 +184,13 @@ export class PersistentMap<V> {
       const parts = changes.map(([k, v]) => `[${JSON.stringify(k)},${v ?? "null"}]`);
       const text = `[${parts.join(",")}]`;
       this.#entryBytes = 0.8 * this.#entryBytes + 0.2 * (text.length / changes.length);
-      const seq = this.#nextSeq++;
-      const key = [...this.prefix, "d", seq];
-      const blob = blobMutations(key, text);
-      out.push(...blob);
-      this.#deltas.push({ key, parts: blob.length, seq, bytes: text.length });
-      this.#deltaBytes += text.length;
+      out.push(...this.#pages.appendDelta(text));
     }
-    const threshold = Math.max(
-      this.options.minCompactionBytes,
-      COMPACTION_RATIO * this.#snapshotBytes,
-    );
-    if (!this.#compaction && this.#deltaBytes > threshold) {
-      this.#compaction = {
-        gen: ++this.#maxGen,
-        covers: this.#nextSeq - 1,
-        keys: [...this.#data.keys()],
-        at: 0,
-        pages: [],
-        bytes: 0,
-      };
+    if (!this.#compaction && this.#pages.wantsSnapshot) {
+      this.#compaction = { ...this.#pages.beginSnapshot(), keys: [...this.#data.keys()], at: 0 };
     }
     if (this.#compaction) out.push(...this.#snapshotStep(this.#compaction));
-    if (this.#garbage.length > 0) {
-      out.push(...this.#garbage.splice(0, this.options.deletesPerCommit));
-    }
+    out.push(...this.#pages.takeGarbage(this.options.deletesPerCommit));
     return { mutations: out, changes };
   }
 
@@ -273,27 +204,10 @@ export class PersistentMap<V> {
         const v = this.#data.get(c.keys[c.at]);
         if (v !== undefined) page.push([c.keys[c.at], this.codec.encode(v)]);
       }
-      const key = [...this.prefix, "s", c.gen, c.pages.length];
-      const text = JSON.stringify(page);
-      const blob = blobMutations(key, text);
-      out.push(...blob);
-      c.pages.push({ key, parts: blob.length });
-      c.bytes += text.length;
+      out.push(...this.#pages.snapshotPage(c, JSON.stringify(page)));
     }
     if (c.at < c.keys.length) return out;
-    out.push({
-      key: [...this.prefix, "meta"],
-      value: JSON.stringify({ gen: c.gen, covers: c.covers }),
-    });
-    for (const old of this.#snapshot) this.#garbage.push(...blobDeletes(old.key, old.parts));
-    const covered = this.#deltas.filter((d) => d.seq <= c.covers);
-    for (const old of covered) this.#garbage.push(...blobDeletes(old.key, old.parts));
-    this.#deltas = this.#deltas.filter((d) => d.seq > c.covers);
-    this.#deltaBytes = this.#deltas.reduce((n, d) => n + d.bytes, 0);
-    this.#gen = c.gen;
-    this.#covers = c.covers;
-    this.#snapshot = c.pages;
-    this.#snapshotBytes = c.bytes;
+    out.push(...this.#pages.finishSnapshot(c));
     this.#compaction = null;
     return out;
   }
