@@ -16,15 +16,17 @@ const SUM = 4;
 const MIN = 5;
 const MAX = 6;
 const LAST = 7;
+/** The batch's record that last updated the window. */
+const RECORD = 8;
 
 /** Row widths (f64 each) of the output columns. */
 export const UPDATE_ROW: i32 = 9; // record, key, start, end, count, sum, min, max, last
-export const CHANGED_ROW: i32 = 10; // key, start, end, close, count, sum, min, max, last, live
+export const CHANGED_ROW: i32 = 11; // key, start, end, close, count, sum, min, max, last, live, record
 export const LOAD_ROW: i32 = 9; // key, start, end, close, count, sum, min, max, last
 
 /** One store partition's windows. */
 class Windows {
-  readonly table: SlotTable = new SlotTable(8);
+  readonly table: SlotTable = new SlotTable(9);
   readonly expiry: ExpiryHeap = new ExpiryHeap();
   readonly perRecord: i32;
   epoch: i32 = 0;
@@ -38,7 +40,7 @@ const stores: Windows[] = [];
 let size: f64 = 1;
 let advance: f64 = 1;
 let grace: f64 = 0;
-let table: SlotTable = new SlotTable(8);
+let table: SlotTable = new SlotTable(9);
 let expiry: ExpiryHeap = new ExpiryHeap();
 
 /** Makes store `id` the one the next calls work on. */
@@ -139,6 +141,7 @@ function closeUpTo(streamTime: f64, record: i32): void {
     changed.setF64(c, 3, table.field(slot, CLOSE));
     for (let f = COUNT; f <= LAST; f++) changed.setF64(c, f + 1, 0);
     changed.setF64(c, 9, 0);
+    changed.setF64(c, 10, <f64>record);
     table.remove(slot);
   }
 }
@@ -210,6 +213,7 @@ export function aggregate(id: i32, n: i32, withUpdates: bool): i32 {
       store<f64>(p, mn, MIN << 3);
       store<f64>(p, mx, MAX << 3);
       store<f64>(p, v, LAST << 3);
+      store<f64>(p, <f64>i, RECORD << 3);
       lastKey = key;
       lastStartSeen = s;
       lastSlot = slot;
@@ -241,6 +245,7 @@ export function aggregate(id: i32, n: i32, withUpdates: bool): i32 {
     changed.setF64(c, 3, table.field(slot, CLOSE));
     for (let f = COUNT; f <= LAST; f++) changed.setF64(c, f + 1, table.field(slot, f));
     changed.setF64(c, 9, 1);
+    changed.setF64(c, 10, table.field(slot, RECORD));
   }
   return updateCount;
 }
@@ -278,6 +283,7 @@ export function dump(id: i32): i32 {
     changed.setF64(c, 3, table.field(slot, CLOSE));
     for (let f = COUNT; f <= LAST; f++) changed.setF64(c, f + 1, table.field(slot, f));
     changed.setF64(c, 9, 1);
+    changed.setF64(c, 10, -1);
   }
   return changedCount;
 }

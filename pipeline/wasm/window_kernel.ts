@@ -7,8 +7,11 @@ import * as wasm from "../../operators-wasm/build/window_aggregation.wasm";
 
 /** f64s per update row and per closed row: record, key, start, end, count, sum, min, max, last. */
 export const UPDATE_ROW = 9;
-/** f64s per changed row: key, start, end, close, count, sum, min, max, last, live (1) or 0. */
-export const CHANGED_ROW = 10;
+/**
+ * f64s per changed row: key, start, end, close, count, sum, min, max, last, live (1) or closed
+ * (0), and the batch's record that last updated (or closed) the window (-1 in a dump).
+ */
+export const CHANGED_ROW = 11;
 /** f64s per loaded row: key, start, end, close, count, sum, min, max, last. */
 export const LOAD_ROW = 9;
 
@@ -141,8 +144,9 @@ interface TsWindow {
   min: number;
   max: number;
   last: number;
-  /** The batch it last changed in. */
+  /** The batch it last changed in, and the record of that batch. */
   epoch: number;
+  record: number;
 }
 
 /** The reference: the same rules over a Map, row for row the same results. */
@@ -195,6 +199,7 @@ class TsWindowKernel implements WindowKernel {
             max: -Infinity,
             last: 0,
             epoch: -1,
+            record: -1,
           };
           this.#windows.set(id, w);
           this.#pushExpiry(w.close, id);
@@ -204,6 +209,7 @@ class TsWindowKernel implements WindowKernel {
         w.min = Math.min(w.min, v);
         w.max = Math.max(w.max, v);
         w.last = v;
+        w.record = i;
         if (w.epoch !== epoch) {
           w.epoch = epoch;
           touched.push(w);
@@ -215,7 +221,19 @@ class TsWindowKernel implements WindowKernel {
     for (const w of touched) {
       if (w.epoch !== epoch || this.#windows.get(`${w.key}|${w.start}`) !== w) continue;
       w.epoch = -1;
-      changed.push(w.key, w.start, w.end, w.close, w.count, w.sum, w.min, w.max, w.last, 1);
+      changed.push(
+        w.key,
+        w.start,
+        w.end,
+        w.close,
+        w.count,
+        w.sum,
+        w.min,
+        w.max,
+        w.last,
+        1,
+        w.record,
+      );
     }
     return {
       updates: Float64Array.from(updates),
@@ -232,7 +250,7 @@ class TsWindowKernel implements WindowKernel {
       if (!w || w.close !== close) continue;
       this.#windows.delete(id);
       closed.push(record, w.key, w.start, w.end, w.count, w.sum, w.min, w.max, w.last);
-      changed.push(w.key, w.start, w.end, w.close, 0, 0, 0, 0, 0, 0);
+      changed.push(w.key, w.start, w.end, w.close, 0, 0, 0, 0, 0, 0, record);
     }
   }
 
@@ -275,7 +293,19 @@ class TsWindowKernel implements WindowKernel {
     for (let i = 0; i < rows.length; i += LOAD_ROW) {
       const [key, start, end, close, count, sum, min, max, last] = rows.subarray(i, i + LOAD_ROW);
       const id = `${key}|${start}`;
-      this.#windows.set(id, { key, start, end, close, count, sum, min, max, last, epoch: -1 });
+      this.#windows.set(id, {
+        key,
+        start,
+        end,
+        close,
+        count,
+        sum,
+        min,
+        max,
+        last,
+        epoch: -1,
+        record: -1,
+      });
       this.#pushExpiry(close, id);
     }
   }
@@ -283,7 +313,7 @@ class TsWindowKernel implements WindowKernel {
   dump(): Float64Array {
     const out: number[] = [];
     for (const w of this.#windows.values()) {
-      out.push(w.key, w.start, w.end, w.close, w.count, w.sum, w.min, w.max, w.last, 1);
+      out.push(w.key, w.start, w.end, w.close, w.count, w.sum, w.min, w.max, w.last, 1, -1);
     }
     return Float64Array.from(out);
   }

@@ -58,8 +58,8 @@ Deno.test("the window operator counts, sums, takes min, max and last per key and
     assertEquals(out.closed, [[2, 7, 0, 100, 2, 6, 2, 4, 4]], mode);
     assertEquals(out.late, [3], mode);
     assertEquals(out.changed, [
-      [7, 0, 100, 110, 0, 0, 0, 0, 0, 0],
-      [8, 100, 200, 210, 1, 1, 1, 1, 1, 1],
+      [7, 0, 100, 110, 0, 0, 0, 0, 0, 0, 2],
+      [8, 100, 200, 210, 1, 1, 1, 1, 1, 1, 2],
     ], mode);
     assertEquals(k.liveWindows, 1, mode);
   }
