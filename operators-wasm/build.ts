@@ -13,9 +13,10 @@ const OPTIONS = [
   "3",
   "--shrinkLevel",
   "0",
-  // No garbage collector: the operators only use scratch memory they reserve.
+  // A real allocator (TLSF) so grown tables and released stores give memory back, but no
+  // collector: the few managed objects stay reachable from globals.
   "--runtime",
-  "stub",
+  "minimal",
   "--noAssert",
   // No host imports, so Deno can import the modules directly.
   "--use",

@@ -253,6 +253,7 @@ export class Pipeline {
     this.beginShutdown();
     return this.#lifecycle(async () => {
       await this.#stop();
+      this.runner.release();
       await this.log.close();
       await this.lock.release();
       this.kv.close();

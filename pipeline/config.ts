@@ -17,6 +17,8 @@ const PluginEntrySchema = z.strictObject({
   options: z.record(z.string(), z.unknown()).default({}),
   /** When the plugin's code throws for a record: dead-letter it and go on, or stop. */
   onError: z.enum(["dlq", "stop"]).default("dlq"),
+  /** Which implementation runs its hot operators: the WebAssembly one or the TypeScript reference. */
+  operators: z.enum(["wasm", "ts"]).default("wasm"),
 });
 
 const EmbeddedSourceSchema = z.strictObject({

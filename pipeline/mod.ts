@@ -46,6 +46,9 @@ export type {
   ValueProcessor,
   ValueProcessorContext,
 } from "./topology/process_values_node.ts";
+export type { WindowStatsOf } from "./topology/stats_window_node.ts";
+export type { WindowStats } from "./wasm/stats_window_store.ts";
+export type { OperatorMode } from "./wasm/window_kernel.ts";
 export type { KeyValueStore } from "./state/key_value_store.ts";
 export { JoinWindows, SessionWindows, SlidingWindows, TimeWindows } from "./windows.ts";
 export {

@@ -1,6 +1,7 @@
 import type { z, ZodType } from "zod";
 import type { NewRecord } from "./record.ts";
 import type { OnError } from "./task.ts";
+import type { OperatorMode } from "./wasm/window_kernel.ts";
 import { StreamsBuilder } from "./topology/dsl.ts";
 import { TopologyGraph } from "./topology/graph.ts";
 
@@ -74,6 +75,8 @@ export interface ConfiguredPlugin {
   readonly name: string;
   /** When its code throws for a record (default "dlq"). */
   readonly onError?: OnError;
+  /** Which implementation runs its hot operators (default "wasm"). */
+  readonly operators?: OperatorMode;
 }
 
 /** Each plugin's `onError`, as the runner takes it. */
@@ -97,7 +100,7 @@ export function buildGraph(
   const graph = new TopologyGraph(applicationId);
   for (const p of plugins) {
     try {
-      p.definition.build(new StreamsBuilder(graph, p.name), p.options);
+      p.definition.build(new StreamsBuilder(graph, p.name, p.operators), p.options);
     } catch (e) {
       throw new TopologyError(p.name, e);
     }

@@ -45,7 +45,13 @@ export async function loadPlugins(loaded: LoadedConfig): Promise<ConfiguredPlugi
         }: ${issue.message}.`,
       );
     }
-    out.push({ definition, options: parsed.data, name: entry.name, onError: entry.onError });
+    out.push({
+      definition,
+      options: parsed.data,
+      name: entry.name,
+      onError: entry.onError,
+      operators: entry.operators,
+    });
   }
   return out;
 }

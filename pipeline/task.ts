@@ -2,7 +2,14 @@ import type { Headers, LogRecord, NewRecord, StreamRecord } from "./record.ts";
 import { keyToString, serializedValue } from "./record.ts";
 import type { KeyValueStore } from "./state/key_value_store.ts";
 import type { WindowStore } from "./state/window_store.ts";
-import type { AnyRecord, CachingNode, ProcessorContext } from "./topology/node.ts";
+import type { StatsWindowStore } from "./wasm/stats_window_store.ts";
+import type {
+  AnyRecord,
+  CachingNode,
+  DeferredRecord,
+  DeferringNode,
+  ProcessorContext,
+} from "./topology/node.ts";
 import type { Subtopology } from "./topology/subtopologies.ts";
 
 /** Where a task's side effects go during one batch: output records and reports. */
@@ -24,7 +31,7 @@ export interface ReportTopics {
  */
 export type OnError = "dlq" | "stop";
 
-export type AnyStore = KeyValueStore | WindowStore;
+export type AnyStore = KeyValueStore | WindowStore | StatsWindowStore;
 
 /** A plugin's code threw for a record and the plugin's `onError` is "stop". */
 export class ProcessingError extends Error {
@@ -42,6 +49,12 @@ export class ProcessingError extends Error {
   }
 }
 
+/** A deferred record with the input behind it. */
+interface HeldRecord extends DeferredRecord {
+  readonly input: LogRecord;
+  readonly origin: string;
+}
+
 /** A result the record cache holds: the record to forward, and the input behind it. */
 interface CachedResult {
   readonly record: AnyRecord;
@@ -51,6 +64,18 @@ interface CachedResult {
 
 /** The header naming an output record's origin. */
 export const ORIGIN = "bss.origin";
+
+/** A WebAssembly operator failed (a trap, memory exhausted): its state cannot be trusted. */
+export class OperatorFailure extends Error {
+  override name = "OperatorFailure";
+  constructor(
+    readonly operator: string,
+    readonly plugin: string,
+    override readonly cause: unknown,
+  ) {
+    super(`operator ${operator} of plugin ${plugin} failed: ${describeError(cause)}`);
+  }
+}
 
 /** A side effect of the record in progress, applied once the plugin's code finished without error. */
 type Pending =
@@ -81,6 +106,9 @@ export class StreamTask implements ProcessorContext {
   #cached = 0;
   /** Results evicted from the cache, forwarded once the record in progress is done. */
   #evicted: [CachingNode, CachedResult][] = [];
+  /** Records deferring nodes hold until the commit, per node. */
+  readonly #deferred = new Map<DeferringNode, HeldRecord[]>();
+  #deferredCount = 0;
 
   constructor(
     readonly sub: Subtopology,
@@ -171,14 +199,41 @@ export class StreamTask implements ProcessorContext {
     }
   }
 
-  /** Results the record cache holds. */
-  get cachedResults(): number {
-    return this.#cached;
+  /** Frees what its stores hold outside the JS heap (WebAssembly memory); unusable after. */
+  release(): void {
+    for (const store of this.stores.values()) if ("release" in store) store.release();
   }
 
-  /** Whether the record cache holds results. */
+  get coalesces(): boolean {
+    return this.cacheCapacity > 0;
+  }
+
+  defer(node: DeferringNode, record: AnyRecord, value: number): void {
+    let held = this.#deferred.get(node);
+    if (!held) this.#deferred.set(node, held = []);
+    held.push({
+      record,
+      value,
+      streamTime: this.streamTime,
+      input: this.input,
+      origin: this.#nextOrigin(),
+    });
+    this.#deferredCount++;
+  }
+
+  within(item: DeferredRecord, fn: () => void): void {
+    const held = item as HeldRecord;
+    this.#as(held.input, held.origin, fn);
+  }
+
+  /** Results the record cache holds, and records deferring nodes hold. */
+  get cachedResults(): number {
+    return this.#cached + this.#deferredCount;
+  }
+
+  /** Whether the record cache or a deferring node holds anything for the commit. */
   get hasCached(): boolean {
-    return this.#cached > 0;
+    return this.#cached > 0 || this.#deferredCount > 0;
   }
 
   /**
@@ -186,6 +241,13 @@ export class StreamTask implements ProcessorContext {
    * dead letters and origins), and empties it: before each commit.
    */
   flushCaches(): void {
+    // Deferring nodes first: what they emit may go through caches further down.
+    for (const [node, held] of this.#deferred) {
+      if (held.length === 0) continue;
+      this.#deferred.set(node, []);
+      this.#deferredCount -= held.length;
+      this.#flushDeferred(node, held);
+    }
     for (const [node, cache] of this.#caches) {
       for (const result of cache.values()) this.#forwardCached(node, result);
       cache.clear();
@@ -193,21 +255,44 @@ export class StreamTask implements ProcessorContext {
     this.#cached = 0;
   }
 
+  /** Lets a deferring node process its batch; a failure of its code is the batch's records'. */
+  #flushDeferred(node: DeferringNode, held: HeldRecord[]): void {
+    try {
+      node.flushDeferred(held, this);
+    } catch (e) {
+      if (e instanceof ProcessingError || e instanceof OperatorFailure) throw e;
+      // Which record it failed on is unknown: the batch's first stands for them.
+      this.#as(held[0].input, held[0].origin, () => {
+        this.#failed(node.plugin, e, "processing a batch of records");
+      });
+    }
+  }
+
   /** Forwards one cached result under its own record, like the processing of that record. */
   #forwardCached(node: CachingNode, result: CachedResult): void {
-    const input = this.input;
+    this.#as(result.input, result.origin, () => {
+      try {
+        node.flushCached(result.record, this);
+        this.#flush();
+      } catch (e) {
+        this.#failed(node.plugin, e, "emitting a cached result");
+      }
+    });
+  }
+
+  /** Runs `fn` as the processing of `input` would, its outputs numbered under `origin`. */
+  #as(input: LogRecord, origin: string, fn: () => void): void {
+    const before = this.input;
     const base = this.#originBase;
     const index = this.#outputIndex;
-    this.input = result.input;
-    this.#originBase = `${result.origin}.`;
+    this.input = input;
+    this.#originBase = `${origin}.`;
     this.#outputIndex = 0;
     try {
-      node.flushCached(result.record, this);
+      fn();
       this.#flush();
-    } catch (e) {
-      this.#failed(node.plugin, e, "emitting a cached result");
     } finally {
-      this.input = input;
+      this.input = before;
       this.#originBase = base;
       this.#outputIndex = index;
     }

@@ -13,6 +13,7 @@ export class Column {
   reserve(n: i32): void {
     if (n <= this.capacity) return;
     const size = max(n, this.capacity * 2);
+    if (this.ptr != 0) heap.free(this.ptr);
     this.ptr = heap.alloc(<usize>size * <usize>this.width);
     this.capacity = size;
   }
@@ -123,6 +124,15 @@ export class SlotTable {
     this.live--;
   }
 
+  /** Gives the slots' memory back; the table is empty after. */
+  release(): void {
+    if (this.ptr != 0) heap.free(this.ptr);
+    this.ptr = 0;
+    this.capacity = 0;
+    this.live = 0;
+    this.used = 0;
+  }
+
   /**
    * Room for `more` inserts without growing; returns true when it had to grow (slots moved:
    * slot indices the caller kept are void).
@@ -150,6 +160,7 @@ export class SlotTable {
       this.used++;
       this.live++;
     }
+    if (oldPtr != 0) heap.free(oldPtr);
     return true;
   }
 }
@@ -192,11 +203,20 @@ export class ExpiryHeap {
     this.size = 0;
   }
 
+  /** Gives the heap's memory back; it is empty after. */
+  release(): void {
+    if (this.ptr != 0) heap.free(this.ptr);
+    this.ptr = 0;
+    this.size = 0;
+    this.capacity = 0;
+  }
+
   push(time: f64, slot: i32): void {
     if (this.size == this.capacity) {
       const capacity = max(1024, this.capacity * 2);
       const ptr = heap.alloc(<usize>capacity << 4);
       memory.copy(ptr, this.ptr, <usize>this.size << 4);
+      if (this.ptr != 0) heap.free(this.ptr);
       this.ptr = ptr;
       this.capacity = capacity;
     }

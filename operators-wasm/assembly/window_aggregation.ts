@@ -37,6 +37,8 @@ class Windows {
 }
 
 const stores: Windows[] = [];
+/** Ids of released stores, to reuse. */
+const released: i32[] = [];
 let size: f64 = 1;
 let advance: f64 = 1;
 let grace: f64 = 0;
@@ -74,8 +76,22 @@ let changedCount: i32 = 0;
  * `grace` ms more; returns its id.
  */
 export function create(windowSize: f64, windowAdvance: f64, windowGrace: f64): i32 {
-  stores.push(new Windows(windowSize, windowAdvance, windowGrace));
+  const windows = new Windows(windowSize, windowAdvance, windowGrace);
+  if (released.length > 0) {
+    const id = released.pop();
+    unchecked(stores[id] = windows);
+    return id;
+  }
+  stores.push(windows);
   return stores.length - 1;
+}
+
+/** Frees store `id`'s memory (a closed pipeline's); its id may be given to a new store. */
+export function release(id: i32): void {
+  const w = unchecked(stores[id]);
+  w.table.release();
+  w.expiry.release();
+  released.push(id);
 }
 
 /** Makes room for a batch of `n` records of store `id`; call before filling the columns. */

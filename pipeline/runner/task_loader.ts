@@ -3,7 +3,8 @@ import { PersistentMap } from "../state/persistent_map.ts";
 import { windowCodec, WindowStore } from "../state/window_store.ts";
 import { type AnyStore, type EventTimeBounds, type OnError, StreamTask } from "../task.ts";
 import type { TaskRef, TopicLog } from "../topics/topic_log.ts";
-import type { TopologyGraph } from "../topology/graph.ts";
+import type { StoreSpec, TopologyGraph } from "../topology/graph.ts";
+import { StatsWindowStore } from "../wasm/stats_window_store.ts";
 import type { Subtopology } from "../topology/subtopologies.ts";
 
 /** What tasks are made with. */
@@ -35,6 +36,29 @@ export function storePrefix(applicationId: string, store: string, partition: num
   return [...statePrefix(applicationId), store, partition];
 }
 
+/** A store partition as of the last commit: local state, brought up to date by the log. */
+async function loadStore(
+  spec: StoreSpec,
+  partition: number,
+  log: TopicLog,
+  kv: Deno.Kv,
+  applicationId: string,
+): Promise<AnyStore> {
+  const prefix = storePrefix(applicationId, spec.name, partition);
+  if (spec.kind === "stats") {
+    const store = await StatsWindowStore.load(kv, prefix, spec.name, spec.window, spec.operators);
+    await log.restore(spec.name, partition, store);
+    return store.open();
+  }
+  const map = await PersistentMap.load(kv, prefix, {
+    codec: spec.kind === "window" ? windowCodec : undefined,
+  });
+  await log.restore(spec.name, partition, map);
+  return spec.kind === "kv"
+    ? new KeyValueStore(spec.name, map)
+    : new WindowStore(spec.name, map as never);
+}
+
 /**
  * One task per partition of each sub-topology, as of the last commit: stores loaded from local
  * state and brought up to date by the topic log, offsets and stream time as committed.
@@ -64,15 +88,7 @@ export async function loadTasks(
     for (let p = 0; p < log.partitions(sub.topics[0]); p++) {
       const stores = new Map<string, AnyStore>();
       for (const name of sub.stores) {
-        const kind = graph.stores.get(name)!.kind;
-        const map = await PersistentMap.load(kv, storePrefix(o.applicationId, name, p), {
-          codec: kind === "window" ? windowCodec : undefined,
-        });
-        await log.restore(name, p, map);
-        stores.set(
-          name,
-          kind === "kv" ? new KeyValueStore(name, map) : new WindowStore(name, map as never),
-        );
+        stores.set(name, await loadStore(graph.stores.get(name)!, p, log, kv, o.applicationId));
       }
       const at = positions.get(`${sub.id}_${p}`);
       const offsets = new Map<string, number>();

@@ -37,6 +37,8 @@ const SNAPSHOT_PAGE_ENTRIES = 500;
 /** What the runner persists of a store at each commit (see `PersistentMap.takeCommit`). */
 export interface PersistedState {
   readonly size: number;
+  /** Every entry as the changelog names it, for inspection and tests. */
+  entries(): Iterable<[string, unknown]>;
   /** Estimated bytes the next commit writes for it, a snapshot step included. */
   readonly dirtyBytes: number;
   takeCommit(): { mutations: Mutation[]; changes: [string, string | null][] };

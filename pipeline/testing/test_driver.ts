@@ -11,6 +11,8 @@ import { PipelineRunner, type RunnerObserver } from "../runner/runner.ts";
 import type { KeyValueStore } from "../state/key_value_store.ts";
 import type { WindowEntry, WindowStore } from "../state/window_store.ts";
 import type { OnError } from "../task.ts";
+import type { StatsWindow, StatsWindowStore } from "../wasm/stats_window_store.ts";
+import type { OperatorMode } from "../wasm/window_kernel.ts";
 import { openTopics, type TopicLog, type TopicReader, type TopicSpec } from "../topics/mod.ts";
 import { StreamsBuilder } from "../topology/dsl.ts";
 import type { TopologyGraph } from "../topology/graph.ts";
@@ -18,7 +20,14 @@ import type { TopologyGraph } from "../topology/graph.ts";
 /** Options of `TestDriver.create`. */
 export interface TestDriverOptions {
   /** Plugins to run with their options (validated with each plugin's schema) and `onError`. */
-  readonly plugins?: readonly { plugin: PluginDefinition; options?: unknown; onError?: OnError }[];
+  readonly plugins?: readonly {
+    plugin: PluginDefinition;
+    options?: unknown;
+    onError?: OnError;
+    operators?: OperatorMode;
+  }[];
+  /** Which implementation runs hot operators, where a plugin does not say (default "wasm"). */
+  readonly operators?: OperatorMode;
   /** Or a topology described inline. */
   readonly build?: (builder: StreamsBuilder) => void;
   /** Partition count per topic; topics not listed get `defaultPartitions`. */
@@ -109,9 +118,10 @@ export class TestDriver {
       name: p.plugin.name,
       options: p.plugin.options.parse(p.options ?? {}),
       onError: p.onError,
+      operators: p.operators ?? options.operators,
     }));
     const graph = buildGraph(plugins, applicationId);
-    if (options.build) options.build(new StreamsBuilder(graph, "test"));
+    if (options.build) options.build(new StreamsBuilder(graph, "test", options.operators));
     const topics: Record<string, TopicSpec> = {};
     for (const [name, spec] of Object.entries(options.topics ?? {})) {
       topics[name] = typeof spec === "number" ? { partitions: spec } : spec;
@@ -216,6 +226,13 @@ export class TestDriver {
     };
   }
 
+  /** A store of windowed statistics (`stats`): its windows, by key and start. */
+  statsStore(name: string): { fetch(key: string): StatsWindow[]; all(): StatsWindow[] } {
+    const stores = this.#stores<StatsWindowStore>(name);
+    const all = () => stores.flatMap((s) => s.all());
+    return { fetch: (key) => all().filter((w) => w.key === key), all };
+  }
+
   #stores<S>(name: string): S[] {
     const tasks = this.runner.tasks.filter((t) => t.stores.has(name)).sort((a, b) =>
       a.partition - b.partition
@@ -225,6 +242,7 @@ export class TestDriver {
   }
 
   close(): void {
+    this.runner.release();
     this.kv.close();
   }
 }

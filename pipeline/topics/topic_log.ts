@@ -5,7 +5,7 @@
  */
 import type { LogRecord, NewRecord } from "../record.ts";
 import type { Mutation } from "../kv/blob.ts";
-import type { PersistentMap } from "../state/persistent_map.ts";
+import type { PersistedState } from "../state/persistent_map.ts";
 
 /** How a topic is laid out and how long it keeps records. */
 export interface TopicSpec {
@@ -168,7 +168,7 @@ export interface TopicLog {
    * Brings a store partition loaded from local state up to what was committed (Kafka: catches
    * it up from its changelog, or rebuilds it). The embedded log's local state is the truth.
    */
-  restore(store: string, partition: number, map: PersistentMap<unknown>): Promise<void>;
+  restore(store: string, partition: number, state: PersistedState): Promise<void>;
   /**
    * Commits a batch all or nothing: outputs, input offsets, stream times and state. Commits are
    * written in call order, so a caller may queue the next before one lands; `abandoned` is asked

@@ -1,5 +1,6 @@
 import type { ZodType } from "zod";
 import type { Windowed } from "../record.ts";
+import type { OperatorMode } from "../wasm/window_kernel.ts";
 import type {
   JoinWindowSpec,
   SessionWindowSpec,
@@ -25,6 +26,7 @@ import {
   type ProcessorNode,
 } from "./node.ts";
 import { SinkNode, SourceNode, TableSourceNode } from "./source_sink_nodes.ts";
+import { StatsWindowAggregateNode, type WindowStatsOf } from "./stats_window_node.ts";
 import { ProcessValuesNode, type StoreRef, type ValueProcessor } from "./process_values_node.ts";
 
 /** A key and value pair returned by `map` and `flatMap`. */
@@ -73,7 +75,12 @@ export interface StreamJoinOptions {
 
 /** Builds one plugin's part of the processor graph. `build` functions only describe; no I/O. */
 export class StreamsBuilder {
-  constructor(readonly graph: TopologyGraph, readonly plugin: string) {}
+  constructor(
+    readonly graph: TopologyGraph,
+    readonly plugin: string,
+    /** Which implementation runs the plugin's hot operators. */
+    readonly operators: OperatorMode = "wasm",
+  ) {}
 
   /** Declares a key-value store for `processValues` steps; names are unique per application. */
   keyValueStore<V>(name: string): StoreRef<V> {
@@ -537,6 +544,46 @@ export class TimeWindowedStream<K, V> {
     options: WindowedStoreOptions,
   ): KTable<Windowed<K>, A> {
     return this.aggregateWith({ init, add }, options);
+  }
+
+  /**
+   * Count, sum, min, max and last of `measure(value)` per key and window, computed by the
+   * window operator (WebAssembly, or the TypeScript reference: the plugin's `operators`) once per
+   * commit over the batch, the windows kept in its memory. Each result carries the value of the
+   * record that last updated it (`event`, null in results of closed windows). With the record
+   * cache on, a window's result is forwarded once per commit; off, on every update. Tumbling and
+   * hopping windows only.
+   */
+  stats(
+    measure: (value: V) => number,
+    options: WindowedStoreOptions,
+  ): KTable<Windowed<K>, WindowStatsOf<V>> {
+    const b = this.grouped.stream.builder;
+    if (this.spec.kind !== "time") {
+      throw new TypeError(
+        `stats '${options.store}' needs tumbling or hopping windows (TimeWindows), not ${this.spec.kind} ones`,
+      );
+    }
+    b.graph.addStore({
+      name: options.store,
+      kind: "stats",
+      plugin: b.plugin,
+      window: this.spec,
+      operators: b.operators,
+    });
+    const input = this.grouped.input(options.store);
+    const node = b.graph.add(
+      new StatsWindowAggregateNode(
+        b.graph.uniqueName(b.plugin, "WINDOW-STATS"),
+        b.plugin,
+        options.store,
+        this.spec,
+        measure,
+        options.emit ?? "update",
+      ),
+      [input.node],
+    );
+    return new KTable(b, node, options.store, b.upstreamTopics(input.node), true);
   }
 
   aggregateWith<A>(agg: Aggregation<V, A>, options: WindowedStoreOptions): KTable<Windowed<K>, A> {

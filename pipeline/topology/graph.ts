@@ -1,12 +1,19 @@
+import type { OperatorMode } from "../wasm/window_kernel.ts";
+import type { TimeWindowSpec } from "../windows.ts";
 import type { ProcessorNode } from "./node.ts";
 import type { SourceNode } from "./source_sink_nodes.ts";
 
 /** A state store a topology declares: every stateful step names its store. */
-export interface StoreSpec {
-  readonly name: string;
-  readonly kind: "kv" | "window";
-  readonly plugin: string;
-}
+export type StoreSpec =
+  | { readonly name: string; readonly kind: "kv" | "window"; readonly plugin: string }
+  | {
+    readonly name: string;
+    /** Windowed statistics kept by a window kernel (`TimeWindowedStream.stats`). */
+    readonly kind: "stats";
+    readonly plugin: string;
+    readonly window: TimeWindowSpec;
+    readonly operators: OperatorMode;
+  };
 
 /** An internal topic a re-key writes to, so records reach the partition owning their new key. */
 export interface RepartitionSpec {

@@ -24,6 +24,29 @@ export interface ProcessorContext {
    * under the same `cacheKey` replacing it, until the commit (or an eviction) forwards it.
    */
   emitCached(node: CachingNode, cacheKey: string, record: AnyRecord): void;
+  /**
+   * Holds a record for a node that processes its records as one batch before the commit
+   * (`DeferringNode.flushDeferred`), with `value` the number it extracted from it.
+   */
+  defer(node: DeferringNode, record: AnyRecord, value: number): void;
+  /** Runs `fn` as of a deferred record: outputs, dead letters and late reports are its own. */
+  within(item: DeferredRecord, fn: () => void): void;
+  /** True when results are coalesced until the commit (the record cache is on). */
+  readonly coalesces: boolean;
+}
+
+/** A record a deferring node got, held until the commit with what it needs then. */
+export interface DeferredRecord {
+  readonly record: AnyRecord;
+  readonly value: number;
+  /** The task's stream time when the record arrived. */
+  readonly streamTime: number;
+}
+
+/** A node that processes the records of a batch in one go, before the commit. */
+export interface DeferringNode {
+  readonly plugin: string;
+  flushDeferred(items: readonly DeferredRecord[], ctx: ProcessorContext): void;
 }
 
 /** A node whose results the record cache may hold back until the commit. */

@@ -49,6 +49,8 @@ export interface WindowKernel {
   /** Every live window, as changed rows (for a snapshot). */
   dump(): Float64Array;
   readonly liveWindows: number;
+  /** Frees its memory (a closed pipeline's store); unusable after. */
+  release(): void;
 }
 
 /** Which implementation runs a plugin's operators (config: `"operators"`). */
@@ -131,6 +133,10 @@ class WasmWindowKernel implements WindowKernel {
 
   get liveWindows(): number {
     return wasm.liveWindows(this.#id);
+  }
+
+  release(): void {
+    wasm.release(this.#id);
   }
 }
 
@@ -320,6 +326,11 @@ class TsWindowKernel implements WindowKernel {
 
   get liveWindows(): number {
     return this.#windows.size;
+  }
+
+  release(): void {
+    this.#windows.clear();
+    this.#expiry = [];
   }
 }
 

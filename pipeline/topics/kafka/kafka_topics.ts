@@ -2,7 +2,7 @@ import type { Admin, Kafka, Message, Producer, TopicMessages } from "kafkajs";
 import type { Mutation } from "../../kv/blob.ts";
 import type { KvCommitter } from "../../kv/committer.ts";
 import type { NewRecord } from "../../record.ts";
-import type { PersistentMap } from "../../state/persistent_map.ts";
+import type { PersistedState } from "../../state/persistent_map.ts";
 import { Partitioner } from "../partitioner.ts";
 import {
   type BatchCommit,
@@ -305,7 +305,7 @@ export class KafkaTopics implements TopicLog {
    * state carries, or, when the changelog does not vouch for it (no checkpoint, or one outside
    * the changelog's offsets), rebuilt from the changelog's start.
    */
-  restore(store: string, partition: number, map: PersistentMap<unknown>): Promise<void> {
+  restore(store: string, partition: number, map: PersistedState): Promise<void> {
     const topic = changelogTopic(this.o.applicationId, store);
     return this.#call("restore state", async () => {
       await this.#refreshOffsets(topic);

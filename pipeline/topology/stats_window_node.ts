@@ -1,0 +1,126 @@
+import type { Windowed } from "../record.ts";
+import { OperatorFailure } from "../task.ts";
+import type { StatsWindowStore, WindowStats } from "../wasm/stats_window_store.ts";
+import { UPDATE_ROW } from "../wasm/window_kernel.ts";
+import type { TimeWindowSpec } from "../windows.ts";
+import type { EmitStrategy } from "./aggregate_nodes.ts";
+import {
+  type AnyRecord,
+  type DeferredRecord,
+  type DeferringNode,
+  type ProcessorContext,
+  ProcessorNode,
+} from "./node.ts";
+
+/** A window's statistics, with the value of the record behind them (null once closed). */
+export interface WindowStatsOf<V> extends WindowStats {
+  readonly event: V | null;
+}
+
+/**
+ * Count, sum, min, max and last of a number taken from each record, per key and tumbling or
+ * hopping window, computed by the window operator once per batch: the records are held until
+ * the commit, then written to the operator as columns in one call. With the record cache on,
+ * each window's result is emitted once per commit (as of the record that last updated it);
+ * off, every update is.
+ */
+export class StatsWindowAggregateNode extends ProcessorNode implements DeferringNode {
+  constructor(
+    name: string,
+    plugin: string,
+    readonly storeName: string,
+    readonly spec: TimeWindowSpec,
+    // deno-lint-ignore no-explicit-any
+    readonly measure: (value: any) => number,
+    readonly emit: EmitStrategy,
+  ) {
+    super(name, plugin);
+    this.stores.push(storeName);
+  }
+
+  process(record: AnyRecord, ctx: ProcessorContext): void {
+    if (!this.hasStringKey(record, ctx, `aggregation '${this.storeName}'`)) return;
+    ctx.defer(this, record, this.measure(record.value));
+  }
+
+  flushDeferred(items: readonly DeferredRecord[], ctx: ProcessorContext): void {
+    const store = ctx.store<StatsWindowStore>(this.storeName);
+    const n = items.length;
+    const everyUpdate = this.emit === "update" && !ctx.coalesces;
+    let result;
+    try {
+      const c = store.prepare(n);
+      for (let i = 0; i < n; i++) {
+        const item = items[i];
+        c.keys[i] = store.intern(item.record.key as string);
+        c.times[i] = item.record.timestamp;
+        c.values[i] = item.value;
+        c.streamTimes[i] = item.streamTime;
+      }
+      result = store.aggregate(n, everyUpdate);
+    } catch (e) {
+      throw new OperatorFailure("window_aggregation", this.plugin, e);
+    }
+    for (const i of result.late) {
+      ctx.within(items[i], () =>
+        ctx.late(
+          this.plugin,
+          this.storeName,
+          items[i].record,
+          "every window containing the record has closed (end + grace <= stream time)",
+        ));
+    }
+    if (this.emit === "close") {
+      const c = result.closed;
+      for (let at = 0; at < c.length; at += UPDATE_ROW) {
+        this.#emit(ctx, items[c[at]], store.keyOf(c[at + 1]), c, at + 2, null);
+      }
+      return;
+    }
+    if (everyUpdate) {
+      const u = result.updates;
+      for (let at = 0; at < u.length; at += UPDATE_ROW) {
+        const item = items[u[at]];
+        this.#emit(ctx, item, store.keyOf(u[at + 1]), u, at + 2, item.record.value);
+      }
+      return;
+    }
+    // Each window changed in the batch once, least recently updated first (as the record
+    // cache forwards), as of the record that last updated it.
+    const c = result.changed;
+    const live: number[] = [];
+    for (let at = 0; at < c.length; at += 11) if (c[at + 9] === 1) live.push(at);
+    live.sort((a, b) => c[a + 10] - c[b + 10]);
+    for (const at of live) {
+      const item = items[c[at + 10]];
+      // Changed rows hold the close time after the end: stats start one field later.
+      this.#emit(ctx, item, store.keyOf(c[at]), c, at + 1, item.record.value, 1);
+    }
+  }
+
+  /** Forwards a window's statistics from `row` (start, end, [skip], count…) as of `item`. */
+  #emit(
+    ctx: ProcessorContext,
+    item: DeferredRecord,
+    key: string,
+    row: Float64Array,
+    at: number,
+    event: unknown,
+    skip = 0,
+  ): void {
+    const start = row[at];
+    const end = row[at + 1];
+    const s = at + 2 + skip;
+    const windowed: Windowed = { key, window: { start, end } };
+    const value: WindowStatsOf<unknown> = {
+      count: row[s],
+      sum: row[s + 1],
+      min: row[s + 2],
+      max: row[s + 3],
+      last: row[s + 4],
+      event,
+    };
+    const timestamp = event === null ? end - 1 : item.record.timestamp;
+    ctx.within(item, () => this.forward({ key: windowed, value, timestamp, headers: {} }, ctx));
+  }
+}

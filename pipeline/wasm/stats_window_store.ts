@@ -1,0 +1,305 @@
+/**
+ * A store partition of windowed statistics whose windows live in a window kernel (WebAssembly
+ * linear memory, or the TypeScript reference): keys are interned here, strings stay in
+ * TypeScript. It persists as binary pages of changed windows (ChangelogPages: a delta per
+ * commit, snapshots dumped from the kernel), and loads them back into the kernel on start.
+ */
+import type { Mutation } from "../kv/blob.ts";
+import { ChangelogPages } from "../state/changelog_pages.ts";
+import type { PersistedState } from "../state/persistent_map.ts";
+import type { TimeWindowSpec } from "../windows.ts";
+import {
+  CHANGED_ROW,
+  LOAD_ROW,
+  type OperatorMode,
+  type WindowColumns,
+  type WindowKernel,
+  windowKernel,
+  type WindowResult,
+} from "./window_kernel.ts";
+
+/** A window's statistics: count, sum, min, max and last value of what it received. */
+export interface WindowStats {
+  readonly count: number;
+  readonly sum: number;
+  readonly min: number;
+  readonly max: number;
+  readonly last: number;
+}
+
+/** A live window of a store, as queries and tests see it. */
+export interface StatsWindow {
+  readonly key: string;
+  readonly start: number;
+  readonly end: number;
+  readonly stats: WindowStats;
+}
+
+/** A window as stored: its key and the LOAD_ROW fields after the key id. */
+interface StoredWindow {
+  readonly key: string;
+  /** start, end, close, count, sum, min, max, last */
+  readonly fields: Float64Array;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Windows per snapshot page. */
+const SNAPSHOT_PAGE_WINDOWS = 2000;
+/** Bytes a changed window is reckoned to add to a commit. */
+const CHANGED_WINDOW_BYTES = 80;
+
+export class StatsWindowStore implements PersistedState {
+  readonly #kernel: WindowKernel;
+  readonly #ids = new Map<string, number>();
+  readonly #keys: string[] = [];
+  /** Windows read from KV or a changelog topic, until `open` hands them to the kernel. */
+  #loading: Map<string, StoredWindow> | null = new Map();
+  /** This commit's changes: binary entries for KV, and changelog entries. */
+  #delta: Uint8Array[] = [];
+  #changes: [string, string | null][] = [];
+  #pages!: ChangelogPages;
+
+  private constructor(
+    readonly name: string,
+    readonly spec: TimeWindowSpec,
+    mode: OperatorMode,
+  ) {
+    this.#kernel = windowKernel(mode, spec.size, spec.advance, spec.grace);
+  }
+
+  /** Reads the store's pages under `prefix`; `open` must follow (after any restore). */
+  static async load(
+    kv: Deno.Kv,
+    prefix: Deno.KvKey,
+    name: string,
+    spec: TimeWindowSpec,
+    mode: OperatorMode,
+  ): Promise<StatsWindowStore> {
+    const store = new StatsWindowStore(name, spec, mode);
+    store.#pages = await ChangelogPages.load(kv, prefix, (bytes) => {
+      for (const [id, window] of decodeEntries(bytes)) {
+        if (window === null) store.#loading!.delete(id);
+        else store.#loading!.set(id, window);
+      }
+    });
+    return store;
+  }
+
+  /** Loads the windows read so far into the kernel. */
+  open(): this {
+    const windows = [...this.#loading!.values()];
+    this.#loading = null;
+    const rows = new Float64Array(windows.length * LOAD_ROW);
+    windows.forEach((w, i) => {
+      rows[i * LOAD_ROW] = this.intern(w.key);
+      rows.set(w.fields, i * LOAD_ROW + 1);
+    });
+    this.#kernel.load(rows);
+    return this;
+  }
+
+  /** What the runner persists at each commit: the store itself. */
+  get map(): PersistedState {
+    return this;
+  }
+
+  /** Frees the kernel's memory; the store is unusable after. */
+  release(): void {
+    this.#kernel.release();
+  }
+
+  /** The id the kernel knows a key by. */
+  intern(key: string): number {
+    let id = this.#ids.get(key);
+    if (id === undefined) {
+      id = this.#keys.length;
+      this.#ids.set(key, id);
+      this.#keys.push(key);
+    }
+    return id;
+  }
+
+  keyOf(id: number): string {
+    return this.#keys[id];
+  }
+
+  /** Columns for a batch of `n` records (fill them, then `aggregate`). */
+  prepare(n: number): WindowColumns {
+    return this.#kernel.prepare(n);
+  }
+
+  /** Applies a prepared batch; its changed windows are persisted with the next commit. */
+  aggregate(n: number, withUpdates: boolean): WindowResult {
+    const result = this.#kernel.aggregate(n, withUpdates);
+    const c = result.changed;
+    for (let at = 0; at < c.length; at += CHANGED_ROW) {
+      const key = this.#keys[c[at]];
+      const live = c[at + 9] === 1;
+      const fields = live ? c.subarray(at + 1, at + 9) : null;
+      this.#delta.push(encodeEntry(key, c[at + 1], fields));
+      this.#changes.push([windowId(key, c[at + 1]), fields ? changeText(fields) : null]);
+    }
+    return result;
+  }
+
+  get size(): number {
+    return this.#loading ? this.#loading.size : this.#kernel.liveWindows;
+  }
+
+  get dirtyBytes(): number {
+    return this.#changes.length * CHANGED_WINDOW_BYTES;
+  }
+
+  takeCommit(): { mutations: Mutation[]; changes: [string, string | null][] } {
+    const mutations: Mutation[] = [];
+    const changes = this.#changes;
+    if (this.#delta.length > 0) mutations.push(...this.#pages.appendDelta(concat(this.#delta)));
+    this.#delta = [];
+    this.#changes = [];
+    if (this.#pages.wantsSnapshot && !this.#loading) mutations.push(...this.#snapshot());
+    mutations.push(...this.#pages.takeGarbage(200));
+    return { mutations, changes };
+  }
+
+  /** A snapshot of every live window, written at once from the kernel's dump. */
+  #snapshot(): Mutation[] {
+    const snapshot = this.#pages.beginSnapshot();
+    const out: Mutation[] = [];
+    const dump = this.#kernel.dump();
+    let page: Uint8Array[] = [];
+    for (let at = 0; at < dump.length; at += CHANGED_ROW) {
+      page.push(encodeEntry(this.#keys[dump[at]], dump[at + 1], dump.subarray(at + 1, at + 9)));
+      if (page.length === SNAPSHOT_PAGE_WINDOWS) {
+        out.push(...this.#pages.snapshotPage(snapshot, concat(page)));
+        page = [];
+      }
+    }
+    if (page.length > 0) out.push(...this.#pages.snapshotPage(snapshot, concat(page)));
+    out.push(...this.#pages.finishSnapshot(snapshot));
+    return out;
+  }
+
+  applyChange(id: string, text: string | null): void {
+    const bar = id.indexOf("|");
+    const start = Number(id.slice(0, bar));
+    const key = id.slice(bar + 1);
+    let fields: Float64Array | null = null;
+    if (text === null) this.#loading!.delete(id);
+    else {
+      const [length, grace, count, sum, min, max, last] = JSON.parse(text) as number[];
+      fields = Float64Array.of(
+        start,
+        start + length,
+        start + length + grace,
+        count,
+        sum,
+        min,
+        max,
+        last,
+      );
+      this.#loading!.set(id, { key, fields });
+    }
+    this.#delta.push(encodeEntry(key, start, fields));
+    this.#changes.push([id, text]);
+  }
+
+  clear(): void {
+    for (const [id, w] of this.#loading!) {
+      this.#delta.push(encodeEntry(w.key, w.fields[0], null));
+      this.#changes.push([id, null]);
+    }
+    this.#loading!.clear();
+  }
+
+  /** Every live window under its changelog id, with its end and statistics. */
+  *entries(): Iterable<[string, { end: number } & WindowStats]> {
+    for (const w of this.all()) yield [windowId(w.key, w.start), { end: w.end, ...w.stats }];
+  }
+
+  /** Every live window as (key, start, end, stats), for queries and tests. */
+  all(): StatsWindow[] {
+    const dump = this.#kernel.dump();
+    const out: StatsWindow[] = [];
+    for (let at = 0; at < dump.length; at += CHANGED_ROW) {
+      out.push({
+        key: this.#keys[dump[at]],
+        start: dump[at + 1],
+        end: dump[at + 2],
+        stats: {
+          count: dump[at + 4],
+          sum: dump[at + 5],
+          min: dump[at + 6],
+          max: dump[at + 7],
+          last: dump[at + 8],
+        },
+      });
+    }
+    return out.sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : a.start - b.start);
+  }
+}
+
+/** A window's id in a changelog topic, as window stores name them: start, '|', key. */
+function windowId(key: string, start: number): string {
+  return `${start}|${key}`;
+}
+
+/** A window's changelog value: [end - start, close - end, count, sum, min, max, last]. */
+function changeText(f: Float64Array): string {
+  return JSON.stringify([f[1] - f[0], f[2] - f[1], f[3], f[4], f[5], f[6], f[7]]);
+}
+
+/**
+ * One window as bytes: key length (u16) and UTF-8 key, live flag (u8), start (f64), and when
+ * live end, close, count, sum, min, max, last (f64 each); little-endian.
+ */
+function encodeEntry(key: string, start: number, fields: Float64Array | null): Uint8Array {
+  const k = encoder.encode(key);
+  const out = new Uint8Array(2 + k.length + 1 + 8 + (fields ? 56 : 0));
+  const view = new DataView(out.buffer);
+  view.setUint16(0, k.length, true);
+  out.set(k, 2);
+  let at = 2 + k.length;
+  view.setUint8(at++, fields ? 1 : 0);
+  view.setFloat64(at, start, true);
+  at += 8;
+  if (fields) {
+    for (let f = 1; f < 8; f++, at += 8) view.setFloat64(at, fields[f], true);
+  }
+  return out;
+}
+
+/** The windows of a page, as (id, window or null for a deletion). */
+function* decodeEntries(bytes: Uint8Array): Generator<[string, StoredWindow | null]> {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let at = 0;
+  while (at < bytes.length) {
+    const length = view.getUint16(at, true);
+    const key = decoder.decode(bytes.subarray(at + 2, at + 2 + length));
+    at += 2 + length;
+    const live = view.getUint8(at++) === 1;
+    const start = view.getFloat64(at, true);
+    at += 8;
+    if (!live) {
+      yield [windowId(key, start), null];
+      continue;
+    }
+    const fields = new Float64Array(8);
+    fields[0] = start;
+    for (let f = 1; f < 8; f++, at += 8) fields[f] = view.getFloat64(at, true);
+    yield [windowId(key, start), { key, fields }];
+  }
+}
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const p of parts) length += p.length;
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
