@@ -168,3 +168,19 @@ Deno.test("stats give the same outputs and state in WebAssembly and TypeScript, 
   assertEquals(reference, straight);
   assertEquals(restarted, straight);
 });
+
+Deno.test("a record whose measure is not a finite number goes to the dead-letter topic and is not counted", async () => {
+  const d = await TestDriver.create({ build: salesStats() });
+  const sales = d.input<Sale>("sales");
+  await sales.pipe("a", { shop: "a", amount: "12" as unknown as number, timestamp: MIN });
+  await sales.pipe("a", sale("a", 3, 2 * MIN));
+  assertEquals(rows(d), [["a@0-300000", [1, 3, 3, 3, 3, 3]]]);
+  const dead = d.output<{ offset: number; reason: string }>("bss.dlq").readValues();
+  assertEquals(dead.map((r) => [r.offset, r.reason]), [
+    [
+      0,
+      `processing the record failed: TypeError: stats 'sales-stats' measured "12", not a finite number`,
+    ],
+  ]);
+  d.close();
+});

@@ -40,7 +40,13 @@ export class StatsWindowAggregateNode extends ProcessorNode implements Deferring
 
   process(record: AnyRecord, ctx: ProcessorContext): void {
     if (!this.hasStringKey(record, ctx, `aggregation '${this.storeName}'`)) return;
-    ctx.defer(this, record, this.measure(record.value));
+    const value = this.measure(record.value);
+    if (typeof value !== "number" || !Number.isFinite(value)) {
+      throw new TypeError(
+        `stats '${this.storeName}' measured ${JSON.stringify(value)}, not a finite number`,
+      );
+    }
+    ctx.defer(this, record, value);
   }
 
   flushDeferred(items: readonly DeferredRecord[], ctx: ProcessorContext): void {
