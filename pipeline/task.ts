@@ -209,6 +209,11 @@ export class StreamTask implements ProcessorContext {
   }
 
   defer(node: DeferringNode, record: AnyRecord, value: number): void {
+    if (this.cacheCapacity === 0) {
+      // No cache: every update follows its record at once, as the other steps' do.
+      node.flushDeferred([{ record, value, streamTime: this.streamTime }], this);
+      return;
+    }
     let held = this.#deferred.get(node);
     if (!held) this.#deferred.set(node, held = []);
     held.push({
@@ -222,8 +227,10 @@ export class StreamTask implements ProcessorContext {
   }
 
   within(item: DeferredRecord, fn: () => void): void {
-    const held = item as HeldRecord;
-    this.#as(held.input, held.origin, fn);
+    const held = item as Partial<HeldRecord>;
+    // A record flushed at once is the record in progress.
+    if (held.input === undefined) fn();
+    else this.#as(held.input, held.origin!, fn);
   }
 
   /** Results the record cache holds, and records deferring nodes hold. */
@@ -444,6 +451,7 @@ export class StreamTask implements ProcessorContext {
   /** A plugin's code threw: drop what it wrote for this record, then dead-letter or stop. */
   #failed(plugin: string, error: unknown, stage: string): void {
     this.#pending.length = 0;
+    if (error instanceof OperatorFailure) throw error;
     if (this.onError.get(plugin) === "stop") throw new ProcessingError(plugin, this.input, error);
     this.deadLetter(plugin, `${stage} failed: ${describeError(error)}`, {
       error: {

@@ -26,7 +26,8 @@ export interface ProcessorContext {
   emitCached(node: CachingNode, cacheKey: string, record: AnyRecord): void;
   /**
    * Holds a record for a node that processes its records as one batch before the commit
-   * (`DeferringNode.flushDeferred`), with `value` the number it extracted from it.
+   * (`DeferringNode.flushDeferred`), with `value` the number it extracted from it. With the
+   * record cache off, the node gets it back at once, as a batch of one.
    */
   defer(node: DeferringNode, record: AnyRecord, value: number): void;
   /** Runs `fn` as of a deferred record: outputs, dead letters and late reports are its own. */

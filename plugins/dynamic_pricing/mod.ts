@@ -22,12 +22,6 @@ const Options = z.strictObject({
   emit: z.enum(["update", "close"]).default("update"),
 });
 
-interface Demand {
-  orders: number;
-  lastUnitPrice: number;
-  lastOrderId: string | null;
-}
-
 export default definePlugin({
   name: "dynamic_pricing",
   options: Options,
@@ -41,21 +35,14 @@ export default definePlugin({
       }))
       .groupByKey()
       .windowedBy(TimeWindows.ofSizeAndGrace(o.windowMs, o.graceMs))
-      .aggregate<Demand>(
-        () => ({ orders: 0, lastUnitPrice: 0, lastOrderId: null }),
-        (_k, order, d) => ({
-          orders: d.orders + 1,
-          lastUnitPrice: order.unitPrice,
-          lastOrderId: order.orderId,
-        }),
-        { store: "product-demand-15m", emit: o.emit },
-      )
+      // Orders counted, and the latest unit price as `last`.
+      .stats((order) => order.unitPrice, { store: "product-demand-15m", emit: o.emit })
       .toStream()
       .map((wk, d) => {
         const productId = wk.key;
         const expected = o.expectedOrdersByProduct[productId] ?? o.expectedOrders;
-        const basePrice = o.basePrices[productId] ?? d.lastUnitPrice;
-        const demandFactor = d.orders / expected;
+        const basePrice = o.basePrices[productId] ?? d.last;
+        const demandFactor = d.count / expected;
         const raw = basePrice * (1 + (demandFactor - 1) * o.sensitivity);
         const clamped = Math.min(
           basePrice * (1 + o.maxChange),
@@ -68,7 +55,7 @@ export default definePlugin({
             productId,
             windowStart: wk.window.start,
             windowEnd: wk.window.end,
-            orders: d.orders,
+            orders: d.count,
             expectedOrders: expected,
             demandFactor: Math.round(demandFactor * 10_000) / 10_000,
             basePrice,
@@ -76,7 +63,8 @@ export default definePlugin({
             changePercent: basePrice === 0
               ? 0
               : Math.round((recommendedPrice / basePrice - 1) * 10_000) / 100,
-            eventIds: d.lastOrderId ? [d.lastOrderId] : [],
+            // A window's result on close follows no single order.
+            eventIds: d.event ? [d.event.orderId] : [],
           },
         };
       })

@@ -19,12 +19,6 @@ const Options = z.strictObject({
   trendGraceMs: z.number().int().nonnegative().default(300_000),
 });
 
-interface RegionTrend {
-  orders: number;
-  total: number;
-  lastOrderId: string | null;
-}
-
 export default definePlugin({
   name: "order_enrichment",
   options: Options,
@@ -64,15 +58,7 @@ export default definePlugin({
     }))
       .groupByKey()
       .windowedBy(TimeWindows.ofSizeAndGrace(o.trendWindowMs, o.trendGraceMs))
-      .aggregate<RegionTrend>(
-        () => ({ orders: 0, total: 0, lastOrderId: null }),
-        (_k, e, t) => ({
-          orders: t.orders + 1,
-          total: round2(t.total + e.totalAmount),
-          lastOrderId: e.orderId,
-        }),
-        { store: "region-trend-1h" },
-      )
+      .stats((e) => e.totalAmount, { store: "region-trend-1h" })
       .toStream()
       .map((wk, t) => ({
         key: wk.key,
@@ -80,10 +66,10 @@ export default definePlugin({
           region: wk.key,
           windowStart: wk.window.start,
           windowEnd: wk.window.end,
-          orderCount: t.orders,
-          totalValue: t.total,
-          averageValue: round2(t.total / t.orders),
-          eventIds: t.lastOrderId ? [t.lastOrderId] : [],
+          orderCount: t.count,
+          totalValue: round2(t.sum),
+          averageValue: round2(t.sum / t.count),
+          eventIds: t.event ? [t.event.orderId] : [],
         },
       }))
       .to(o.regionTrendTopic);

@@ -28,7 +28,6 @@ const Options = z.strictObject({
   trendingSize: z.number().int().positive().default(10),
 });
 
-type ProductViews = { views: number; lastViewId: string | null };
 type Interest = { category: string; view: events.ProductViewEvent | null; time: number };
 
 export default definePlugin({
@@ -83,15 +82,11 @@ export default definePlugin({
     views.map((_k, v) => ({ key: v.productId, value: viewEventId(v) }))
       .groupByKey()
       .windowedBy(TimeWindows.ofSizeAndGrace(o.trendingWindowMs, o.trendingGraceMs))
-      .aggregate<ProductViews>(
-        () => ({ views: 0, lastViewId: null }),
-        (_k, id, c) => ({ views: c.views + 1, lastViewId: id }),
-        { store: "product-views-1h" },
-      )
+      .stats(() => 1, { store: "product-views-1h" })
       .toStream()
       .map((wk, c) => ({
         key: String(wk.window.start),
-        value: { productId: wk.key, views: c.views, window: wk.window, eventId: c.lastViewId },
+        value: { productId: wk.key, views: c.count, window: wk.window, eventId: c.event },
       }))
       .processValues([tops], (u, windowStart, ctx) => {
         const store = ctx.store(tops);
