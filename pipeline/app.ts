@@ -176,6 +176,9 @@ export class Pipeline {
       const why = this.runner.problem;
       reasons.push(`runner is ${state}${why ? `: ${why}` : ""}`);
     }
+    for (const [plugin, why] of this.runner.failedPlugins) {
+      reasons.push(`plugin ${plugin} is ERROR: ${why}`);
+    }
     return [...reasons, ...this.#producerErrors];
   }
 

@@ -65,15 +65,21 @@ interface CachedResult {
 /** The header naming an output record's origin. */
 export const ORIGIN = "bss.origin";
 
-/** A WebAssembly operator failed (a trap, memory exhausted): its state cannot be trusted. */
+/**
+ * An operator failed (a WebAssembly trap, memory exhausted): the state of its store cannot be
+ * trusted, so the tasks holding it stop (see PipelineRunner.failedPlugins).
+ */
 export class OperatorFailure extends Error {
   override name = "OperatorFailure";
   constructor(
     readonly operator: string,
     readonly plugin: string,
+    readonly store: string,
     override readonly cause: unknown,
   ) {
-    super(`operator ${operator} of plugin ${plugin} failed: ${describeError(cause)}`);
+    super(
+      `operator ${operator} (store '${store}') of plugin ${plugin} failed: ${describeError(cause)}`,
+    );
   }
 }
 

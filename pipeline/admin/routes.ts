@@ -71,11 +71,15 @@ export function createAdminApp(pipeline: Pipeline, options: AdminOptions): Hono 
       state: pipeline.runner.state,
       idle: pipeline.runner.idle,
       uptimeMs: pipeline.uptimeMs,
-      plugins: pipeline.config.plugins.map((p) => ({
-        name: p.name,
-        enabled: p.enabled,
-        state: !p.enabled ? "DISABLED" : pipeline.runner.state,
-      })),
+      plugins: pipeline.config.plugins.map((p) => {
+        const failed = pipeline.runner.failedPlugins.get(p.name);
+        return {
+          name: p.name,
+          enabled: p.enabled,
+          state: !p.enabled ? "DISABLED" : failed ? "ERROR" : pipeline.runner.state,
+          ...(failed ? { error: failed } : {}),
+        };
+      }),
     }));
 
   app.get("/api/v1/streams/metadata", (c) => c.json(metadata(pipeline)));

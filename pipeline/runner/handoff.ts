@@ -51,7 +51,8 @@ export function repartitions(
   for (const topic of topics) {
     const readers = tasks.filter((t) => t.sub.topics.includes(topic))
       .sort((a, b) => a.partition - b.partition);
-    out.set(topic, new Repartition(topic, readers, log));
+    // Read by no task here (its readers stopped): appended as any output topic.
+    if (readers.length > 0) out.set(topic, new Repartition(topic, readers, log));
   }
   return out;
 }

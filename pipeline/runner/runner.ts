@@ -1,7 +1,6 @@
 import type { KvCommitter } from "../kv/committer.ts";
 import type { Mutation } from "../kv/blob.ts";
-import type { StreamTask } from "../task.ts";
-import type { OnError } from "../task.ts";
+import { type OnError, OperatorFailure, type StreamTask } from "../task.ts";
 import {
   type BatchCommit,
   type FetchRequest,
@@ -13,7 +12,7 @@ import {
   TopicsUnavailableError,
 } from "../topics/topic_log.ts";
 import type { TopologyGraph } from "../topology/graph.ts";
-import type { Subtopology } from "../topology/subtopologies.ts";
+import { buildSubtopologies, type Subtopology } from "../topology/subtopologies.ts";
 import { Batch } from "./batch.ts";
 import { type Repartition, repartitions } from "./handoff.ts";
 import { taskInputs } from "./input_merge.ts";
@@ -107,6 +106,8 @@ export class PipelineRunner {
   #readAhead: Promise<void> | null = null;
   /** Per repartition topic: its readers and next offsets (commits in flight included). */
   #repartitions = new Map<string, Repartition>();
+  /** Operators that failed, by store: the sub-topologies holding these stores do not run. */
+  #failedStores = new Map<string, OperatorFailure>();
 
   constructor(
     readonly log: TopicLog,
@@ -127,6 +128,28 @@ export class PipelineRunner {
 
   get error(): Error | null {
     return this.#error;
+  }
+
+  /**
+   * Plugins stopped by an operator failure, with why: the failing operator's plugin, and any
+   * plugin sharing its tasks. The others keep running; a start after a stop tries them again.
+   */
+  get failedPlugins(): ReadonlyMap<string, string> {
+    const out = new Map<string, string>();
+    for (const sub of buildSubtopologies(this.graph)) {
+      const failure = sub.stores.map((s) => this.#failedStores.get(s)).find((f) => f);
+      if (!failure) continue;
+      for (const plugin of sub.plugins) {
+        if (plugin === failure.plugin) out.set(plugin, failure.message);
+        else if (!out.has(plugin)) {
+          out.set(
+            plugin,
+            `stopped with plugin ${failure.plugin}, whose operator failed, as they share tasks`,
+          );
+        }
+      }
+    }
+    return out;
   }
 
   /**
@@ -164,7 +187,8 @@ export class PipelineRunner {
     this.#pending = [];
     await this.committer.serialize(() => this.committer.recover());
     const o = this.options;
-    this.#subs = await prepareTopics(this.log, this.graph, o);
+    this.#subs = (await prepareTopics(this.log, this.graph, o))
+      .filter((sub) => !sub.stores.some((s) => this.#failedStores.has(s)));
     this.release();
     this.#tasks = await loadTasks(this.#subs, this.graph, this.log, this.committer.kv, {
       applicationId: o.applicationId,
@@ -190,6 +214,27 @@ export class PipelineRunner {
    * has input.
    */
   async runOnce(): Promise<number> {
+    for (;;) {
+      try {
+        return await this.#runOnce();
+      } catch (e) {
+        if (!(e instanceof OperatorFailure)) throw e;
+        await this.#isolate(e);
+      }
+    }
+  }
+
+  /**
+   * Stops the tasks holding a failed operator's store and reloads the others from the last
+   * commit: the failed batch was not committed, and every task's memory is ahead of it.
+   */
+  async #isolate(failure: OperatorFailure): Promise<void> {
+    console.error(`${failure.message}; its tasks stop, the other plugins go on`);
+    this.#failedStores.set(failure.store, failure);
+    await this.init();
+  }
+
+  async #runOnce(): Promise<number> {
     if (this.#failure) throw this.#failure;
     // Awaited only when there is something to wait for: a woken runner should reach its commit
     // before producers woken at the same time queue theirs.
@@ -243,6 +288,8 @@ export class PipelineRunner {
     try {
       return this.#processBatch();
     } catch (e) {
+      // Earlier batches stay good to commit; the runner reloads without the failed store.
+      if (e instanceof OperatorFailure) throw e;
       this.#failure = e as Error;
       this.#error = e as Error;
       this.#state = "ERROR";
@@ -445,7 +492,10 @@ export class PipelineRunner {
     if (["STARTING", "RUNNING", "RECOVERING"].includes(this.#state)) {
       return this.#ready ?? Promise.resolve();
     }
-    const needsInit = this.#state === "ERROR" || this.#tasks.length === 0;
+    // Operators that failed get another chance: their tasks reload from the last commit.
+    const needsInit = this.#state === "ERROR" || this.#tasks.length === 0 ||
+      this.#failedStores.size > 0;
+    this.#failedStores.clear();
     this.#state = "STARTING";
     this.#error = null;
     const { promise, resolve, reject } = Promise.withResolvers<void>();

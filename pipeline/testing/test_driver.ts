@@ -143,7 +143,9 @@ export class TestDriver {
     });
     await runner.init();
     const driver = new TestDriver(kv, log, runner, graph, clock);
-    for (const topic of log.topicNames()) driver.#outputPositions.set(topic, driver.#ends(topic));
+    for (const topic of log.topicNames()) {
+      driver.#outputPositions.set(topic, driver.endOffsets(topic));
+    }
     return driver;
   }
 
@@ -192,12 +194,13 @@ export class TestDriver {
         });
       }
     });
-    this.#outputPositions.set(topic, this.#ends(topic));
+    this.#outputPositions.set(topic, this.endOffsets(topic));
     // In the order the records were written, across partitions.
     return out.sort((a, b) => a.seq - b.seq).map(({ seq: _, ...r }) => r);
   }
 
-  #ends(topic: string): number[] {
+  /** Each partition's end offset: how many records the topic holds. */
+  endOffsets(topic: string): number[] {
     return Array.from(
       { length: this.log.partitions(topic) },
       (_, p) => this.log.endOffset(topic, p),

@@ -65,7 +65,7 @@ export class StatsWindowAggregateNode extends ProcessorNode implements Deferring
       }
       result = store.aggregate(n, everyUpdate);
     } catch (e) {
-      throw new OperatorFailure("window_aggregation", this.plugin, e);
+      throw new OperatorFailure("window_aggregation", this.plugin, this.storeName, e);
     }
     for (const i of result.late) {
       ctx.within(items[i], () =>
