@@ -1,8 +1,12 @@
 /**
  * Benchmark: all five plugins over the embedded log, default commit interval.
- *   deno task bench [--events 1000000] [--customers 100000] [--products 10000] [--rate 10000] [--seconds 10]
+ *   deno task bench [--events 1000000] [--customers 100000] [--products 10000] [--rate 10000]
+ *                   [--seconds 10] [--cache 10485760] [--compare true]
  * 1. Throughput: the events are appended first, then processed from the log: events/s, and
- *    events per CPU-second counting every thread (JS, the KV writer, GC helpers).
+ *    events per CPU-second counting every thread (JS, the KV writer, GC helpers), outputs and KV
+ *    bytes per event, resident memory. With --compare (default) it runs three ways in one run:
+ *    WebAssembly operators with the record cache (the default), the TypeScript reference
+ *    operators with the cache, and WebAssembly operators with no cache, and prints the ratios.
  * 2. Latency: a producer appends at a steady rate while the pipeline runs: p50/p99 from append to
  *    the commit that makes the outputs visible (all records, and those that raised a fraud alert).
  * 3. Floor: the same events through a pass-through plugin with no state, writing as many
@@ -26,7 +30,7 @@ import fraudDetection from "../plugins/fraud_detection/mod.ts";
 import orderEnrichment from "../plugins/order_enrichment/mod.ts";
 import recommendations from "../plugins/recommendations/mod.ts";
 import { TrafficModel } from "../plugins/traffic_simulator/traffic_model.ts";
-import { definePlugin, z } from "../pipeline/mod.ts";
+import { definePlugin, type OperatorMode, z } from "../pipeline/mod.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -40,6 +44,8 @@ const { values } = parseArgs({
     plugins: { type: "string", default: "" },
     /** The record cache's size (cacheMaxBytes); 0 forwards every update. */
     cache: { type: "string", default: String(10 * 1024 * 1024) },
+    /** Also run the TypeScript operators and no cache, and print the ratios. */
+    compare: { type: "string", default: "true" },
   },
 });
 const EVENTS = Number(values.events);
@@ -90,15 +96,24 @@ function passThrough(outputsPerEvent: number): PluginDefinition {
   });
 }
 
+/** How the plugins run: which operators, how big a record cache. */
+interface Setup {
+  readonly operators: OperatorMode;
+  readonly cacheMaxBytes: number;
+}
+
+const DEFAULT_SETUP: Setup = { operators: "wasm", cacheMaxBytes: Number(values.cache) };
+
 async function openPipeline(
   dir: string,
   only?: PluginDefinition,
+  setup: Setup = DEFAULT_SETUP,
 ): Promise<Pipeline> {
   const config = parseConfig(
     JSON.stringify({
       state: { path: `${dir}/state.kv` },
       logIntervalMs: 0,
-      cacheMaxBytes: Number(values.cache),
+      cacheMaxBytes: setup.cacheMaxBytes,
       topics: Object.fromEntries(Object.values(TOPICS).map((t) => [t, { partitions: 3 }])),
       plugins: [],
     }),
@@ -116,6 +131,7 @@ async function openPipeline(
     definition: d,
     name: d.name,
     options: d.options.parse({}),
+    operators: setup.operators,
   }));
   return await Pipeline.open({ path: "bench.json", config }, { plugins });
 }
@@ -133,12 +149,19 @@ async function append(p: Pipeline, batch: Map<string, ProducedRecord[]>): Promis
 const quantile = (sorted: number[], q: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 
+/** What one throughput run measured. */
+interface Figures {
+  readonly eventsPerSecond: number;
+  readonly eventsPerCpuSecond: number;
+  readonly outputsPerEvent: number;
+  readonly kvBytesPerEvent: number;
+  readonly rssMb: number;
+}
+
 /** Appends the events, then processes them from the log; prints and returns the figures. */
-async function throughput(
-  only?: PluginDefinition,
-): Promise<{ eventsPerSecond: number; outputsPerEvent: number }> {
+async function throughput(only?: PluginDefinition, setup: Setup = DEFAULT_SETUP): Promise<Figures> {
   const dir = await Deno.makeTempDir();
-  const p = await openPipeline(dir, only);
+  const p = await openPipeline(dir, only, setup);
   const m = model(7);
   const start = Date.parse("2026-11-26T00:00:00Z");
   let appended = 0;
@@ -202,16 +225,51 @@ async function throughput(
       console.log(`  ${t.topic}: in ${t.recordsIn}, out ${t.recordsOut}`);
     }
   }
+  const rssMb = Deno.memoryUsage().rss / 2 ** 20;
+  console.log(`resident memory ${rssMb.toFixed(0)} MB`);
   await p.close();
   await Deno.remove(dir, { recursive: true });
-  // Records written to topics users read (repartition records handed over are not stored).
-  const outputs = s.topics.filter((t) => !t.topic.endsWith("-repartition"))
-    .reduce((n, t) => n + t.recordsOut, 0);
-  return { eventsPerSecond: appended / seconds, outputsPerEvent: outputs / appended };
+  return {
+    eventsPerSecond: appended / seconds,
+    eventsPerCpuSecond: appended / cpuSeconds,
+    outputsPerEvent: outputRecords / appended,
+    kvBytesPerEvent: kvBytes / appended,
+    rssMb,
+  };
 }
 
-// 1. Throughput from the log.
-const plugins = await throughput();
+// 1. Throughput from the log: the default setup, then the others to compare with.
+const setups: [string, Setup][] = [["wasm operators, record cache", DEFAULT_SETUP]];
+if (values.compare === "true") {
+  setups.push(["ts operators, record cache", { ...DEFAULT_SETUP, operators: "ts" }]);
+  setups.push(["wasm operators, no cache", { ...DEFAULT_SETUP, cacheMaxBytes: 0 }]);
+}
+const figures: [string, Figures][] = [];
+for (const [name, setup] of setups) {
+  console.log(`-- ${name} (cacheMaxBytes ${setup.cacheMaxBytes})`);
+  figures.push([name, await throughput(undefined, setup)]);
+}
+const plugins = figures[0][1];
+if (figures.length > 1) {
+  console.log("setup                          events/s  per CPU-s  outputs/event  KV B/event  RSS MB");
+  for (const [name, f] of figures) {
+    console.log(
+      `${name.padEnd(30)} ${String(Math.round(f.eventsPerSecond)).padStart(8)}  ${
+        String(Math.round(f.eventsPerCpuSecond)).padStart(9)
+      }  ${f.outputsPerEvent.toFixed(2).padStart(13)}  ${
+        f.kvBytesPerEvent.toFixed(0).padStart(10)
+      }  ${f.rssMb.toFixed(0).padStart(6)}`,
+    );
+  }
+  const [wasm, ts, noCache] = figures.map(([, f]) => f);
+  console.log(
+    `ratios: wasm / ts operators ${(wasm.eventsPerSecond / ts.eventsPerSecond).toFixed(2)}×; ` +
+      `cache on / off ${(wasm.eventsPerSecond / noCache.eventsPerSecond).toFixed(2)}× ` +
+      `(outputs ${(wasm.outputsPerEvent / noCache.outputsPerEvent).toFixed(2)}×, KV bytes ${
+        (wasm.kvBytesPerEvent / noCache.kvBytesPerEvent).toFixed(2)
+      }×)`,
+  );
+}
 
 // 2. Latency at a steady rate.
 {
