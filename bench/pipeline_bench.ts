@@ -251,7 +251,9 @@ for (const [name, setup] of setups) {
 }
 const plugins = figures[0][1];
 if (figures.length > 1) {
-  console.log("setup                          events/s  per CPU-s  outputs/event  KV B/event  RSS MB");
+  console.log(
+    "setup                          events/s  per CPU-s  outputs/event  KV B/event  RSS MB",
+  );
   for (const [name, f] of figures) {
     console.log(
       `${name.padEnd(30)} ${String(Math.round(f.eventsPerSecond)).padStart(8)}  ${

@@ -9,6 +9,22 @@ export class Column {
 
   constructor(readonly width: i32) {}
 
+  /** Room for item `i`, keeping the items before it (for columns filled as a call goes). */
+  @inline fit(i: i32): void {
+    if (i >= this.capacity) this.grow(i + 1);
+  }
+
+  grow(n: i32): void {
+    const size = max(n, this.capacity * 2);
+    const ptr = heap.alloc(<usize>size * <usize>this.width);
+    if (this.ptr != 0) {
+      memory.copy(ptr, this.ptr, <usize>this.capacity * <usize>this.width);
+      heap.free(this.ptr);
+    }
+    this.ptr = ptr;
+    this.capacity = size;
+  }
+
   /** Room for `n` items (contents are not kept across a growth). */
   reserve(n: i32): void {
     if (n <= this.capacity) return;
@@ -35,10 +51,14 @@ export class Column {
   }
 }
 
-/** Slot header: key id + 1 (0: never used), state, the batch it last changed in. */
+/**
+ * Slot header: key id + 1 (0: never used), state, the batch it last changed in, and a free i32
+ * for the operator.
+ */
 export const SLOT_KEY: usize = 0;
 export const SLOT_STATE: usize = 4;
 export const SLOT_EPOCH: usize = 8;
+export const SLOT_EXTRA: usize = 12;
 /** The f64 fields start here. */
 export const SLOT_FIELDS: usize = 16;
 
@@ -87,6 +107,14 @@ export class SlotTable {
 
   @inline setEpoch(i: i32, e: i32): void {
     store<i32>(this.slot(i) + SLOT_EPOCH, e);
+  }
+
+  @inline extra(i: i32): i32 {
+    return load<i32>(this.slot(i) + SLOT_EXTRA);
+  }
+
+  @inline setExtra(i: i32, v: i32): void {
+    store<i32>(this.slot(i) + SLOT_EXTRA, v);
   }
 
   /** The slot of (key, tag), or -1. The tag is field 0. */

@@ -16,8 +16,6 @@ const SUM = 4;
 const MIN = 5;
 const MAX = 6;
 const LAST = 7;
-/** The batch's record that last updated the window. */
-const RECORD = 8;
 
 /** Row widths (f64 each) of the output columns. */
 export const UPDATE_ROW: i32 = 9; // record, key, start, end, count, sum, min, max, last
@@ -26,7 +24,7 @@ export const LOAD_ROW: i32 = 9; // key, start, end, close, count, sum, min, max,
 
 /** One store partition's windows. */
 class Windows {
-  readonly table: SlotTable = new SlotTable(9);
+  readonly table: SlotTable = new SlotTable(8);
   readonly expiry: ExpiryHeap = new ExpiryHeap();
   readonly perRecord: i32;
   epoch: i32 = 0;
@@ -42,7 +40,7 @@ const released: i32[] = [];
 let size: f64 = 1;
 let advance: f64 = 1;
 let grace: f64 = 0;
-let table: SlotTable = new SlotTable(9);
+let table: SlotTable = new SlotTable(8);
 let expiry: ExpiryHeap = new ExpiryHeap();
 
 /** Makes store `id` the one the next calls work on. */
@@ -105,8 +103,9 @@ export function prepare(id: i32, n: i32): void {
   updates.reserve(windows);
   late.reserve(n);
   changedSlots.reserve(windows);
-  changed.reserve(windows + table.live + 1);
-  closed.reserve(windows + table.live + 1);
+  // Closed windows are added as they close (`fit`), so these need not hold every live window.
+  changed.reserve(windows + 1);
+  closed.reserve(1);
   if (table.ensure(windows)) rebuildExpiry();
 }
 
@@ -149,6 +148,8 @@ function closeUpTo(streamTime: f64, record: i32): void {
     const slot = expiry.pop();
     if (table.state(slot) != LIVE || table.field(slot, CLOSE) != time) continue;
     const row = closedCount++;
+    closed.fit(row);
+    changed.fit(changedCount);
     closed.setF64(row, 0, <f64>record);
     writeSlot(closed, row, 1, slot);
     for (let f = COUNT; f <= LAST; f++) closed.setF64(row, f + 1, table.field(slot, f));
@@ -229,7 +230,8 @@ export function aggregate(id: i32, n: i32, withUpdates: bool): i32 {
       store<f64>(p, mn, MIN << 3);
       store<f64>(p, mx, MAX << 3);
       store<f64>(p, v, LAST << 3);
-      store<f64>(p, <f64>i, RECORD << 3);
+      // The batch's record that last updated the window.
+      table.setExtra(slot, i);
       lastKey = key;
       lastStartSeen = s;
       lastSlot = slot;
@@ -257,11 +259,12 @@ export function aggregate(id: i32, n: i32, withUpdates: bool): i32 {
     if (table.state(slot) != LIVE || table.epoch(slot) != epoch) continue;
     table.setEpoch(slot, -1);
     const c = changedCount++;
+    changed.fit(c);
     writeSlot(changed, c, 0, slot);
     changed.setF64(c, 3, table.field(slot, CLOSE));
     for (let f = COUNT; f <= LAST; f++) changed.setF64(c, f + 1, table.field(slot, f));
     changed.setF64(c, 9, 1);
-    changed.setF64(c, 10, table.field(slot, RECORD));
+    changed.setF64(c, 10, <f64>table.extra(slot));
   }
   return updateCount;
 }
@@ -287,12 +290,18 @@ export function loadWindows(id: i32, n: i32): void {
   }
 }
 
-/** Writes every live window of store `id` as a changed row (a snapshot); returns how many. */
-export function dump(id: i32): i32 {
+let dumpNext: i32 = 0;
+
+/**
+ * Writes up to `max` live windows of store `id`, from slot `from` on, as changed rows (a
+ * snapshot, page by page); returns how many. `dumpedTo` is the slot to go on from (-1: done).
+ */
+export function dump(id: i32, from: i32, max: i32): i32 {
   use(id);
-  changed.reserve(table.live + 1);
+  changed.reserve(max);
   changedCount = 0;
-  for (let slot = 0; slot < table.capacity; slot++) {
+  let slot = from;
+  for (; slot < table.capacity && changedCount < max; slot++) {
     if (table.state(slot) != LIVE) continue;
     const c = changedCount++;
     writeSlot(changed, c, 0, slot);
@@ -301,5 +310,8 @@ export function dump(id: i32): i32 {
     changed.setF64(c, 9, 1);
     changed.setF64(c, 10, -1);
   }
+  dumpNext = slot < table.capacity ? slot : -1;
   return changedCount;
 }
+
+export function dumpedTo(): i32 { return dumpNext; }

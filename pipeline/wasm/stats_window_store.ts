@@ -163,17 +163,18 @@ export class StatsWindowStore implements PersistedState {
     return { mutations, changes };
   }
 
-  /** A snapshot of every live window, written at once from the kernel's dump. */
+  /** A snapshot of every live window, written at once from the kernel's dump, page by page. */
   #snapshot(): Mutation[] {
     const snapshot = this.#pages.beginSnapshot();
     const out: Mutation[] = [];
-    const dump = this.#kernel.dump();
     let page: Uint8Array[] = [];
-    for (let at = 0; at < dump.length; at += CHANGED_ROW) {
-      page.push(encodeEntry(this.#keys[dump[at]], dump[at + 1], dump.subarray(at + 1, at + 9)));
-      if (page.length === SNAPSHOT_PAGE_WINDOWS) {
-        out.push(...this.#pages.snapshotPage(snapshot, concat(page)));
-        page = [];
+    for (const dump of this.#kernel.dump()) {
+      for (let at = 0; at < dump.length; at += CHANGED_ROW) {
+        page.push(encodeEntry(this.#keys[dump[at]], dump[at + 1], dump.subarray(at + 1, at + 9)));
+        if (page.length === SNAPSHOT_PAGE_WINDOWS) {
+          out.push(...this.#pages.snapshotPage(snapshot, concat(page)));
+          page = [];
+        }
       }
     }
     if (page.length > 0) out.push(...this.#pages.snapshotPage(snapshot, concat(page)));
@@ -220,21 +221,22 @@ export class StatsWindowStore implements PersistedState {
 
   /** Every live window as (key, start, end, stats), for queries and tests. */
   all(): StatsWindow[] {
-    const dump = this.#kernel.dump();
     const out: StatsWindow[] = [];
-    for (let at = 0; at < dump.length; at += CHANGED_ROW) {
-      out.push({
-        key: this.#keys[dump[at]],
-        start: dump[at + 1],
-        end: dump[at + 2],
-        stats: {
-          count: dump[at + 4],
-          sum: dump[at + 5],
-          min: dump[at + 6],
-          max: dump[at + 7],
-          last: dump[at + 8],
-        },
-      });
+    for (const dump of this.#kernel.dump()) {
+      for (let at = 0; at < dump.length; at += CHANGED_ROW) {
+        out.push({
+          key: this.#keys[dump[at]],
+          start: dump[at + 1],
+          end: dump[at + 2],
+          stats: {
+            count: dump[at + 4],
+            sum: dump[at + 5],
+            min: dump[at + 6],
+            max: dump[at + 7],
+            last: dump[at + 8],
+          },
+        });
+      }
     }
     return out.sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : a.start - b.start);
   }

@@ -14,6 +14,8 @@ export const UPDATE_ROW = 9;
 export const CHANGED_ROW = 11;
 /** f64s per loaded row: key, start, end, close, count, sum, min, max, last. */
 export const LOAD_ROW = 9;
+/** Windows per page of a dump, and per call of a load: bounds the columns' memory. */
+export const DUMP_PAGE_ROWS = 4096;
 
 /** The batch's columns, to fill before `aggregate` (valid until the next call). */
 export interface WindowColumns {
@@ -46,8 +48,8 @@ export interface WindowKernel {
   aggregate(n: number, withUpdates: boolean): WindowResult;
   /** Loads windows (rows of LOAD_ROW) after a restart. */
   load(rows: Float64Array): void;
-  /** Every live window, as changed rows (for a snapshot). */
-  dump(): Float64Array;
+  /** Every live window, as changed rows in pages of at most DUMP_PAGE_ROWS (for a snapshot). */
+  dump(): Iterable<Float64Array>;
   readonly liveWindows: number;
   /** Frees its memory (a closed pipeline's store); unusable after. */
   release(): void;
@@ -120,15 +122,24 @@ class WasmWindowKernel implements WindowKernel {
   }
 
   load(rows: Float64Array): void {
-    const n = rows.length / LOAD_ROW;
-    const ptr = wasm.prepareLoad(this.#id, n);
-    views.f64.set(rows, ptr / 8);
-    wasm.loadWindows(this.#id, n);
+    const step = DUMP_PAGE_ROWS * LOAD_ROW;
+    for (let at = 0; at < rows.length; at += step) {
+      const page = rows.subarray(at, at + step);
+      const n = page.length / LOAD_ROW;
+      const ptr = wasm.prepareLoad(this.#id, n);
+      views.f64.set(page, ptr / 8);
+      wasm.loadWindows(this.#id, n);
+    }
   }
 
-  dump(): Float64Array {
-    const n = wasm.dump(this.#id);
-    return views.f64.slice(wasm.changedPtr() / 8, wasm.changedPtr() / 8 + n * CHANGED_ROW);
+  *dump(): Iterable<Float64Array> {
+    let from = 0;
+    while (from >= 0) {
+      const n = wasm.dump(this.#id, from, DUMP_PAGE_ROWS);
+      from = wasm.dumpedTo();
+      const at = wasm.changedPtr() / 8;
+      if (n > 0) yield views.f64.slice(at, at + n * CHANGED_ROW);
+    }
   }
 
   get liveWindows(): number {
@@ -316,12 +327,16 @@ class TsWindowKernel implements WindowKernel {
     }
   }
 
-  dump(): Float64Array {
-    const out: number[] = [];
+  *dump(): Iterable<Float64Array> {
+    let out: number[] = [];
     for (const w of this.#windows.values()) {
       out.push(w.key, w.start, w.end, w.close, w.count, w.sum, w.min, w.max, w.last, 1, -1);
+      if (out.length === DUMP_PAGE_ROWS * CHANGED_ROW) {
+        yield Float64Array.from(out);
+        out = [];
+      }
     }
-    return Float64Array.from(out);
+    if (out.length > 0) yield Float64Array.from(out);
   }
 
   get liveWindows(): number {
