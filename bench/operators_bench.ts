@@ -1,5 +1,5 @@
 /**
- * The WebAssembly operators against their TypeScript references and against idiomatic
+ * The WebAssembly operators (window aggregation, fraud scoring) against their TypeScript references and against idiomatic
  * TypeScript over `Map<string, …>`, on 1 M decoded events with 10 k, 100 k and 1 M keys.
  *   deno task bench:operators [--events 1000000]
  * Prints events/s and ratios measured in this run; asserts nothing.
@@ -7,6 +7,7 @@
 import { parseArgs } from "node:util";
 import { type OperatorMode, windowKernel } from "../pipeline/wasm/window_kernel.ts";
 import { memory as wasmMemory } from "../operators-wasm/build/window_aggregation.wasm";
+import { fraudKernel } from "../pipeline/wasm/fraud_kernel.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -142,5 +143,132 @@ for (const keys of [10_000, 100_000, 1_000_000]) {
       `wasm ${(ts.seconds / wasm.seconds).toFixed(1)}× the reference, ${
         (plain / wasm.seconds).toFixed(1)
       }× idiomatic`,
+  );
+}
+
+/** Decoded payments: a customer, a payment id, event times 100 ms apart, amounts, failures. */
+function payments(keys: number) {
+  let s = 7;
+  const next = () => (s = (s * 48271) % 2147483647) / 2147483647;
+  return Array.from({ length: EVENTS }, (_, i) => ({
+    key: `C${String(Math.floor(next() ** 2 * keys)).padStart(7, "0")}`,
+    id: `P${i}`,
+    time: 1_700_000_000_000 + i * 100,
+    amount: next() < 0.01 ? 5_000 : Math.round(next() * 10_000) / 100,
+    failed: next() < 0.1,
+  }));
+}
+
+type Payment = ReturnType<typeof payments>[number];
+const FRAUD_RULES = {
+  rapidWindowMs: 300_000,
+  rapidThreshold: 10,
+  unusualMultiplier: 5,
+  unusualMinHistory: 3,
+  scoreWindowMs: 3_600_000,
+};
+
+/** The operator behind the host code the store runs: customers and payment ids interned. */
+function viaFraudKernel(
+  mode: OperatorMode,
+  input: readonly Payment[],
+): [seconds: number, alerts: number, scores: number] {
+  const k = fraudKernel(mode, FRAUD_RULES);
+  let scores = 0;
+  const ids = new Map<string, number>();
+  const handles: (string | undefined)[] = [];
+  const free: number[] = [];
+  let alerts = 0;
+  const started = performance.now();
+  for (const p of input) {
+    let key = ids.get(p.key);
+    if (key === undefined) ids.set(p.key, key = ids.size);
+    const h = free.pop() ?? handles.length;
+    handles[h] = p.id;
+    const s = k.score(key, p.time, p.amount, p.failed, h);
+    // An alert names its payments, as the store's does.
+    if (s.raiseRapid) alerts += Array.from(s.span, (x) => handles[x]!).length > 0 ? 1 : 0;
+    if (s.raiseUnusual) alerts++;
+    scores += s.score;
+    for (const x of s.freed) {
+      handles[x] = undefined;
+      free.push(x);
+    }
+  }
+  const seconds = (performance.now() - started) / 1000;
+  k.release();
+  return [seconds, alerts, scores];
+}
+
+/** What one would write without the operator: each customer's history as arrays in a Map. */
+function idiomaticFraud(
+  input: readonly Payment[],
+): [seconds: number, alerts: number, scores: number] {
+  const r = FRAUD_RULES;
+  type History = {
+    count: number;
+    sum: number;
+    inBurst: boolean;
+    recent: [number, string][];
+    scored: [number, boolean][];
+    alerts: [number, string][];
+  };
+  const customers = new Map<string, History>();
+  let alerts = 0;
+  let scores = 0;
+  const started = performance.now();
+  for (const p of input) {
+    let h = customers.get(p.key);
+    if (!h) {
+      customers.set(
+        p.key,
+        h = { count: 0, sum: 0, inBurst: false, recent: [], scored: [], alerts: [] },
+      );
+    }
+    h.recent = h.recent.filter(([t]) => t > p.time - 2 * r.rapidWindowMs);
+    let at = h.recent.length;
+    while (at > 0 && h.recent[at - 1][0] > p.time) at--;
+    h.recent.splice(at, 0, [p.time, p.id]);
+    const span = h.recent.filter(([t]) => t >= p.time - r.rapidWindowMs && t <= p.time);
+    h.scored = h.scored.filter(([t]) => t > p.time - r.scoreWindowMs);
+    h.scored.push([p.time, p.failed]);
+    h.alerts = h.alerts.filter(([t]) => t > p.time - r.scoreWindowMs);
+    const burst = span.length > r.rapidThreshold;
+    const rapid = burst && !h.inBurst;
+    h.inBurst = burst;
+    const unusual = h.count >= r.unusualMinHistory &&
+      p.amount > r.unusualMultiplier * h.sum / h.count;
+    if (rapid) h.alerts.push([p.time, "RAPID_PAYMENTS"]);
+    if (unusual) h.alerts.push([p.time, "UNUSUAL_AMOUNT"]);
+    const failures = h.scored.filter(([, f]) => f).length;
+    const score = Math.min(
+      100,
+      (h.alerts.some(([, t]) => t === "RAPID_PAYMENTS") ? 50 : 0) +
+        (h.alerts.some(([, t]) => t === "UNUSUAL_AMOUNT") ? 30 : 0) +
+        20 * failures / h.scored.length,
+    );
+    if (rapid) alerts++;
+    if (unusual) alerts++;
+    scores += score;
+    h.count++;
+    h.sum += p.amount;
+  }
+  return [(performance.now() - started) / 1000, alerts, scores];
+}
+
+console.log(`fraud scoring, ${EVENTS} payments 100 ms apart, one call per payment:`);
+for (const keys of [10_000, 100_000, 1_000_000]) {
+  const input = payments(keys);
+  const [wasm, alerts, scores] = viaFraudKernel("wasm", input);
+  const [ts] = viaFraudKernel("ts", input);
+  const [plain, plainAlerts, plainScores] = idiomaticFraud(input);
+  const same = alerts === plainAlerts && Math.abs(scores - plainScores) < 1e-6 * scores;
+  console.log(
+    `  ${keys} customers (${alerts} alerts${
+      same ? ", as idiomatic" : `; idiomatic ${plainAlerts}`
+    }): wasm ${rate(wasm)}/s, ` +
+      `ts reference ${rate(ts)}/s, idiomatic Map ${rate(plain)}/s; wasm ${
+        (ts / wasm).toFixed(1)
+      }× the reference, ${(plain / wasm).toFixed(1)}× idiomatic`,
   );
 }

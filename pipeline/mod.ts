@@ -51,10 +51,10 @@ export type { WindowStats } from "./wasm/stats_window_store.ts";
 export type { OperatorMode } from "./wasm/window_kernel.ts";
 export type { KeyValueStore } from "./state/key_value_store.ts";
 export { JoinWindows, SessionWindows, SlidingWindows, TimeWindows } from "./windows.ts";
-export {
-  type FraudAlertType,
-  type FraudDecision,
-  type FraudScoringRules,
-  type PaymentHistory,
-  scorePayment,
-} from "../operators-wasm/mod.ts";
+export type { FraudAlertType, FraudScoringRules } from "./wasm/fraud_kernel.ts";
+export type {
+  FraudScoringStore,
+  PaymentHistory,
+  PaymentRisk,
+  ScoredPayment,
+} from "./wasm/fraud_scoring_store.ts";

@@ -2,6 +2,7 @@ import type { Headers, LogRecord, NewRecord, StreamRecord } from "./record.ts";
 import { keyToString, serializedValue } from "./record.ts";
 import type { KeyValueStore } from "./state/key_value_store.ts";
 import type { WindowStore } from "./state/window_store.ts";
+import type { FraudScoringStore } from "./wasm/fraud_scoring_store.ts";
 import type { StatsWindowStore } from "./wasm/stats_window_store.ts";
 import type {
   AnyRecord,
@@ -31,7 +32,7 @@ export interface ReportTopics {
  */
 export type OnError = "dlq" | "stop";
 
-export type AnyStore = KeyValueStore | WindowStore | StatsWindowStore;
+export type AnyStore = KeyValueStore | WindowStore | StatsWindowStore | FraudScoringStore;
 
 /** A plugin's code threw for a record and the plugin's `onError` is "stop". */
 export class ProcessingError extends Error {

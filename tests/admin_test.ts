@@ -139,7 +139,7 @@ Deno.test("records posted over HTTP are durable, processed, and readable back wi
     "bss.fraud.alerts",
     "bss.fraud.high-risk",
   ]);
-  assertEquals(meta.plugins[0].topology.stores, [{ name: "fraud-state", kind: "kv" }]);
+  assertEquals(meta.plugins[0].topology.stores, [{ name: "fraud-state", kind: "fraud" }]);
   await pipeline.close();
 });
 

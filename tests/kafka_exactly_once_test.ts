@@ -37,8 +37,18 @@ async function produceWhile(
  */
 function verify(records: readonly ReadRecord[], prefix: string, total: number): void {
   const of = (t: string) => records.filter((r) => r.topic === `${prefix}${t}`);
-  const echoed = of("echo").map((r) => JSON.parse(r.value!).n as number).sort((a, b) => a - b);
-  assertEquals(echoed.length, total, "echo count");
+  const echo = of("echo");
+  const echoed = echo.map((r) => JSON.parse(r.value!).n as number).sort((a, b) => a - b);
+  // A failure names a few duplicated inputs with where each copy was written and from where.
+  const copies = (n: number) =>
+    echo.filter((r) => JSON.parse(r.value!).n === n)
+      .map((r) => `${r.partition}@${r.offset} from ${r.headers["bss.origin"]}`).join(", ");
+  const duplicated = [...new Set(echoed.filter((n, i) => echoed[i - 1] === n))].slice(0, 3);
+  assertEquals(
+    echoed.length,
+    total,
+    `echo count; duplicated inputs: ${duplicated.map((n) => `${n}: ${copies(n)}`).join("; ")}`,
+  );
   assertEquals(echoed, Array.from({ length: total }, (_, i) => i), "every input echoed once");
   const byKey = new Map<string, { count: number; sum: number }[]>();
   for (const r of of("sums")) {

@@ -4,6 +4,7 @@ import { windowCodec, WindowStore } from "../state/window_store.ts";
 import { type AnyStore, type EventTimeBounds, type OnError, StreamTask } from "../task.ts";
 import type { TaskRef, TopicLog } from "../topics/topic_log.ts";
 import type { StoreSpec, TopologyGraph } from "../topology/graph.ts";
+import { FraudScoringStore } from "../wasm/fraud_scoring_store.ts";
 import { StatsWindowStore } from "../wasm/stats_window_store.ts";
 import type { Subtopology } from "../topology/subtopologies.ts";
 
@@ -47,6 +48,11 @@ async function loadStore(
   const prefix = storePrefix(applicationId, spec.name, partition);
   if (spec.kind === "stats") {
     const store = await StatsWindowStore.load(kv, prefix, spec.name, spec.window, spec.operators);
+    await log.restore(spec.name, partition, store);
+    return store.open();
+  }
+  if (spec.kind === "fraud") {
+    const store = await FraudScoringStore.load(kv, prefix, spec.name, spec.rules, spec.operators);
     await log.restore(spec.name, partition, store);
     return store.open();
   }

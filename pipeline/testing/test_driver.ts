@@ -11,6 +11,7 @@ import { PipelineRunner, type RunnerObserver } from "../runner/runner.ts";
 import type { KeyValueStore } from "../state/key_value_store.ts";
 import type { WindowEntry, WindowStore } from "../state/window_store.ts";
 import type { OnError } from "../task.ts";
+import type { FraudScoringStore, PaymentHistory } from "../wasm/fraud_scoring_store.ts";
 import type { StatsWindow, StatsWindowStore } from "../wasm/stats_window_store.ts";
 import type { OperatorMode } from "../wasm/window_kernel.ts";
 import { openTopics, type TopicLog, type TopicReader, type TopicSpec } from "../topics/mod.ts";
@@ -234,6 +235,18 @@ export class TestDriver {
     const stores = this.#stores<StatsWindowStore>(name);
     const all = () => stores.flatMap((s) => s.all());
     return { fetch: (key) => all().filter((w) => w.key === key), all };
+  }
+
+  /** A store of payment histories (`fraudScoringStore`), looked up where each key lives. */
+  fraudStore(
+    name: string,
+  ): { get(customerId: string): PaymentHistory | undefined; all(): [string, PaymentHistory][] } {
+    const stores = this.#stores<FraudScoringStore>(name);
+    return {
+      get: (key) => stores[partitionForKey(key, stores.length)]?.get(key),
+      all: () =>
+        stores.flatMap((s) => [...s.entries()]).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0),
+    };
   }
 
   #stores<S>(name: string): S[] {

@@ -1,5 +1,8 @@
 import type { ZodType } from "zod";
 import type { Windowed } from "../record.ts";
+import type { KeyValueStore } from "../state/key_value_store.ts";
+import type { FraudScoringRules } from "../wasm/fraud_kernel.ts";
+import type { FraudScoringStore } from "../wasm/fraud_scoring_store.ts";
 import type { OperatorMode } from "../wasm/window_kernel.ts";
 import type {
   JoinWindowSpec,
@@ -83,8 +86,30 @@ export class StreamsBuilder {
   ) {}
 
   /** Declares a key-value store for `processValues` steps; names are unique per application. */
-  keyValueStore<V>(name: string): StoreRef<V> {
+  keyValueStore<V>(name: string): StoreRef<KeyValueStore<V>> {
     this.graph.addStore({ name, kind: "kv", plugin: this.plugin });
+    return { name };
+  }
+
+  /**
+   * Declares a store of customers' payment histories for `processValues` steps, scored by the
+   * fraud-scoring operator with `rules` (`store.score(customerId, payment)`).
+   */
+  fraudScoringStore(name: string, rules: FraudScoringRules): StoreRef<FraudScoringStore> {
+    const r = {
+      rapidWindowMs: rules.rapidWindowMs,
+      rapidThreshold: rules.rapidThreshold,
+      unusualMultiplier: rules.unusualMultiplier,
+      unusualMinHistory: rules.unusualMinHistory,
+      scoreWindowMs: rules.scoreWindowMs,
+    };
+    this.graph.addStore({
+      name,
+      kind: "fraud",
+      plugin: this.plugin,
+      rules: r,
+      operators: this.operators,
+    });
     return { name };
   }
 

@@ -1,3 +1,4 @@
+import type { FraudScoringRules } from "../wasm/fraud_kernel.ts";
 import type { OperatorMode } from "../wasm/window_kernel.ts";
 import type { TimeWindowSpec } from "../windows.ts";
 import type { ProcessorNode } from "./node.ts";
@@ -12,6 +13,14 @@ export type StoreSpec =
     readonly kind: "stats";
     readonly plugin: string;
     readonly window: TimeWindowSpec;
+    readonly operators: OperatorMode;
+  }
+  | {
+    readonly name: string;
+    /** Customers' payment histories kept by the fraud-scoring operator. */
+    readonly kind: "fraud";
+    readonly plugin: string;
+    readonly rules: FraudScoringRules;
     readonly operators: OperatorMode;
   };
 

@@ -1,11 +1,13 @@
-import type { KeyValueStore } from "../state/key_value_store.ts";
 import { type AnyRecord, type ProcessorContext, ProcessorNode } from "./node.ts";
 
-/** A key-value store a plugin declares for `processValues` (`builder.keyValueStore(name)`). */
-export interface StoreRef<V> {
+/**
+ * A store a plugin declares for `processValues` (`builder.keyValueStore(name)`,
+ * `builder.fraudScoringStore(name, rules)`).
+ */
+export interface StoreRef<S> {
   readonly name: string;
-  /** Only carries the value type. */
-  readonly _value?: V;
+  /** Only carries the store's type. */
+  readonly _store?: S;
 }
 
 /** What a `processValues` step gets besides the value and key. */
@@ -14,7 +16,7 @@ export interface ValueProcessorContext {
   readonly timestamp: number;
   readonly headers: Readonly<Record<string, string>>;
   /** One of the step's stores, for this task's partition. */
-  store<V>(ref: StoreRef<V>): KeyValueStore<V>;
+  store<S>(ref: StoreRef<S>): S;
 }
 
 /** `(value, key, ctx)` → the values to emit for this record, under its key (none: nothing). */
@@ -52,7 +54,7 @@ export class ProcessValuesNode extends ProcessorNode implements ValueProcessorCo
     return this.#record!.headers;
   }
 
-  store<V>(ref: StoreRef<V>): KeyValueStore<V> {
+  store<S>(ref: StoreRef<S>): S {
     if (!this.storeNames.includes(ref.name)) {
       throw new Error(
         `Cannot use store '${ref.name}' in ${this.name} as it is not one of its stores (${
@@ -60,7 +62,7 @@ export class ProcessValuesNode extends ProcessorNode implements ValueProcessorCo
         }): list it in processValues`,
       );
     }
-    return this.#ctx!.store<KeyValueStore<V>>(ref.name);
+    return this.#ctx!.store<S>(ref.name);
   }
 
   process(record: AnyRecord, ctx: ProcessorContext): void {

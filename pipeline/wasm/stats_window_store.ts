@@ -4,7 +4,7 @@
  * TypeScript. It persists as binary pages of changed windows (ChangelogPages: a delta per
  * commit, snapshots dumped from the kernel), and loads them back into the kernel on start.
  */
-import type { Mutation } from "../kv/blob.ts";
+import { concatBytes, type Mutation } from "../kv/blob.ts";
 import { ChangelogPages } from "../state/changelog_pages.ts";
 import type { PersistedState } from "../state/persistent_map.ts";
 import type { TimeWindowSpec } from "../windows.ts";
@@ -155,7 +155,9 @@ export class StatsWindowStore implements PersistedState {
   takeCommit(): { mutations: Mutation[]; changes: [string, string | null][] } {
     const mutations: Mutation[] = [];
     const changes = this.#changes;
-    if (this.#delta.length > 0) mutations.push(...this.#pages.appendDelta(concat(this.#delta)));
+    if (this.#delta.length > 0) {
+      mutations.push(...this.#pages.appendDelta(concatBytes(this.#delta)));
+    }
     this.#delta = [];
     this.#changes = [];
     if (this.#pages.wantsSnapshot && !this.#loading) mutations.push(...this.#snapshot());
@@ -172,12 +174,12 @@ export class StatsWindowStore implements PersistedState {
       for (let at = 0; at < dump.length; at += CHANGED_ROW) {
         page.push(encodeEntry(this.#keys[dump[at]], dump[at + 1], dump.subarray(at + 1, at + 9)));
         if (page.length === SNAPSHOT_PAGE_WINDOWS) {
-          out.push(...this.#pages.snapshotPage(snapshot, concat(page)));
+          out.push(...this.#pages.snapshotPage(snapshot, concatBytes(page)));
           page = [];
         }
       }
     }
-    if (page.length > 0) out.push(...this.#pages.snapshotPage(snapshot, concat(page)));
+    if (page.length > 0) out.push(...this.#pages.snapshotPage(snapshot, concatBytes(page)));
     out.push(...this.#pages.finishSnapshot(snapshot));
     return out;
   }
@@ -292,16 +294,4 @@ function* decodeEntries(bytes: Uint8Array): Generator<[string, StoredWindow | nu
     for (let f = 1; f < 8; f++, at += 8) fields[f] = view.getFloat64(at, true);
     yield [windowId(key, start), { key, fields }];
   }
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const p of parts) length += p.length;
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }

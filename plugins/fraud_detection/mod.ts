@@ -9,7 +9,7 @@
  *   at 100. A score above `highRiskScore` writes the customer to the high-risk topic.
  */
 import { definePlugin, events, z } from "../../pipeline/mod.ts";
-import { evaluatePayment, type FraudRules, type FraudState, initialFraudState } from "./rules.ts";
+import { alertsFor } from "./rules.ts";
 
 const Options = z.strictObject({
   paymentsTopic: z.string().default("bss.payment.events"),
@@ -27,24 +27,23 @@ export default definePlugin({
   name: "fraud_detection",
   options: Options,
   build(b, o) {
-    const rules: FraudRules = o;
-    const state = b.keyValueStore<FraudState>("fraud-state");
-    // Alerts follow every payment: a per-event step with the customer's state, no cache. It
+    // Each customer's payment history lives in the fraud-scoring operator (WebAssembly linear
+    // memory by default). Alerts follow every payment: a per-event step, no record cache. It
     // gives each payment's alerts, so that one payment writes the customer high-risk once.
+    const histories = b.fraudScoringStore("fraud-state", o);
     const raised = b.stream(o.paymentsTopic, {
       schema: events.PaymentEvent,
       keyField: "customerId",
     })
-      .processValues([state], (payment, customerId, ctx) => {
-        const store = ctx.store(state);
-        const result = evaluatePayment(
-          store.get(customerId) ?? initialFraudState(),
-          payment,
-          ctx.timestamp,
-          rules,
-        );
-        store.put(customerId, result.state);
-        return result.alerts.length > 0 ? [result.alerts] : [];
+      .processValues([histories], (payment, customerId, ctx) => {
+        const risk = ctx.store(histories).score(customerId, {
+          paymentId: payment.paymentId,
+          time: ctx.timestamp,
+          amount: payment.amount,
+          failed: payment.status === "FAILED",
+        });
+        const alerts = alertsFor(payment, risk, ctx.timestamp, o);
+        return alerts.length > 0 ? [alerts] : [];
       });
     raised.flatMapValues((alerts) => alerts).to(o.alertsTopic);
     raised.flatMapValues((alerts) => alerts.filter((a) => a.fraudScore > o.highRiskScore).slice(-1))

@@ -1,0 +1,359 @@
+/**
+ * A store partition of customers' payment histories kept by the fraud-scoring operator
+ * (WebAssembly linear memory, or the TypeScript reference). Customer and payment ids are
+ * interned here; the operator holds numbers. It persists as binary pages of the customers a
+ * commit changed (ChangelogPages: a delta per commit, snapshots dumped from the operator), and
+ * its changelog topic carries each customer's history as JSON.
+ */
+import { concatBytes, type Mutation } from "../kv/blob.ts";
+import { ChangelogPages } from "../state/changelog_pages.ts";
+import type { PersistedState } from "../state/persistent_map.ts";
+import {
+  ALERT_CODES,
+  DUMP_HEADER,
+  type FraudAlertType,
+  type FraudKernel,
+  fraudKernel,
+  type FraudScoringRules,
+} from "./fraud_kernel.ts";
+import type { OperatorMode } from "./window_kernel.ts";
+
+/** A customer's history as queries, tests and the changelog topic see it. */
+export interface PaymentHistory {
+  /** Earlier payments, all time. */
+  readonly count: number;
+  readonly sum: number;
+  readonly inBurst: boolean;
+  /** Payments within twice the rapid window: [time, paymentId], by time. */
+  readonly recent: [number, string][];
+  /** Payments in the score window: [time, failed], by time. */
+  readonly scored: [number, boolean][];
+  /** Alerts in the score window: [time, type], as raised. */
+  readonly alerts: [number, FraudAlertType][];
+}
+
+/** A payment as the scoring reads it. */
+export interface ScoredPayment {
+  readonly paymentId: string;
+  readonly time: number;
+  readonly amount: number;
+  readonly failed: boolean;
+}
+
+/** What one payment raised, and the customer's score with it. */
+export interface PaymentRisk {
+  readonly raiseRapid: boolean;
+  readonly raiseUnusual: boolean;
+  /** 0-100, unrounded, counting the alerts this payment raises. */
+  readonly score: number;
+  /** Average of the earlier payments when there were enough of them, else 0. */
+  readonly average: number;
+  readonly earlierPayments: number;
+  /** The payments within the rapid window, by time, when `raiseRapid` (else empty). */
+  readonly rapidPayments: readonly string[];
+}
+
+const ALERT_TYPES = new Map<number, FraudAlertType>(
+  Object.entries(ALERT_CODES).map(([type, code]) => [code, type as FraudAlertType]),
+);
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Customers per snapshot page. */
+const SNAPSHOT_PAGE_CUSTOMERS = 1000;
+/** Bytes a changed customer is reckoned to add to a commit. */
+const CHANGED_CUSTOMER_BYTES = 200;
+
+export class FraudScoringStore implements PersistedState {
+  readonly #kernel: FraudKernel;
+  readonly #ids = new Map<string, number>();
+  readonly #keys: string[] = [];
+  /** Payment ids by handle; freed handles are reused. */
+  readonly #payments: (string | undefined)[] = [];
+  readonly #freeHandles: number[] = [];
+  /** Customers read from KV or a changelog topic, until `open` hands them to the kernel. */
+  #loading: Map<string, PaymentHistory> | null = new Map();
+  /** Customers changed since the last commit, by key id. */
+  #changed = new Set<number>();
+  /** Changes applied from a changelog topic, persisted with the next commit. */
+  #restored: [string, PaymentHistory | null][] = [];
+  #pages!: ChangelogPages;
+
+  private constructor(
+    readonly name: string,
+    rules: FraudScoringRules,
+    mode: OperatorMode,
+  ) {
+    this.#kernel = fraudKernel(mode, rules);
+  }
+
+  /** Reads the store's pages under `prefix`; `open` must follow (after any restore). */
+  static async load(
+    kv: Deno.Kv,
+    prefix: Deno.KvKey,
+    name: string,
+    rules: FraudScoringRules,
+    mode: OperatorMode,
+  ): Promise<FraudScoringStore> {
+    const store = new FraudScoringStore(name, rules, mode);
+    store.#pages = await ChangelogPages.load(kv, prefix, (bytes) => {
+      for (const [customer, history] of decodeEntries(bytes)) {
+        if (history === null) store.#loading!.delete(customer);
+        else store.#loading!.set(customer, history);
+      }
+    });
+    return store;
+  }
+
+  /** Loads the customers read so far into the kernel. */
+  open(): this {
+    const loading = this.#loading!;
+    this.#loading = null;
+    for (const [customer, h] of loading) this.#kernel.load(this.#intern(customer), this.#rows(h));
+    return this;
+  }
+
+  /** What the runner persists at each commit: the store itself. */
+  get map(): PersistedState {
+    return this;
+  }
+
+  /** Frees the kernel's memory; the store is unusable after. */
+  release(): void {
+    this.#kernel.release();
+  }
+
+  /** Scores a payment of `customerId` and adds it to the customer's history. */
+  score(customerId: string, p: ScoredPayment): PaymentRisk {
+    const key = this.#intern(customerId);
+    const s = this.#kernel.score(key, p.time, p.amount, p.failed, this.#handle(p.paymentId));
+    const rapidPayments = s.raiseRapid ? Array.from(s.span, (h) => this.#payments[h]!) : [];
+    for (const h of s.freed) {
+      this.#payments[h] = undefined;
+      this.#freeHandles.push(h);
+    }
+    this.#changed.add(key);
+    return {
+      raiseRapid: s.raiseRapid,
+      raiseUnusual: s.raiseUnusual,
+      score: s.score,
+      average: s.average,
+      earlierPayments: s.earlier,
+      rapidPayments,
+    };
+  }
+
+  /** A customer's history, or undefined. */
+  get(customerId: string): PaymentHistory | undefined {
+    if (this.#loading) return this.#loading.get(customerId);
+    const key = this.#ids.get(customerId);
+    return key === undefined ? undefined : this.#history(key);
+  }
+
+  get size(): number {
+    return this.#loading ? this.#loading.size : this.#kernel.customers;
+  }
+
+  get dirtyBytes(): number {
+    return (this.#changed.size + this.#restored.length) * CHANGED_CUSTOMER_BYTES;
+  }
+
+  takeCommit(): { mutations: Mutation[]; changes: [string, string | null][] } {
+    const delta: Uint8Array[] = [];
+    const changes: [string, string | null][] = [];
+    for (const [customer, h] of this.#restored) {
+      delta.push(encodeEntry(customer, h));
+      changes.push([customer, h && JSON.stringify(h)]);
+    }
+    for (const key of this.#changed) {
+      const h = this.#history(key)!;
+      delta.push(encodeEntry(this.#keys[key], h));
+      changes.push([this.#keys[key], JSON.stringify(h)]);
+    }
+    this.#restored = [];
+    this.#changed = new Set();
+    const mutations: Mutation[] = [];
+    if (delta.length > 0) mutations.push(...this.#pages.appendDelta(concatBytes(delta)));
+    if (this.#pages.wantsSnapshot && !this.#loading) mutations.push(...this.#snapshot());
+    mutations.push(...this.#pages.takeGarbage(200));
+    return { mutations, changes };
+  }
+
+  /** A snapshot of every customer, written at once from the kernel's dumps, page by page. */
+  #snapshot(): Mutation[] {
+    const snapshot = this.#pages.beginSnapshot();
+    const out: Mutation[] = [];
+    let page: Uint8Array[] = [];
+    for (let key = 0; key < this.#keys.length; key++) {
+      const h = this.#history(key);
+      if (!h) continue;
+      page.push(encodeEntry(this.#keys[key], h));
+      if (page.length === SNAPSHOT_PAGE_CUSTOMERS) {
+        out.push(...this.#pages.snapshotPage(snapshot, concatBytes(page)));
+        page = [];
+      }
+    }
+    if (page.length > 0) out.push(...this.#pages.snapshotPage(snapshot, concatBytes(page)));
+    out.push(...this.#pages.finishSnapshot(snapshot));
+    return out;
+  }
+
+  applyChange(customer: string, text: string | null): void {
+    const h = text === null ? null : JSON.parse(text) as PaymentHistory;
+    if (h === null) this.#loading!.delete(customer);
+    else this.#loading!.set(customer, h);
+    this.#restored.push([customer, h]);
+  }
+
+  clear(): void {
+    for (const customer of this.#loading!.keys()) this.#restored.push([customer, null]);
+    this.#loading!.clear();
+  }
+
+  *entries(): Iterable<[string, PaymentHistory]> {
+    if (this.#loading) {
+      yield* this.#loading;
+      return;
+    }
+    for (let key = 0; key < this.#keys.length; key++) {
+      const h = this.#history(key);
+      if (h) yield [this.#keys[key], h];
+    }
+  }
+
+  #intern(customer: string): number {
+    let id = this.#ids.get(customer);
+    if (id === undefined) {
+      id = this.#keys.length;
+      this.#ids.set(customer, id);
+      this.#keys.push(customer);
+    }
+    return id;
+  }
+
+  #handle(paymentId: string): number {
+    const h = this.#freeHandles.pop() ?? this.#payments.length;
+    this.#payments[h] = paymentId;
+    return h;
+  }
+
+  /** A customer's history from the kernel's dump. */
+  #history(key: number): PaymentHistory | undefined {
+    const d = this.#kernel.dump(key);
+    if (!d) return undefined;
+    const [nRecent, nScored, nAlerts] = [d[3], d[4], d[5]];
+    const pairs = <T>(from: number, n: number, value: (v: number) => T): [number, T][] =>
+      Array.from({ length: n }, (_, i) => [d[from + 2 * i], value(d[from + 2 * i + 1])]);
+    return {
+      count: d[0],
+      sum: d[1],
+      inBurst: d[2] === 1,
+      recent: pairs(DUMP_HEADER, nRecent, (h) => this.#payments[h]!),
+      scored: pairs(DUMP_HEADER + 2 * nRecent, nScored, (f) => f === 1),
+      alerts: pairs(DUMP_HEADER + 2 * (nRecent + nScored), nAlerts, (c) => ALERT_TYPES.get(c)!),
+    };
+  }
+
+  /** A history as the kernel loads it, its payment ids given handles. */
+  #rows(h: PaymentHistory): Float64Array {
+    const rows = new Float64Array(
+      DUMP_HEADER + 2 * (h.recent.length + h.scored.length + h.alerts.length),
+    );
+    rows.set([
+      h.count,
+      h.sum,
+      h.inBurst ? 1 : 0,
+      h.recent.length,
+      h.scored.length,
+      h.alerts.length,
+    ]);
+    let at = DUMP_HEADER;
+    for (const [t, id] of h.recent) rows.set([t, this.#handle(id)], (at += 2) - 2);
+    for (const [t, failed] of h.scored) rows.set([t, failed ? 1 : 0], (at += 2) - 2);
+    for (const [t, type] of h.alerts) rows.set([t, ALERT_CODES[type]], (at += 2) - 2);
+    return rows;
+  }
+}
+
+/**
+ * One customer as bytes (little-endian): key length (u16) and UTF-8 key, live flag (u8); when
+ * live, count and sum (f64), in burst (u8), then the recent payments (u32 count; time f64, id
+ * length u16 and UTF-8 id each), the scored payments (u32 count; time f64, failed u8 each)
+ * and the alerts (u32 count; time f64, code u8 each).
+ */
+function encodeEntry(customer: string, h: PaymentHistory | null): Uint8Array {
+  const key = encoder.encode(customer);
+  const ids = h ? h.recent.map(([, id]) => encoder.encode(id)) : [];
+  let size = 2 + key.length + 1;
+  if (h) {
+    size += 17 + 12 + ids.reduce((n, id) => n + 10 + id.length, 0) + 9 * h.scored.length +
+      9 * h.alerts.length;
+  }
+  const out = new Uint8Array(size);
+  const view = new DataView(out.buffer);
+  view.setUint16(0, key.length, true);
+  out.set(key, 2);
+  let at = 2 + key.length;
+  view.setUint8(at++, h ? 1 : 0);
+  if (!h) return out;
+  view.setFloat64(at, h.count, true);
+  view.setFloat64(at + 8, h.sum, true);
+  view.setUint8(at + 16, h.inBurst ? 1 : 0);
+  at += 17;
+  view.setUint32(at, h.recent.length, true);
+  at += 4;
+  h.recent.forEach(([t], i) => {
+    view.setFloat64(at, t, true);
+    view.setUint16(at + 8, ids[i].length, true);
+    out.set(ids[i], at + 10);
+    at += 10 + ids[i].length;
+  });
+  const flagged = (list: [number, number][]) => {
+    view.setUint32(at, list.length, true);
+    at += 4;
+    for (const [t, flag] of list) {
+      view.setFloat64(at, t, true);
+      view.setUint8(at + 8, flag);
+      at += 9;
+    }
+  };
+  flagged(h.scored.map(([t, failed]) => [t, failed ? 1 : 0]));
+  flagged(h.alerts.map(([t, type]) => [t, ALERT_CODES[type]]));
+  return out;
+}
+
+/** The customers of a page, as (customer, history or null for a deletion). */
+function* decodeEntries(bytes: Uint8Array): Generator<[string, PaymentHistory | null]> {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let at = 0;
+  const text = (length: number) => decoder.decode(bytes.subarray(at, at += length));
+  while (at < bytes.length) {
+    const customer = text(view.getUint16((at += 2) - 2, true));
+    if (view.getUint8(at++) === 0) {
+      yield [customer, null];
+      continue;
+    }
+    const count = view.getFloat64(at, true);
+    const sum = view.getFloat64(at + 8, true);
+    const inBurst = view.getUint8(at + 16) === 1;
+    at += 17;
+    const recent: [number, string][] = [];
+    for (let n = view.getUint32((at += 4) - 4, true); n > 0; n--) {
+      const t = view.getFloat64(at, true);
+      const length = view.getUint16(at + 8, true);
+      at += 10;
+      recent.push([t, text(length)]);
+    }
+    const flagged = (): [number, number][] => {
+      const list: [number, number][] = [];
+      for (let n = view.getUint32((at += 4) - 4, true); n > 0; n--) {
+        list.push([view.getFloat64(at, true), view.getUint8(at + 8)]);
+        at += 9;
+      }
+      return list;
+    };
+    const scored = flagged().map(([t, f]): [number, boolean] => [t, f === 1]);
+    const alerts = flagged().map(([t, c]): [number, FraudAlertType] => [t, ALERT_TYPES.get(c)!]);
+    yield [customer, { count, sum, inBurst, recent, scored, alerts }];
+  }
+}

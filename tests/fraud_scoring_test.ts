@@ -1,0 +1,133 @@
+// Fraud detection on the WebAssembly operator and on the TypeScript reference: the same alerts
+// and the same payment histories, across restarts that switch between them and reload the
+// binary state from Deno KV.
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import type { OperatorMode } from "../pipeline/mod.ts";
+import { TestDriver } from "../pipeline/testing/mod.ts";
+import fraud from "../plugins/fraud_detection/mod.ts";
+
+const T0 = Date.parse("2026-11-26T10:00:00Z");
+const MIN = 60_000;
+
+interface Payment {
+  paymentId: string;
+  customerId: string;
+  amount: number;
+  currency: string;
+  method: string;
+  status: string;
+  timestamp: number;
+}
+
+/**
+ * A seeded stream over 150 customers: payments minutes apart, bursts of 10 (at the threshold,
+ * no alert) or 11-14 within a minute or two, some late by up to 12 minutes, some FAILED, and
+ * now and then an amount far above the customer's average.
+ */
+function randomPayments(n: number, seed: number): Payment[] {
+  let s = seed;
+  const next = () => (s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const clocks = new Map<string, number>();
+  const out: Payment[] = [];
+  const pay = (customerId: string, timestamp: number) =>
+    out.push({
+      paymentId: `pay-${out.length}`,
+      customerId,
+      amount: next() < 0.03 ? 2_000 + Math.floor(next() * 5_000) : 10 + Math.floor(next() * 90),
+      currency: "USD",
+      method: "CARD",
+      status: next() < 0.15 ? "FAILED" : "SUCCESS",
+      timestamp,
+    });
+  while (out.length < n) {
+    const customerId = `cust-${Math.floor(next() * 150)}`;
+    const clock = (clocks.get(customerId) ?? T0) + Math.floor(next() * 20 * MIN);
+    clocks.set(customerId, clock);
+    if (next() < 0.08) {
+      const burst = next() < 0.3 ? 10 : 11 + Math.floor(next() * 4);
+      for (let i = 0; i < burst; i++) pay(customerId, clock + i * Math.floor(next() * 10_000));
+    } else {
+      pay(customerId, next() < 0.1 ? clock - Math.floor(next() * 12 * MIN) : clock);
+    }
+  }
+  return out.slice(0, n);
+}
+
+/** Pipes `payments` in chunks of 50, reopening the state every `restartEvery` chunks. */
+async function run(payments: Payment[], modes: OperatorMode[], restartEvery: number) {
+  const dir = await Deno.makeTempDir();
+  const alerts: unknown[] = [];
+  const highRisk: unknown[] = [];
+  let d: TestDriver | null = null;
+  let opened = 0;
+  for (let chunk = 0; chunk * 50 < payments.length; chunk++) {
+    if (chunk % restartEvery === 0) {
+      d?.close();
+      d = await TestDriver.create({
+        // A day's score window keeps every payment in the histories: big enough commits that
+        // the store writes binary snapshots and reloads them.
+        plugins: [{ plugin: fraud, options: { scoreWindowMs: 86_400_000 } }],
+        topics: { "bss.payment.events": 1 },
+        kvPath: `${dir}/state.kv`,
+        operators: modes[opened++ % modes.length],
+      });
+    }
+    await d!.input<Payment>("bss.payment.events").pipeMany(
+      payments.slice(chunk * 50, chunk * 50 + 50).map((value) => ({
+        key: value.customerId,
+        value,
+      })),
+    );
+    alerts.push(...d!.output("bss.fraud.alerts").readValues());
+    highRisk.push(...d!.output("bss.fraud.high-risk").readValues());
+  }
+  const histories = d!.fraudStore("fraud-state").all();
+  d!.close();
+  await Deno.remove(dir, { recursive: true });
+  return { alerts, highRisk, histories };
+}
+
+Deno.test("fraud alerts and payment histories are the same in WebAssembly and TypeScript, across restarts that switch between them", async () => {
+  const payments = randomPayments(8_000, 3);
+  const wasm = await run(payments, ["wasm"], Infinity);
+  const ts = await run(payments, ["ts"], Infinity);
+  const restarted = await run(payments, ["ts", "wasm"], 20);
+  const types = (wasm.alerts as { type: string }[]).map((a) => a.type);
+  const rapid = types.filter((t) => t === "RAPID_PAYMENTS").length;
+  const unusual = types.filter((t) => t === "UNUSUAL_AMOUNT").length;
+  assertEquals(rapid > 40 && unusual > 40 && wasm.highRisk.length > 10, true, `${rapid} rapid`);
+  assertEquals(wasm.histories.length, 150);
+  assertEquals(ts, wasm);
+  assertEquals(restarted, wasm);
+});
+
+Deno.test("a burst of exactly 10 payments raises nothing; the 11th raises one alert naming all 11", async () => {
+  const d = await TestDriver.create({
+    plugins: [{ plugin: fraud }],
+    topics: { "bss.payment.events": 3 },
+  });
+  const p = (i: number): Payment => ({
+    paymentId: `p${i}`,
+    customerId: "c1",
+    amount: 20,
+    currency: "USD",
+    method: "CARD",
+    status: "SUCCESS",
+    timestamp: T0 + i * 20_000,
+  });
+  const input = d.input<Payment>("bss.payment.events");
+  await input.pipeMany(Array.from({ length: 10 }, (_, i) => ({ key: "c1", value: p(i) })));
+  assertEquals(d.output("bss.fraud.alerts").readValues(), []);
+  await input.pipe("c1", p(10));
+  const alerts = d.output<{ type: string; eventIds: string[] }>("bss.fraud.alerts").readValues();
+  assertEquals(alerts.map((a) => [a.type, a.eventIds]), [[
+    "RAPID_PAYMENTS",
+    Array.from({ length: 11 }, (_, i) => `p${i}`),
+  ]]);
+  const h = d.fraudStore("fraud-state").get("c1")!;
+  assertEquals([h.count, h.inBurst, h.recent.length, h.alerts], [11, true, 11, [[
+    T0 + 200_000,
+    "RAPID_PAYMENTS",
+  ]]]);
+  d.close();
+});
