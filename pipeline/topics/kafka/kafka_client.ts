@@ -5,6 +5,7 @@
  */
 import { Kafka, type KafkaConfig, logLevel, type SASLOptions } from "kafkajs";
 import process from "node:process";
+import type { CoordinatorLookup } from "./stable_offsets.ts";
 
 /** The config's `source` for Kafka. */
 export interface KafkaSourceConfig {
@@ -102,8 +103,8 @@ export function createCluster(kafka: Kafka): KafkaCluster {
   return (kafka as any)[factory]({ allowAutoTopicCreation: false, isolationLevel: 1 });
 }
 
-/** The part of kafkajs' internal cluster the fetcher uses. */
-export interface KafkaCluster {
+/** The part of kafkajs' internal cluster the fetcher and the offset fetch use. */
+export interface KafkaCluster extends CoordinatorLookup {
   connect(): Promise<void>;
   disconnect(): Promise<void>;
   refreshMetadata(): Promise<void>;

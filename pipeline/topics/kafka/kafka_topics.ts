@@ -1,3 +1,4 @@
+import { fetchStableOffsets } from "./stable_offsets.ts";
 import type { Admin, Kafka, Message, Producer, TopicMessages } from "kafkajs";
 import type { Mutation } from "../../kv/blob.ts";
 import type { KvCommitter } from "../../kv/committer.ts";
@@ -278,9 +279,18 @@ export class KafkaTopics implements TopicLog {
       // Initializing the tasks' producers first completes or aborts what an earlier run left
       // in flight, so the offsets and changelogs read next are stable.
       if (this.#exactlyOnce) await this.#tasks.init(tasks.map((t) => t.id));
-      const topics = [...new Set(tasks.flatMap((t) => t.topics))];
-      const committed = await this.#admin!.fetchOffsets({ groupId: this.o.applicationId, topics });
-      const byTopic = new Map(committed.map((t) => [t.topic, t.partitions]));
+      const wanted = new Map<string, Set<number>>();
+      for (const t of tasks) {
+        for (const topic of t.topics) {
+          wanted.set(topic, (wanted.get(topic) ?? new Set()).add(t.partition));
+        }
+      }
+      // Stable offsets: a transaction still completing is waited for, not read around.
+      const byTopic = await fetchStableOffsets(
+        this.#cluster,
+        this.o.applicationId,
+        [...wanted].map(([topic, partitions]) => ({ topic, partitions: [...partitions] })),
+      );
       const kv = this.o.committer.kv;
       const out = new Map<string, TaskPositions>();
       for (const task of tasks) {
@@ -288,8 +298,8 @@ export class KafkaTopics implements TopicLog {
         let streamTime: number | null = null;
         for (const topic of task.topics) {
           const p = byTopic.get(topic)?.find((p) => p.partition === task.partition);
-          if (!p || Number(p.offset) < 0) continue;
-          offsets.set(topic, Number(p.offset));
+          if (!p || p.offset < 0) continue;
+          offsets.set(topic, p.offset);
           const t = parseStreamTime(p.metadata);
           if (t !== null) streamTime = Math.max(streamTime ?? -Infinity, t);
         }
