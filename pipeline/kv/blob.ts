@@ -91,14 +91,3 @@ export function mutationBytes(m: Mutation): number {
   else n += 8;
   return n;
 }
-
-/** The parts one after another, in one buffer. */
-export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}

@@ -1,4 +1,4 @@
-import { concatBytes, type Mutation, mutationBytes, PART_BYTES } from "./blob.ts";
+import { type Mutation, mutationBytes, PART_BYTES } from "./blob.ts";
 
 /** Deno KV's per-commit limits, with headroom: 1 000 mutations and 800 KiB. */
 export const MAX_MUTATIONS_PER_ATOMIC = 900;
@@ -65,7 +65,7 @@ export class KvCommitter {
     const parts: Uint8Array[] = [];
     for await (const e of this.kv.list<Uint8Array>({ prefix: [...WAL, "p"] })) parts.push(e.value);
     if (head.value !== null && parts.length === head.value) {
-      await this.#finishWal(unpackMutations(concatBytes(parts)), parts.length);
+      await this.#finishWal(unpackMutations(concat(parts)), parts.length);
     } else {
       await this.#clearWal(parts.length);
     }
@@ -168,6 +168,16 @@ function unpackMutations(bytes: Uint8Array): Mutation[] {
     at += 4 + valueLength;
     const key = (head.k as unknown[]).map(decodeKeyPart);
     out.push({ key, value: head.t === "d" ? null : head.t === "b" ? value : head.v });
+  }
+  return out;
+}
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
   }
   return out;
 }

@@ -424,7 +424,7 @@ export class PipelineRunner {
     for (const task of this.#tasks) {
       const list: StoreChanges[] = [];
       for (const [name, store] of task.stores) {
-        const c = store.map.takeCommit();
+        const c = store.map.takeCommit(this.log.keepsChangelogs);
         for (const m of c.mutations) state.push(m);
         if (c.changes.length > 0) {
           list.push({ store: name, partition: task.partition, entries: c.changes });

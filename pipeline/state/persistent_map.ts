@@ -41,7 +41,11 @@ export interface PersistedState {
   entries(): Iterable<[string, unknown]>;
   /** Estimated bytes the next commit writes for it, a snapshot step included. */
   readonly dirtyBytes: number;
-  takeCommit(): { mutations: Mutation[]; changes: [string, string | null][] };
+  /**
+   * The KV mutations of this commit's changes, and the changes as changelog records (key, JSON
+   * text or null), which a store may leave out when `changelog` is false.
+   */
+  takeCommit(changelog: boolean): { mutations: Mutation[]; changes: [string, string | null][] };
   /** Applies a change read back from a changelog topic (Kafka restore). */
   applyChange(key: string, text: string | null): void;
   /** Deletes every entry, to rebuild from a changelog topic. */
@@ -173,7 +177,8 @@ export class PersistentMap<V> implements PersistedState {
    * a deletion), and the KV mutations that persist them, plus the next step of a snapshot in
    * progress. The caller commits them atomically with the offsets they reflect.
    */
-  takeCommit(): { mutations: Mutation[]; changes: [string, string | null][] } {
+  /** Its changes are its stored form: they come with every commit, changelog or not. */
+  takeCommit(_changelog = true): { mutations: Mutation[]; changes: [string, string | null][] } {
     const out: Mutation[] = [];
     const changes: [string, string | null][] = [];
     for (const entry of this.#dirtyText) changes.push(entry);

@@ -143,6 +143,11 @@ export interface TopicLog {
    */
   readonly handsOffInternally: boolean;
   /**
+   * Whether stores have changelog topics here (Kafka), so a commit carries their changes as
+   * changelog records. The embedded log's local state is its own changelog.
+   */
+  readonly keepsChangelogs: boolean;
+  /**
    * Estimated bytes after which a batch commits: of output records, and of changed state
    * (plus the outputs when `shared`: both go into one KV commit).
    */

@@ -5,7 +5,8 @@
  * commit changed (ChangelogPages: a delta per commit, snapshots dumped from the operator), and
  * its changelog topic carries each customer's history as JSON.
  */
-import { concatBytes, type Mutation } from "../kv/blob.ts";
+import type { Mutation } from "../kv/blob.ts";
+import { ByteReader, ByteWriter } from "../state/byte_codec.ts";
 import { ChangelogPages } from "../state/changelog_pages.ts";
 import type { PersistedState } from "../state/persistent_map.ts";
 import {
@@ -56,8 +57,6 @@ export interface PaymentRisk {
 const ALERT_TYPES = new Map<number, FraudAlertType>(
   Object.entries(ALERT_CODES).map(([type, code]) => [code, type as FraudAlertType]),
 );
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 /** Customers per snapshot page. */
 const SNAPSHOT_PAGE_CUSTOMERS = 1000;
@@ -158,22 +157,25 @@ export class FraudScoringStore implements PersistedState {
     return (this.#changed.size + this.#restored.length) * CHANGED_CUSTOMER_BYTES;
   }
 
-  takeCommit(): { mutations: Mutation[]; changes: [string, string | null][] } {
-    const delta: Uint8Array[] = [];
+  takeCommit(changelog: boolean): { mutations: Mutation[]; changes: [string, string | null][] } {
+    const delta = new ByteWriter();
     const changes: [string, string | null][] = [];
     for (const [customer, h] of this.#restored) {
-      delta.push(encodeEntry(customer, h));
-      changes.push([customer, h && JSON.stringify(h)]);
+      if (h === null) encodeEntry(delta, customer, null, () => "");
+      else {
+        const { rows, ids } = historyRows(h);
+        encodeEntry(delta, customer, rows, (i) => ids[i]);
+      }
+      if (changelog) changes.push([customer, h && JSON.stringify(h)]);
     }
     for (const key of this.#changed) {
-      const h = this.#history(key)!;
-      delta.push(encodeEntry(this.#keys[key], h));
-      changes.push([this.#keys[key], JSON.stringify(h)]);
+      this.#encode(delta, key);
+      if (changelog) changes.push([this.#keys[key], JSON.stringify(this.#history(key))]);
     }
     this.#restored = [];
     this.#changed = new Set();
     const mutations: Mutation[] = [];
-    if (delta.length > 0) mutations.push(...this.#pages.appendDelta(concatBytes(delta)));
+    if (delta.length > 0) mutations.push(...this.#pages.appendDelta(delta.take()));
     if (this.#pages.wantsSnapshot && !this.#loading) mutations.push(...this.#snapshot());
     mutations.push(...this.#pages.takeGarbage(200));
     return { mutations, changes };
@@ -183,17 +185,16 @@ export class FraudScoringStore implements PersistedState {
   #snapshot(): Mutation[] {
     const snapshot = this.#pages.beginSnapshot();
     const out: Mutation[] = [];
-    let page: Uint8Array[] = [];
+    const page = new ByteWriter();
+    let inPage = 0;
     for (let key = 0; key < this.#keys.length; key++) {
-      const h = this.#history(key);
-      if (!h) continue;
-      page.push(encodeEntry(this.#keys[key], h));
-      if (page.length === SNAPSHOT_PAGE_CUSTOMERS) {
-        out.push(...this.#pages.snapshotPage(snapshot, concatBytes(page)));
-        page = [];
+      if (!this.#encode(page, key)) continue;
+      if (++inPage === SNAPSHOT_PAGE_CUSTOMERS) {
+        out.push(...this.#pages.snapshotPage(snapshot, page.take()));
+        inPage = 0;
       }
     }
-    if (page.length > 0) out.push(...this.#pages.snapshotPage(snapshot, concatBytes(page)));
+    if (inPage > 0) out.push(...this.#pages.snapshotPage(snapshot, page.take()));
     out.push(...this.#pages.finishSnapshot(snapshot));
     return out;
   }
@@ -237,6 +238,13 @@ export class FraudScoringStore implements PersistedState {
     return h;
   }
 
+  /** Writes a customer's stored entry straight from the kernel's dump; false when unknown. */
+  #encode(w: ByteWriter, key: number): boolean {
+    const d = this.#kernel.dump(key);
+    if (d) encodeEntry(w, this.#keys[key], d, (h) => this.#payments[h]!);
+    return d !== null;
+  }
+
   /** A customer's history from the kernel's dump. */
   #history(key: number): PaymentHistory | undefined {
     const d = this.#kernel.dump(key);
@@ -256,100 +264,83 @@ export class FraudScoringStore implements PersistedState {
 
   /** A history as the kernel loads it, its payment ids given handles. */
   #rows(h: PaymentHistory): Float64Array {
-    const rows = new Float64Array(
-      DUMP_HEADER + 2 * (h.recent.length + h.scored.length + h.alerts.length),
-    );
-    rows.set([
-      h.count,
-      h.sum,
-      h.inBurst ? 1 : 0,
-      h.recent.length,
-      h.scored.length,
-      h.alerts.length,
-    ]);
-    let at = DUMP_HEADER;
-    for (const [t, id] of h.recent) rows.set([t, this.#handle(id)], (at += 2) - 2);
-    for (const [t, failed] of h.scored) rows.set([t, failed ? 1 : 0], (at += 2) - 2);
-    for (const [t, type] of h.alerts) rows.set([t, ALERT_CODES[type]], (at += 2) - 2);
+    const { rows, ids } = historyRows(h);
+    for (let i = 0; i < ids.length; i++) {
+      rows[DUMP_HEADER + 2 * i + 1] = this.#handle(ids[i]);
+    }
     return rows;
   }
 }
 
 /**
- * One customer as bytes (little-endian): key length (u16) and UTF-8 key, live flag (u8); when
- * live, count and sum (f64), in burst (u8), then the recent payments (u32 count; time f64, id
- * length u16 and UTF-8 id each), the scored payments (u32 count; time f64, failed u8 each)
- * and the alerts (u32 count; time f64, code u8 each).
+ * A history in the kernel's dump layout, each recent payment's value being its index in `ids`.
  */
-function encodeEntry(customer: string, h: PaymentHistory | null): Uint8Array {
-  const key = encoder.encode(customer);
-  const ids = h ? h.recent.map(([, id]) => encoder.encode(id)) : [];
-  let size = 2 + key.length + 1;
-  if (h) {
-    size += 17 + 12 + ids.reduce((n, id) => n + 10 + id.length, 0) + 9 * h.scored.length +
-      9 * h.alerts.length;
-  }
-  const out = new Uint8Array(size);
-  const view = new DataView(out.buffer);
-  view.setUint16(0, key.length, true);
-  out.set(key, 2);
-  let at = 2 + key.length;
-  view.setUint8(at++, h ? 1 : 0);
-  if (!h) return out;
-  view.setFloat64(at, h.count, true);
-  view.setFloat64(at + 8, h.sum, true);
-  view.setUint8(at + 16, h.inBurst ? 1 : 0);
-  at += 17;
-  view.setUint32(at, h.recent.length, true);
-  at += 4;
-  h.recent.forEach(([t], i) => {
-    view.setFloat64(at, t, true);
-    view.setUint16(at + 8, ids[i].length, true);
-    out.set(ids[i], at + 10);
-    at += 10 + ids[i].length;
-  });
-  const flagged = (list: [number, number][]) => {
-    view.setUint32(at, list.length, true);
-    at += 4;
-    for (const [t, flag] of list) {
-      view.setFloat64(at, t, true);
-      view.setUint8(at + 8, flag);
-      at += 9;
-    }
+function historyRows(h: PaymentHistory): { rows: Float64Array; ids: string[] } {
+  const rows = new Float64Array(
+    DUMP_HEADER + 2 * (h.recent.length + h.scored.length + h.alerts.length),
+  );
+  rows.set([h.count, h.sum, h.inBurst ? 1 : 0, h.recent.length, h.scored.length, h.alerts.length]);
+  let at = DUMP_HEADER;
+  const pair = (t: number, v: number) => {
+    rows[at++] = t;
+    rows[at++] = v;
   };
-  flagged(h.scored.map(([t, failed]) => [t, failed ? 1 : 0]));
-  flagged(h.alerts.map(([t, type]) => [t, ALERT_CODES[type]]));
-  return out;
+  h.recent.forEach(([t], i) => pair(t, i));
+  for (const [t, failed] of h.scored) pair(t, failed ? 1 : 0);
+  for (const [t, type] of h.alerts) pair(t, ALERT_CODES[type]);
+  return { rows, ids: h.recent.map(([, id]) => id) };
+}
+
+/**
+ * Writes one customer, from rows in the kernel's dump layout (null: deleted; `idOf` names a
+ * recent payment's value): key (u16 length, UTF-8), live flag (u8); when live, count and sum
+ * (f64), in burst (u8), then the recent payments (u32 count; time f64 and id each), the scored
+ * payments (u32 count; time f64, failed u8 each) and the alerts (u32 count; time f64, code u8).
+ */
+function encodeEntry(
+  w: ByteWriter,
+  customer: string,
+  d: Float64Array | null,
+  idOf: (value: number) => string,
+): void {
+  w.str(customer);
+  w.u8(d ? 1 : 0);
+  if (!d) return;
+  w.f64(d[0]);
+  w.f64(d[1]);
+  w.u8(d[2]);
+  let row = DUMP_HEADER;
+  w.u32(d[3]);
+  for (let i = 0; i < d[3]; i++, row += 2) {
+    w.f64(d[row]);
+    w.str(idOf(d[row + 1]));
+  }
+  for (const n of [d[4], d[5]]) {
+    w.u32(n);
+    for (let i = 0; i < n; i++, row += 2) {
+      w.f64(d[row]);
+      w.u8(d[row + 1]);
+    }
+  }
 }
 
 /** The customers of a page, as (customer, history or null for a deletion). */
 function* decodeEntries(bytes: Uint8Array): Generator<[string, PaymentHistory | null]> {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let at = 0;
-  const text = (length: number) => decoder.decode(bytes.subarray(at, at += length));
-  while (at < bytes.length) {
-    const customer = text(view.getUint16((at += 2) - 2, true));
-    if (view.getUint8(at++) === 0) {
+  const r = new ByteReader(bytes);
+  while (!r.done) {
+    const customer = r.str();
+    if (r.u8() === 0) {
       yield [customer, null];
       continue;
     }
-    const count = view.getFloat64(at, true);
-    const sum = view.getFloat64(at + 8, true);
-    const inBurst = view.getUint8(at + 16) === 1;
-    at += 17;
+    const count = r.f64();
+    const sum = r.f64();
+    const inBurst = r.u8() === 1;
     const recent: [number, string][] = [];
-    for (let n = view.getUint32((at += 4) - 4, true); n > 0; n--) {
-      const t = view.getFloat64(at, true);
-      const length = view.getUint16(at + 8, true);
-      at += 10;
-      recent.push([t, text(length)]);
-    }
+    for (let n = r.u32(); n > 0; n--) recent.push([r.f64(), r.str()]);
     const flagged = (): [number, number][] => {
       const list: [number, number][] = [];
-      for (let n = view.getUint32((at += 4) - 4, true); n > 0; n--) {
-        list.push([view.getFloat64(at, true), view.getUint8(at + 8)]);
-        at += 9;
-      }
+      for (let n = r.u32(); n > 0; n--) list.push([r.f64(), r.u8()]);
       return list;
     };
     const scored = flagged().map(([t, f]): [number, boolean] => [t, f === 1]);

@@ -4,7 +4,8 @@
  * TypeScript. It persists as binary pages of changed windows (ChangelogPages: a delta per
  * commit, snapshots dumped from the kernel), and loads them back into the kernel on start.
  */
-import { concatBytes, type Mutation } from "../kv/blob.ts";
+import type { Mutation } from "../kv/blob.ts";
+import { ByteReader, ByteWriter } from "../state/byte_codec.ts";
 import { ChangelogPages } from "../state/changelog_pages.ts";
 import type { PersistedState } from "../state/persistent_map.ts";
 import type { TimeWindowSpec } from "../windows.ts";
@@ -42,9 +43,6 @@ interface StoredWindow {
   readonly fields: Float64Array;
 }
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
 /** Windows per snapshot page. */
 const SNAPSHOT_PAGE_WINDOWS = 2000;
 /** Bytes a changed window is reckoned to add to a commit. */
@@ -57,8 +55,9 @@ export class StatsWindowStore implements PersistedState {
   /** Windows read from KV or a changelog topic, until `open` hands them to the kernel. */
   #loading: Map<string, StoredWindow> | null = new Map();
   /** This commit's changes: binary entries for KV, and changelog entries. */
-  #delta: Uint8Array[] = [];
-  #changes: [string, string | null][] = [];
+  #delta = new ByteWriter();
+  /** This commit's changed windows (key, start, fields or null when closed), for changelogs. */
+  #changes: [string, number, Float64Array | null][] = [];
   #pages!: ChangelogPages;
 
   private constructor(
@@ -138,8 +137,8 @@ export class StatsWindowStore implements PersistedState {
       const key = this.#keys[c[at]];
       const live = c[at + 9] === 1;
       const fields = live ? c.subarray(at + 1, at + 9) : null;
-      this.#delta.push(encodeEntry(key, c[at + 1], fields));
-      this.#changes.push([windowId(key, c[at + 1]), fields ? changeText(fields) : null]);
+      encodeEntry(this.#delta, key, c[at + 1], fields);
+      this.#changes.push([key, c[at + 1], fields && fields.slice()]);
     }
     return result;
   }
@@ -152,13 +151,14 @@ export class StatsWindowStore implements PersistedState {
     return this.#changes.length * CHANGED_WINDOW_BYTES;
   }
 
-  takeCommit(): { mutations: Mutation[]; changes: [string, string | null][] } {
+  takeCommit(changelog: boolean): { mutations: Mutation[]; changes: [string, string | null][] } {
     const mutations: Mutation[] = [];
-    const changes = this.#changes;
+    const changes: [string, string | null][] = changelog
+      ? this.#changes.map(([key, start, f]) => [windowId(key, start), f && changeText(f)])
+      : [];
     if (this.#delta.length > 0) {
-      mutations.push(...this.#pages.appendDelta(concatBytes(this.#delta)));
+      mutations.push(...this.#pages.appendDelta(this.#delta.take()));
     }
-    this.#delta = [];
     this.#changes = [];
     if (this.#pages.wantsSnapshot && !this.#loading) mutations.push(...this.#snapshot());
     mutations.push(...this.#pages.takeGarbage(200));
@@ -169,17 +169,18 @@ export class StatsWindowStore implements PersistedState {
   #snapshot(): Mutation[] {
     const snapshot = this.#pages.beginSnapshot();
     const out: Mutation[] = [];
-    let page: Uint8Array[] = [];
+    const page = new ByteWriter();
+    let inPage = 0;
     for (const dump of this.#kernel.dump()) {
       for (let at = 0; at < dump.length; at += CHANGED_ROW) {
-        page.push(encodeEntry(this.#keys[dump[at]], dump[at + 1], dump.subarray(at + 1, at + 9)));
-        if (page.length === SNAPSHOT_PAGE_WINDOWS) {
-          out.push(...this.#pages.snapshotPage(snapshot, concatBytes(page)));
-          page = [];
+        encodeEntry(page, this.#keys[dump[at]], dump[at + 1], dump.subarray(at + 1, at + 9));
+        if (++inPage === SNAPSHOT_PAGE_WINDOWS) {
+          out.push(...this.#pages.snapshotPage(snapshot, page.take()));
+          inPage = 0;
         }
       }
     }
-    if (page.length > 0) out.push(...this.#pages.snapshotPage(snapshot, concatBytes(page)));
+    if (inPage > 0) out.push(...this.#pages.snapshotPage(snapshot, page.take()));
     out.push(...this.#pages.finishSnapshot(snapshot));
     return out;
   }
@@ -204,14 +205,14 @@ export class StatsWindowStore implements PersistedState {
       );
       this.#loading!.set(id, { key, fields });
     }
-    this.#delta.push(encodeEntry(key, start, fields));
-    this.#changes.push([id, text]);
+    encodeEntry(this.#delta, key, start, fields);
+    this.#changes.push([key, start, fields]);
   }
 
   clear(): void {
-    for (const [id, w] of this.#loading!) {
-      this.#delta.push(encodeEntry(w.key, w.fields[0], null));
-      this.#changes.push([id, null]);
+    for (const w of this.#loading!.values()) {
+      encodeEntry(this.#delta, w.key, w.fields[0], null);
+      this.#changes.push([w.key, w.fields[0], null]);
     }
     this.#loading!.clear();
   }
@@ -255,43 +256,35 @@ function changeText(f: Float64Array): string {
 }
 
 /**
- * One window as bytes: key length (u16) and UTF-8 key, live flag (u8), start (f64), and when
- * live end, close, count, sum, min, max, last (f64 each); little-endian.
+ * Writes one window: key (u16 length, UTF-8), live flag (u8), start (f64), and when live end,
+ * close, count, sum, min, max, last (f64 each); little-endian.
  */
-function encodeEntry(key: string, start: number, fields: Float64Array | null): Uint8Array {
-  const k = encoder.encode(key);
-  const out = new Uint8Array(2 + k.length + 1 + 8 + (fields ? 56 : 0));
-  const view = new DataView(out.buffer);
-  view.setUint16(0, k.length, true);
-  out.set(k, 2);
-  let at = 2 + k.length;
-  view.setUint8(at++, fields ? 1 : 0);
-  view.setFloat64(at, start, true);
-  at += 8;
-  if (fields) {
-    for (let f = 1; f < 8; f++, at += 8) view.setFloat64(at, fields[f], true);
-  }
-  return out;
+function encodeEntry(
+  w: ByteWriter,
+  key: string,
+  start: number,
+  fields: Float64Array | null,
+): void {
+  w.str(key);
+  w.u8(fields ? 1 : 0);
+  w.f64(start);
+  if (fields) { for (let f = 1; f < 8; f++) w.f64(fields[f]); }
 }
 
 /** The windows of a page, as (id, window or null for a deletion). */
 function* decodeEntries(bytes: Uint8Array): Generator<[string, StoredWindow | null]> {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let at = 0;
-  while (at < bytes.length) {
-    const length = view.getUint16(at, true);
-    const key = decoder.decode(bytes.subarray(at + 2, at + 2 + length));
-    at += 2 + length;
-    const live = view.getUint8(at++) === 1;
-    const start = view.getFloat64(at, true);
-    at += 8;
+  const r = new ByteReader(bytes);
+  while (!r.done) {
+    const key = r.str();
+    const live = r.u8() === 1;
+    const start = r.f64();
     if (!live) {
       yield [windowId(key, start), null];
       continue;
     }
     const fields = new Float64Array(8);
     fields[0] = start;
-    for (let f = 1; f < 8; f++, at += 8) fields[f] = view.getFloat64(at, true);
+    for (let f = 1; f < 8; f++) fields[f] = r.f64();
     yield [windowId(key, start), { key, fields }];
   }
 }

@@ -21,6 +21,7 @@ import { EmbeddedLog, type EmbeddedLogOptions } from "./embedded_log.ts";
 export class EmbeddedTopics implements TopicLog {
   readonly description = "embedded log (Deno KV)";
   readonly handsOffInternally = true;
+  readonly keepsChangelogs = false;
   /**
    * Outputs and state together usually fit one atomic KV write (800 KiB); outliers go through
    * the write-ahead log.

@@ -58,6 +58,7 @@ const PURGE_MS = 30_000;
 export class KafkaTopics implements TopicLog {
   readonly description: string;
   readonly handsOffInternally = false;
+  readonly keepsChangelogs = true;
   /**
    * A transaction costs a few round trips whatever its size, so batches are large; the local
    * state written after it still usually fits one atomic KV write.
