@@ -49,3 +49,51 @@ function decodeHeaders(headers: FetchedMessage["headers"]): Headers {
   }
   return out ?? NO_HEADERS;
 }
+
+const encoder = new TextEncoder();
+// deno-lint-ignore no-control-regex
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/**
+ * Gives the messages' keys, values and header values as bytes, encoded together: the ASCII
+ * strings (nearly all: JSON of ids and numbers) in one TextEncoder call, each a view of the one
+ * buffer. kafkajs otherwise measures and encodes every string on its own, which took most of a
+ * produce request's time. In place; returns the messages.
+ */
+export function encodeMessages<M extends Message>(messages: M[]): M[] {
+  const ascii: string[] = [];
+  let bytes = 0;
+  const strings = (m: Message, visit: (s: string) => void) => {
+    if (typeof m.key === "string") visit(m.key);
+    if (typeof m.value === "string") visit(m.value);
+    if (m.headers) {
+      for (const v of Object.values(m.headers)) if (typeof v === "string") visit(v);
+    }
+  };
+  for (const m of messages) {
+    strings(m, (s) => {
+      if (NON_ASCII.test(s)) return;
+      ascii.push(s);
+      bytes += s.length;
+    });
+  }
+  const all = encoder.encode(ascii.join(""));
+  let at = 0;
+  const bytesOf = (s: string): Buffer => {
+    if (NON_ASCII.test(s)) return Buffer.from(encoder.encode(s));
+    const b = Buffer.from(all.buffer, all.byteOffset + at, s.length);
+    at += s.length;
+    return b;
+  };
+  for (const m of messages) {
+    if (typeof m.key === "string") m.key = bytesOf(m.key);
+    if (typeof m.value === "string") m.value = bytesOf(m.value);
+    if (m.headers) {
+      for (const [k, v] of Object.entries(m.headers)) {
+        if (typeof v === "string") m.headers[k] = bytesOf(v);
+      }
+    }
+  }
+  if (at !== bytes) throw new Error(`encodeMessages: ${at} of ${bytes} bytes used`);
+  return messages;
+}
