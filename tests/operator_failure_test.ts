@@ -3,7 +3,9 @@ import { createAdminApp } from "../pipeline/admin/routes.ts";
 import { Pipeline } from "../pipeline/app.ts";
 import { parseConfig } from "../pipeline/config.ts";
 import { TestDriver } from "../pipeline/testing/mod.ts";
+import { WasmFraudKernel } from "../pipeline/wasm/fraud_kernel.ts";
 import { StatsWindowStore } from "../pipeline/wasm/stats_window_store.ts";
+import fraud from "../plugins/fraud_detection/mod.ts";
 import enrichment from "../plugins/order_enrichment/mod.ts";
 import pricing from "../plugins/dynamic_pricing/mod.ts";
 
@@ -134,5 +136,59 @@ Deno.test("a plugin stopped by an operator failure is ERROR in /api/v1/streams/s
   } finally {
     trap.stop();
     await pipeline.close();
+  }
+});
+
+const payment = (i: number) => ({
+  key: "c1",
+  value: {
+    paymentId: `p${i}`,
+    customerId: "c1",
+    amount: 20,
+    currency: "USD",
+    method: "CARD",
+    status: "SUCCESS",
+    timestamp: T0 + i * 10_000,
+  },
+});
+
+Deno.test("a trap in the fraud-scoring operator stops fraud detection only; after a restart each payment counts once", async () => {
+  const dir = await Deno.makeTempDir();
+  const options = {
+    plugins: [{ plugin: fraud }, { plugin: enrichment }],
+    topics: { "bss.payment.events": 1, "bss.order.events": 1, "bss.customer.info": 1 },
+    kvPath: `${dir}/state.kv`,
+  };
+  const score = WasmFraudKernel.prototype.score;
+  try {
+    const d = await TestDriver.create(options);
+    await d.input("bss.payment.events").pipeMany([0, 1, 2, 3, 4].map(payment));
+    WasmFraudKernel.prototype.score = () => {
+      throw new WebAssembly.RuntimeError("unreachable");
+    };
+    try {
+      await d.input("bss.payment.events").pipeMany([5, 6, 7, 8, 9, 10].map(payment));
+      await d.input("bss.order.events").pipeMany([order(1)]);
+    } finally {
+      WasmFraudKernel.prototype.score = score;
+    }
+    assertEquals([...d.runner.failedPlugins], [[
+      "fraud_detection",
+      "operator fraud_scoring (store 'fraud-state') of plugin fraud_detection failed: RuntimeError: unreachable",
+    ]]);
+    assertEquals(d.output("bss.dlq").readValues(), []);
+    assertEquals(d.output("bss.orders.enriched").readValues().length, 1);
+    d.close();
+
+    const again = await TestDriver.create(options);
+    await again.runner.runUntilIdle();
+    const alerts = again.output<{ type: string; eventIds: string[] }>("bss.fraud.alerts")
+      .readValues();
+    assertEquals(alerts.map((a) => [a.type, a.eventIds.length]), [["RAPID_PAYMENTS", 11]]);
+    assertEquals(again.fraudStore("fraud-state").get("c1")!.count, 11);
+    again.close();
+  } finally {
+    WasmFraudKernel.prototype.score = score;
+    await Deno.remove(dir, { recursive: true });
   }
 });

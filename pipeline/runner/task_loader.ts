@@ -52,7 +52,14 @@ async function loadStore(
     return store.open();
   }
   if (spec.kind === "fraud") {
-    const store = await FraudScoringStore.load(kv, prefix, spec.name, spec.rules, spec.operators);
+    const store = await FraudScoringStore.load(
+      kv,
+      prefix,
+      spec.name,
+      spec.plugin,
+      spec.rules,
+      spec.operators,
+    );
     await log.restore(spec.name, partition, store);
     return store.open();
   }

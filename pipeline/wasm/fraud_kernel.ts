@@ -94,7 +94,8 @@ class Views {
 const views = new Views();
 const NONE = new Int32Array(0);
 
-class WasmFraudKernel implements FraudKernel {
+/** The WebAssembly operator: one store of the shared module. */
+export class WasmFraudKernel implements FraudKernel {
   readonly #id: number;
   readonly #result: PaymentScore = {
     raiseRapid: false,

@@ -9,6 +9,7 @@ import type { Mutation } from "../kv/blob.ts";
 import { ByteReader, ByteWriter } from "../state/byte_codec.ts";
 import { ChangelogPages } from "../state/changelog_pages.ts";
 import type { PersistedState } from "../state/persistent_map.ts";
+import { OperatorFailure } from "../task.ts";
 import {
   ALERT_CODES,
   DUMP_HEADER,
@@ -80,6 +81,8 @@ export class FraudScoringStore implements PersistedState {
 
   private constructor(
     readonly name: string,
+    /** The plugin whose store it is, named when its operator fails. */
+    readonly plugin: string,
     rules: FraudScoringRules,
     mode: OperatorMode,
   ) {
@@ -91,10 +94,11 @@ export class FraudScoringStore implements PersistedState {
     kv: Deno.Kv,
     prefix: Deno.KvKey,
     name: string,
+    plugin: string,
     rules: FraudScoringRules,
     mode: OperatorMode,
   ): Promise<FraudScoringStore> {
-    const store = new FraudScoringStore(name, rules, mode);
+    const store = new FraudScoringStore(name, plugin, rules, mode);
     store.#pages = await ChangelogPages.load(kv, prefix, (bytes) => {
       for (const [customer, history] of decodeEntries(bytes)) {
         if (history === null) store.#loading!.delete(customer);
@@ -125,7 +129,13 @@ export class FraudScoringStore implements PersistedState {
   /** Scores a payment of `customerId` and adds it to the customer's history. */
   score(customerId: string, p: ScoredPayment): PaymentRisk {
     const key = this.#intern(customerId);
-    const s = this.#kernel.score(key, p.time, p.amount, p.failed, this.#handle(p.paymentId));
+    let s;
+    try {
+      s = this.#kernel.score(key, p.time, p.amount, p.failed, this.#handle(p.paymentId));
+    } catch (e) {
+      // A trap leaves the operator's memory in doubt: the tasks holding it stop.
+      throw new OperatorFailure("fraud_scoring", this.plugin, this.name, e);
+    }
     const rapidPayments = s.raiseRapid ? Array.from(s.span, (h) => this.#payments[h]!) : [];
     for (const h of s.freed) {
       this.#payments[h] = undefined;
