@@ -124,6 +124,65 @@ Deno.test("events produced to Kafka come out of all five topologies exactly as o
   }
 });
 
+Deno.test("with its local state lost, a pipeline on Kafka rebuilds every store from its changelog and goes on exactly as an uninterrupted run", async () => {
+  const broker = await sharedBroker();
+  const dir = await Deno.makeTempDir();
+  const prefix = `lost${crypto.randomUUID().slice(0, 8)}.`;
+  const { inputs, outputs } = bssTopics(prefix);
+  const chunks = events(prefix, 1500);
+  const half = chunks.length >> 1;
+  const count = (c: typeof chunks) => c.reduce((n, [, records]) => n + records.length, 0);
+  try {
+    const embedded = await openPipeline({
+      applicationId: "uninterrupted",
+      prefix,
+      statePath: `${dir}/embedded.kv`,
+      partitions: 1,
+      extra: { cacheMaxBytes: 0 },
+    });
+    await append(embedded, chunks);
+    await embedded.runner.runUntilIdle();
+    const reader = embedded.log.reader();
+    const expected = [];
+    for (const topic of outputs) {
+      await reader.fetch([{ topic, partition: 0, offset: 0, max: 1e9, maxBytes: Infinity }]);
+      expected.push(...reader.read(topic, 0, 0, 1e9));
+    }
+    await embedded.close();
+
+    const app = `lost-${prefix}`;
+    const open = (statePath: string) =>
+      openPipeline({
+        applicationId: app,
+        prefix,
+        statePath,
+        kafka: broker.bootstrap,
+        partitions: 1,
+        extra: { cacheMaxBytes: 0 },
+      });
+    const first = await open(`${dir}/first.kv`);
+    await append(first, chunks.slice(0, half));
+    await first.start();
+    await untilProcessed(first, Object.values(inputs), count(chunks.slice(0, half)));
+    await first.close();
+    // A new machine: no local state at all. Window, fraud-scoring and key-value stores all come
+    // back from their changelog topics.
+    const second = await open(`${dir}/second.kv`);
+    await append(second, chunks.slice(half));
+    await second.start();
+    await untilProcessed(second, Object.values(inputs), count(chunks.slice(half)));
+    await second.close();
+    const actual = await readTopics(
+      broker.bootstrap,
+      outputs.filter((t) => t.endsWith("late") === false),
+    );
+    ok(expected.some((r) => r.topic.endsWith("bss.fraud.alerts")), "a fraud alert");
+    assertEquals(normalize(actual), normalize(expected));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("internal topics: repartition topics sized like their inputs, compacted changelogs per store; a wrong count stops start-up naming it", async () => {
   const broker = await sharedBroker();
   const dir = await Deno.makeTempDir();

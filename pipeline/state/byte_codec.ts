@@ -73,6 +73,11 @@ export class ByteWriter {
     this.#at += bytes.length;
   }
 
+  /** A view of what was written so far (valid until the next write). */
+  bytes(): Uint8Array {
+    return this.#buf.subarray(0, this.#at);
+  }
+
   /** What was written (a copy), and the writer emptied. */
   take(): Uint8Array {
     const out = this.#buf.slice(0, this.#at);

@@ -45,8 +45,6 @@ interface StoredWindow {
 
 /** Windows per snapshot page. */
 const SNAPSHOT_PAGE_WINDOWS = 2000;
-/** Bytes a changed window is reckoned to add to a commit. */
-const CHANGED_WINDOW_BYTES = 80;
 
 export class StatsWindowStore implements PersistedState {
   readonly #kernel: WindowKernel;
@@ -54,10 +52,8 @@ export class StatsWindowStore implements PersistedState {
   readonly #keys: string[] = [];
   /** Windows read from KV or a changelog topic, until `open` hands them to the kernel. */
   #loading: Map<string, StoredWindow> | null = new Map();
-  /** This commit's changes: binary entries for KV, and changelog entries. */
+  /** This commit's changes as binary entries (changelog records are decoded from them). */
   #delta = new ByteWriter();
-  /** This commit's changed windows (key, start, fields or null when closed), for changelogs. */
-  #changes: [string, number, Float64Array | null][] = [];
   #pages!: ChangelogPages;
 
   private constructor(
@@ -135,10 +131,7 @@ export class StatsWindowStore implements PersistedState {
     const c = result.changed;
     for (let at = 0; at < c.length; at += CHANGED_ROW) {
       const key = this.#keys[c[at]];
-      const live = c[at + 9] === 1;
-      const fields = live ? c.subarray(at + 1, at + 9) : null;
-      encodeEntry(this.#delta, key, c[at + 1], fields);
-      this.#changes.push([key, c[at + 1], fields && fields.slice()]);
+      encodeEntry(this.#delta, key, c[at + 1], c[at + 9] === 1 ? c : null, at + 1);
     }
     return result;
   }
@@ -148,18 +141,17 @@ export class StatsWindowStore implements PersistedState {
   }
 
   get dirtyBytes(): number {
-    return this.#changes.length * CHANGED_WINDOW_BYTES;
+    return this.#delta.length;
   }
 
   takeCommit(changelog: boolean): { mutations: Mutation[]; changes: [string, string | null][] } {
     const mutations: Mutation[] = [];
     const changes: [string, string | null][] = changelog
-      ? this.#changes.map(([key, start, f]) => [windowId(key, start), f && changeText(f)])
+      ? [...decodeEntries(this.#delta.bytes())].map(([id, w]) => [id, w && changeText(w.fields)])
       : [];
     if (this.#delta.length > 0) {
       mutations.push(...this.#pages.appendDelta(this.#delta.take()));
     }
-    this.#changes = [];
     if (this.#pages.wantsSnapshot && !this.#loading) mutations.push(...this.#snapshot());
     mutations.push(...this.#pages.takeGarbage(200));
     return { mutations, changes };
@@ -173,7 +165,7 @@ export class StatsWindowStore implements PersistedState {
     let inPage = 0;
     for (const dump of this.#kernel.dump()) {
       for (let at = 0; at < dump.length; at += CHANGED_ROW) {
-        encodeEntry(page, this.#keys[dump[at]], dump[at + 1], dump.subarray(at + 1, at + 9));
+        encodeEntry(page, this.#keys[dump[at]], dump[at + 1], dump, at + 1);
         if (++inPage === SNAPSHOT_PAGE_WINDOWS) {
           out.push(...this.#pages.snapshotPage(snapshot, page.take()));
           inPage = 0;
@@ -206,13 +198,11 @@ export class StatsWindowStore implements PersistedState {
       this.#loading!.set(id, { key, fields });
     }
     encodeEntry(this.#delta, key, start, fields);
-    this.#changes.push([key, start, fields]);
   }
 
   clear(): void {
     for (const w of this.#loading!.values()) {
       encodeEntry(this.#delta, w.key, w.fields[0], null);
-      this.#changes.push([w.key, w.fields[0], null]);
     }
     this.#loading!.clear();
   }
@@ -257,18 +247,19 @@ function changeText(f: Float64Array): string {
 
 /**
  * Writes one window: key (u16 length, UTF-8), live flag (u8), start (f64), and when live end,
- * close, count, sum, min, max, last (f64 each); little-endian.
+ * close, count, sum, min, max, last (f64 each, `fields[at + 1…7]`); little-endian.
  */
 function encodeEntry(
   w: ByteWriter,
   key: string,
   start: number,
   fields: Float64Array | null,
+  at = 0,
 ): void {
   w.str(key);
   w.u8(fields ? 1 : 0);
   w.f64(start);
-  if (fields) { for (let f = 1; f < 8; f++) w.f64(fields[f]); }
+  if (fields) { for (let f = 1; f < 8; f++) w.f64(fields[at + f]); }
 }
 
 /** The windows of a page, as (id, window or null for a deletion). */
