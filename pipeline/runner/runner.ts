@@ -108,6 +108,8 @@ export class PipelineRunner {
   #repartitions = new Map<string, Repartition>();
   /** Operators that failed, by store: the sub-topologies holding these stores do not run. */
   #failedStores = new Map<string, OperatorFailure>();
+  /** Running estimate of the output bytes a cached result becomes. */
+  #cachedCost = CACHED_OUTPUT_BYTES;
 
   constructor(
     readonly log: TopicLog,
@@ -389,23 +391,31 @@ export class PipelineRunner {
     return processed;
   }
 
-  /** Forwards every task's cached results into the batch; false when none held any. */
+  /**
+   * Forwards every task's cached results into the batch; false when none held any. What they
+   * became, in bytes per result, refines the estimate the next batches are cut by.
+   */
   #flushCaches(batch: Batch): boolean {
-    let flushed = false;
+    let results = 0;
+    const before = batch.bytes + batch.handoffBytes;
     for (const task of this.#tasks) {
       if (!task.hasCached) continue;
+      results += task.cachedResults;
       task.output = batch.outputFor(task);
       task.flushCaches();
-      flushed = true;
     }
-    return flushed;
+    if (results > 0) {
+      const perResult = (batch.bytes + batch.handoffBytes - before) / results;
+      this.#cachedCost = 0.8 * this.#cachedCost + 0.2 * perResult;
+    }
+    return results > 0;
   }
 
   /** Estimated bytes of the outputs the record caches will forward at the commit. */
   #cachedBytes(): number {
     let results = 0;
     for (const task of this.#tasks) results += task.cachedResults;
-    return results * CACHED_OUTPUT_BYTES;
+    return results * this.#cachedCost;
   }
 
   /** Estimated bytes the next commit writes for state (changes and snapshot steps). */
@@ -637,7 +647,7 @@ export class PipelineRunner {
  */
 const COMMITS_IN_FLIGHT = 3;
 
-/** Estimated bytes of the output records one cached result becomes when it is forwarded. */
+/** First estimate of the output bytes one cached result becomes when it is forwarded. */
 const CACHED_OUTPUT_BYTES = 400;
 
 /** Estimated state bytes a handed-off record changes in its reader's stores. */
