@@ -286,11 +286,13 @@ export class KafkaTopics implements TopicLog {
           wanted.set(topic, (wanted.get(topic) ?? new Set()).add(t.partition));
         }
       }
-      // Stable offsets: a transaction still completing is waited for, not read around.
+      // Stable offsets: a transaction still completing is waited for, not read around; after
+      // 10 s the wait is reported (/health) and retried with the runner's backoff.
       const byTopic = await fetchStableOffsets(
         this.#cluster,
         this.o.applicationId,
         [...wanted].map(([topic, partitions]) => ({ topic, partitions: [...partitions] })),
+        10_000,
       );
       const kv = this.o.committer.kv;
       const out = new Map<string, TaskPositions>();

@@ -51,7 +51,11 @@ const RETRIABLE = new Set([14, 15, 16]);
 /** Thrown for a group or partition error; `code` is Kafka's error code. */
 export class OffsetFetchError extends Error {
   constructor(readonly code: number, where: string) {
-    super(`OffsetFetch failed for ${where}: Kafka error code ${code}`);
+    super(
+      code === UNSTABLE_OFFSET_COMMIT
+        ? `a transaction committing offsets for ${where} is still open (UNSTABLE_OFFSET_COMMIT): waiting for it to commit or time out`
+        : `OffsetFetch failed for ${where}: Kafka error code ${code}`,
+    );
     this.name = "OffsetFetchError";
   }
 }
