@@ -47,6 +47,29 @@ async function append(p: Pipeline, chunks: ReturnType<typeof events>): Promise<n
   return n;
 }
 
+/** Every output of `chunks` on the embedded log, every update forwarded (no record cache). */
+async function embeddedOutputs(dir: string, prefix: string, chunks: ReturnType<typeof events>) {
+  const { outputs } = bssTopics(prefix);
+  const embedded = await openPipeline({
+    applicationId: "embedded",
+    prefix,
+    statePath: `${dir}/embedded.kv`,
+    partitions: 1,
+    // Coalescing depends on where commits fall, which differ: every update is compared.
+    extra: { cacheMaxBytes: 0 },
+  });
+  await append(embedded, chunks);
+  await embedded.runner.runUntilIdle();
+  const reader = embedded.log.reader();
+  const expected = [];
+  for (const topic of outputs) {
+    await reader.fetch([{ topic, partition: 0, offset: 0, max: 1e9, maxBytes: Infinity }]);
+    expected.push(...reader.read(topic, 0, 0, 1e9));
+  }
+  await embedded.close();
+  return expected;
+}
+
 /** Output records as compared: by topic, partition and origin, values parsed. */
 function normalize(
   records: readonly {
@@ -78,23 +101,8 @@ Deno.test("events produced to Kafka come out of all five topologies exactly as o
   const { inputs, outputs } = bssTopics(prefix);
   const chunks = events(prefix, 1500);
   try {
-    const embedded = await openPipeline({
-      applicationId: "compare",
-      prefix,
-      statePath: `${dir}/embedded.kv`,
-      partitions: 1,
-      // Coalescing depends on where commits fall, which differ: every update is compared.
-      extra: { cacheMaxBytes: 0 },
-    });
-    const total = await append(embedded, chunks);
-    await embedded.runner.runUntilIdle();
-    const reader = embedded.log.reader();
-    const expected = [];
-    for (const topic of outputs) {
-      await reader.fetch([{ topic, partition: 0, offset: 0, max: 1e9, maxBytes: Infinity }]);
-      expected.push(...reader.read(topic, 0, 0, 1e9));
-    }
-    await embedded.close();
+    const expected = await embeddedOutputs(dir, prefix, chunks);
+    const total = chunks.reduce((n, [, records]) => n + records.length, 0);
 
     const kafka = await openPipeline({
       applicationId: `compare-${prefix}`,
@@ -133,22 +141,7 @@ Deno.test("with its local state lost, a pipeline on Kafka rebuilds every store f
   const half = chunks.length >> 1;
   const count = (c: typeof chunks) => c.reduce((n, [, records]) => n + records.length, 0);
   try {
-    const embedded = await openPipeline({
-      applicationId: "uninterrupted",
-      prefix,
-      statePath: `${dir}/embedded.kv`,
-      partitions: 1,
-      extra: { cacheMaxBytes: 0 },
-    });
-    await append(embedded, chunks);
-    await embedded.runner.runUntilIdle();
-    const reader = embedded.log.reader();
-    const expected = [];
-    for (const topic of outputs) {
-      await reader.fetch([{ topic, partition: 0, offset: 0, max: 1e9, maxBytes: Infinity }]);
-      expected.push(...reader.read(topic, 0, 0, 1e9));
-    }
-    await embedded.close();
+    const expected = await embeddedOutputs(dir, prefix, chunks);
 
     const app = `lost-${prefix}`;
     const open = (statePath: string) =>

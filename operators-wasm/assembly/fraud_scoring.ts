@@ -9,7 +9,7 @@
 // - alerts in the score window: (time f64, type i32).
 // Lists are pruned relative to each payment's own time, so a late payment sees what is left.
 
-import { Column, LIVE, SlotTable } from "./layout";
+import { Column, LIVE, SlotTable, Stores } from "./layout";
 
 export const RAPID: i32 = 1;
 export const UNUSUAL: i32 = 2;
@@ -58,9 +58,7 @@ class Customers {
   constructor(readonly rules: Rules) {}
 }
 
-const stores: Customers[] = [];
-/** Ids of released stores, to reuse. */
-const released: i32[] = [];
+const stores = new Stores<Customers>();
 let table: SlotTable = new SlotTable(FIELDS);
 
 const out = new Column(8);
@@ -81,19 +79,12 @@ export function create(
     new Rules(rapidWindowMs, rapidThreshold, unusualMultiplier, unusualMinHistory, scoreWindowMs),
   );
   out.reserve(OUT_LENGTH);
-  if (released.length > 0) {
-    const id = released.pop();
-    unchecked(stores[id] = customers);
-    return id;
-  }
-  stores.push(customers);
-  return stores.length - 1;
+  return stores.add(customers);
 }
 
 /** Frees store `id`'s memory; its id may be given to a new store. */
 export function release(id: i32): void {
-  const c = unchecked(stores[id]);
-  const t = c.table;
+  const t = stores.get(id).table;
   table = t;
   for (let i = 0; i < t.capacity; i++) {
     if (t.state(i) != LIVE) continue;
@@ -102,14 +93,14 @@ export function release(id: i32): void {
     freeList(i, ALERTS);
   }
   t.release();
-  released.push(id);
+  stores.release(id);
 }
 
 export function outPtr(): usize { return out.ptr; }
 export function spanPtr(): usize { return span.ptr; }
 export function freedPtr(): usize { return freed.ptr; }
 export function rowsPtr(): usize { return rows.ptr; }
-export function customers(id: i32): i32 { return unchecked(stores[id]).table.live; }
+export function customers(id: i32): i32 { return stores.get(id).table.live; }
 
 @inline function field(slot: i32, f: i32): i32 {
   return <i32>table.field(slot, f);
@@ -228,7 +219,7 @@ function slotOf(key: i32): i32 {
  * the share of failed payments in it. Results are in `out` (OUT_*).
  */
 export function score(id: i32, key: i32, time: f64, amount: f64, failed: i32, handle: i32): void {
-  const c = unchecked(stores[id]);
+  const c = stores.get(id);
   table = c.table;
   const r = c.rules;
   const s = slotOf(key);
@@ -316,7 +307,7 @@ function appendAlert(slot: i32, time: f64, type: i32): void {
  * number of f64s, or 0 for a customer the store does not know.
  */
 export function dumpCustomer(id: i32, key: i32): i32 {
-  table = unchecked(stores[id]).table;
+  table = stores.get(id).table;
   const s = table.find(key, 0);
   if (s < 0) return 0;
   const nRecent = listLength(s, RECENT);
@@ -354,7 +345,7 @@ export function prepareLoad(n: i32): usize {
 
 /** Sets customer `key`'s state from `rows`, laid out as `dumpCustomer` writes it. */
 export function loadCustomer(id: i32, key: i32): void {
-  table = unchecked(stores[id]).table;
+  table = stores.get(id).table;
   const s = slotOf(key);
   table.setField(s, COUNT, rows.f64At(0, 0));
   table.setField(s, SUM, rows.f64At(1, 0));

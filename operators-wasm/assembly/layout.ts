@@ -283,3 +283,27 @@ export class ExpiryHeap {
     return slot;
   }
 }
+
+/** An operator's stores by id; a released store's id goes to the next new one. */
+export class Stores<T> {
+  readonly items: T[] = [];
+  readonly released: i32[] = [];
+
+  add(item: T): i32 {
+    if (this.released.length > 0) {
+      const id = this.released.pop();
+      unchecked(this.items[id] = item);
+      return id;
+    }
+    this.items.push(item);
+    return this.items.length - 1;
+  }
+
+  @inline get(id: i32): T {
+    return unchecked(this.items[id]);
+  }
+
+  release(id: i32): void {
+    this.released.push(id);
+  }
+}

@@ -5,7 +5,7 @@
 // that closed, the late records and the changed windows (for persistence). One module holds
 // many stores (a store partition each), each with its own table; the columns are shared.
 
-import { Column, ExpiryHeap, LIVE, SLOT_FIELDS, SlotTable } from "./layout";
+import { Column, ExpiryHeap, LIVE, SLOT_FIELDS, SlotTable, Stores } from "./layout";
 
 /** Fields of a window's slot. */
 const START = 0;
@@ -34,9 +34,7 @@ class Windows {
   }
 }
 
-const stores: Windows[] = [];
-/** Ids of released stores, to reuse. */
-const released: i32[] = [];
+const stores = new Stores<Windows>();
 let size: f64 = 1;
 let advance: f64 = 1;
 let grace: f64 = 0;
@@ -45,7 +43,7 @@ let expiry: ExpiryHeap = new ExpiryHeap();
 
 /** Makes store `id` the one the next calls work on. */
 function use(id: i32): Windows {
-  const w = unchecked(stores[id]);
+  const w = stores.get(id);
   size = w.size;
   advance = w.advance;
   grace = w.grace;
@@ -75,21 +73,15 @@ let changedCount: i32 = 0;
  */
 export function create(windowSize: f64, windowAdvance: f64, windowGrace: f64): i32 {
   const windows = new Windows(windowSize, windowAdvance, windowGrace);
-  if (released.length > 0) {
-    const id = released.pop();
-    unchecked(stores[id] = windows);
-    return id;
-  }
-  stores.push(windows);
-  return stores.length - 1;
+  return stores.add(windows);
 }
 
 /** Frees store `id`'s memory (a closed pipeline's); its id may be given to a new store. */
 export function release(id: i32): void {
-  const w = unchecked(stores[id]);
+  const w = stores.get(id);
   w.table.release();
   w.expiry.release();
-  released.push(id);
+  stores.release(id);
 }
 
 /** Makes room for a batch of `n` records of store `id`; call before filling the columns. */

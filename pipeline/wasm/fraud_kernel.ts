@@ -5,6 +5,7 @@
  * key ids and payments are handles: the strings stay with the caller.
  */
 import * as wasm from "../../operators-wasm/build/fraud_scoring.wasm";
+import { MemoryViews } from "./memory_views.ts";
 import type { OperatorMode } from "./window_kernel.ts";
 
 export type FraudAlertType = "RAPID_PAYMENTS" | "UNUSUAL_AMOUNT";
@@ -75,29 +76,12 @@ const OUT = {
   freed: constant(wasm.OUT_FREED),
 };
 
-/** f64 and i32 views of the module's memory, made again once the memory has grown. */
-class Views {
-  #f64 = new Float64Array(wasm.memory.buffer);
-  #i32 = new Int32Array(wasm.memory.buffer);
-
-  get f64(): Float64Array {
-    if (this.#f64.buffer !== wasm.memory.buffer) this.#f64 = new Float64Array(wasm.memory.buffer);
-    return this.#f64;
-  }
-
-  get i32(): Int32Array {
-    if (this.#i32.buffer !== wasm.memory.buffer) this.#i32 = new Int32Array(wasm.memory.buffer);
-    return this.#i32;
-  }
-}
-
-const views = new Views();
+const views = new MemoryViews(wasm.memory);
 const NONE = new Int32Array(0);
 
-/** The WebAssembly operator: one store of the shared module. */
-export class WasmFraudKernel implements FraudKernel {
-  readonly #id: number;
-  readonly #result: PaymentScore = {
+/** The result object a kernel fills on each call. */
+function emptyScore(): PaymentScore {
+  return {
     raiseRapid: false,
     raiseUnusual: false,
     score: 0,
@@ -106,6 +90,12 @@ export class WasmFraudKernel implements FraudKernel {
     span: NONE,
     freed: NONE,
   };
+}
+
+/** The WebAssembly operator: one store of the shared module. */
+export class WasmFraudKernel implements FraudKernel {
+  readonly #id: number;
+  readonly #result = emptyScore();
 
   constructor(r: FraudScoringRules) {
     this.#id = wasm.create(
@@ -173,15 +163,7 @@ interface History {
 /** The TypeScript reference: the same rules over plain arrays, written to be read. */
 class TsFraudKernel implements FraudKernel {
   readonly #customers = new Map<number, History>();
-  readonly #result: PaymentScore = {
-    raiseRapid: false,
-    raiseUnusual: false,
-    score: 0,
-    average: 0,
-    earlier: 0,
-    span: NONE,
-    freed: NONE,
-  };
+  readonly #result = emptyScore();
 
   constructor(readonly rules: FraudScoringRules) {}
 

@@ -7,6 +7,7 @@
  */
 import type { Mutation } from "../kv/blob.ts";
 import { ByteReader, ByteWriter } from "../state/byte_codec.ts";
+import { applyEntries, binarySnapshot } from "../state/binary_pages.ts";
 import { ChangelogPages } from "../state/changelog_pages.ts";
 import type { PersistedState } from "../state/persistent_map.ts";
 import { OperatorFailure } from "../task.ts";
@@ -99,12 +100,11 @@ export class FraudScoringStore implements PersistedState {
     mode: OperatorMode,
   ): Promise<FraudScoringStore> {
     const store = new FraudScoringStore(name, plugin, rules, mode);
-    store.#pages = await ChangelogPages.load(kv, prefix, (bytes) => {
-      for (const [customer, history] of decodeEntries(bytes)) {
-        if (history === null) store.#loading!.delete(customer);
-        else store.#loading!.set(customer, history);
-      }
-    });
+    store.#pages = await ChangelogPages.load(
+      kv,
+      prefix,
+      (bytes) => applyEntries(store.#loading!, decodeEntries(bytes)),
+    );
     return store;
   }
 
@@ -193,20 +193,11 @@ export class FraudScoringStore implements PersistedState {
 
   /** A snapshot of every customer, written at once from the kernel's dumps, page by page. */
   #snapshot(): Mutation[] {
-    const snapshot = this.#pages.beginSnapshot();
-    const out: Mutation[] = [];
-    const page = new ByteWriter();
-    let inPage = 0;
-    for (let key = 0; key < this.#keys.length; key++) {
-      if (!this.#encode(page, key)) continue;
-      if (++inPage === SNAPSHOT_PAGE_CUSTOMERS) {
-        out.push(...this.#pages.snapshotPage(snapshot, page.take()));
-        inPage = 0;
-      }
-    }
-    if (inPage > 0) out.push(...this.#pages.snapshotPage(snapshot, page.take()));
-    out.push(...this.#pages.finishSnapshot(snapshot));
-    return out;
+    const customers = this.#keys.length;
+    const encode = (page: ByteWriter, key: number) => this.#encode(page, key);
+    return binarySnapshot(this.#pages, SNAPSHOT_PAGE_CUSTOMERS, function* (page) {
+      for (let key = 0; key < customers; key++) if (encode(page, key)) yield;
+    });
   }
 
   applyChange(customer: string, text: string | null): void {

@@ -6,6 +6,7 @@
  */
 import type { Mutation } from "../kv/blob.ts";
 import { ByteReader, ByteWriter } from "../state/byte_codec.ts";
+import { applyEntries, binarySnapshot } from "../state/binary_pages.ts";
 import { ChangelogPages } from "../state/changelog_pages.ts";
 import type { PersistedState } from "../state/persistent_map.ts";
 import type { TimeWindowSpec } from "../windows.ts";
@@ -73,12 +74,11 @@ export class StatsWindowStore implements PersistedState {
     mode: OperatorMode,
   ): Promise<StatsWindowStore> {
     const store = new StatsWindowStore(name, spec, mode);
-    store.#pages = await ChangelogPages.load(kv, prefix, (bytes) => {
-      for (const [id, window] of decodeEntries(bytes)) {
-        if (window === null) store.#loading!.delete(id);
-        else store.#loading!.set(id, window);
-      }
-    });
+    store.#pages = await ChangelogPages.load(
+      kv,
+      prefix,
+      (bytes) => applyEntries(store.#loading!, decodeEntries(bytes)),
+    );
     return store;
   }
 
@@ -159,22 +159,16 @@ export class StatsWindowStore implements PersistedState {
 
   /** A snapshot of every live window, written at once from the kernel's dump, page by page. */
   #snapshot(): Mutation[] {
-    const snapshot = this.#pages.beginSnapshot();
-    const out: Mutation[] = [];
-    const page = new ByteWriter();
-    let inPage = 0;
-    for (const dump of this.#kernel.dump()) {
-      for (let at = 0; at < dump.length; at += CHANGED_ROW) {
-        encodeEntry(page, this.#keys[dump[at]], dump[at + 1], dump, at + 1);
-        if (++inPage === SNAPSHOT_PAGE_WINDOWS) {
-          out.push(...this.#pages.snapshotPage(snapshot, page.take()));
-          inPage = 0;
+    const keys = this.#keys;
+    const kernel = this.#kernel;
+    return binarySnapshot(this.#pages, SNAPSHOT_PAGE_WINDOWS, function* (page) {
+      for (const dump of kernel.dump()) {
+        for (let at = 0; at < dump.length; at += CHANGED_ROW) {
+          encodeEntry(page, keys[dump[at]], dump[at + 1], dump, at + 1);
+          yield;
         }
       }
-    }
-    if (inPage > 0) out.push(...this.#pages.snapshotPage(snapshot, page.take()));
-    out.push(...this.#pages.finishSnapshot(snapshot));
-    return out;
+    });
   }
 
   applyChange(id: string, text: string | null): void {

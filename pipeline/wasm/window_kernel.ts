@@ -4,6 +4,7 @@
  * WebAssembly operator, whose windows live in linear memory, and a TypeScript reference.
  */
 import * as wasm from "../../operators-wasm/build/window_aggregation.wasm";
+import { MemoryViews } from "./memory_views.ts";
 
 /** f64s per update row and per closed row: record, key, start, end, count, sum, min, max, last. */
 export const UPDATE_ROW = 9;
@@ -70,23 +71,7 @@ export function windowKernel(
     : new TsWindowKernel(size, advance, grace);
 }
 
-/** An f64 and an i32 view of the module's memory, made again once the memory has grown. */
-class Views {
-  #f64 = new Float64Array(wasm.memory.buffer);
-  #i32 = new Int32Array(wasm.memory.buffer);
-
-  get f64(): Float64Array {
-    if (this.#f64.buffer !== wasm.memory.buffer) this.#f64 = new Float64Array(wasm.memory.buffer);
-    return this.#f64;
-  }
-
-  get i32(): Int32Array {
-    if (this.#i32.buffer !== wasm.memory.buffer) this.#i32 = new Int32Array(wasm.memory.buffer);
-    return this.#i32;
-  }
-}
-
-const views = new Views();
+const views = new MemoryViews(wasm.memory);
 
 /** The WebAssembly operator: one store of the shared module. */
 class WasmWindowKernel implements WindowKernel {
