@@ -175,9 +175,9 @@ export class PersistentMap<V> implements PersistedState {
   /**
    * Every change since the last call, as changelog entries (key, stored form's text or null for
    * a deletion), and the KV mutations that persist them, plus the next step of a snapshot in
-   * progress. The caller commits them atomically with the offsets they reflect.
+   * progress. The caller commits them atomically with the offsets they reflect. The changes are
+   * the stored form: they come with every commit, changelog or not.
    */
-  /** Its changes are its stored form: they come with every commit, changelog or not. */
   takeCommit(_changelog = true): { mutations: Mutation[]; changes: [string, string | null][] } {
     const out: Mutation[] = [];
     const changes: [string, string | null][] = [];

@@ -76,7 +76,10 @@ export class FraudScoringStore implements PersistedState {
   #loading: Map<string, PaymentHistory> | null = new Map();
   /** Customers changed since the last commit, by key id. */
   #changed = new Set<number>();
-  /** Changes applied from a changelog topic, persisted with the next commit. */
+  /**
+   * Changes applied from a changelog topic, persisted to KV with the next commit (not written
+   * back to the changelog, which has them).
+   */
   #restored: [string, PaymentHistory | null][] = [];
   #pages!: ChangelogPages;
 
@@ -176,7 +179,6 @@ export class FraudScoringStore implements PersistedState {
         const { rows, ids } = historyRows(h);
         encodeEntry(delta, customer, rows, (i) => ids[i]);
       }
-      if (changelog) changes.push([customer, h && JSON.stringify(h)]);
     }
     for (const key of this.#changed) {
       this.#encode(delta, key);
