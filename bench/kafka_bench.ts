@@ -10,13 +10,8 @@ import { Kafka, logLevel } from "kafkajs";
 import { Pipeline } from "../pipeline/app.ts";
 import { parseConfig } from "../pipeline/config.ts";
 import type { ConfiguredPlugin } from "../pipeline/plugin.ts";
-import customerActivity from "../plugins/customer_activity/mod.ts";
-import dynamicPricing from "../plugins/dynamic_pricing/mod.ts";
-import fraudDetection from "../plugins/fraud_detection/mod.ts";
-import orderEnrichment from "../plugins/order_enrichment/mod.ts";
-import recommendations from "../plugins/recommendations/mod.ts";
-import { TrafficModel } from "../plugins/traffic_simulator/traffic_model.ts";
 import { startBroker, type TestBroker } from "../tests/kafka/broker.ts";
+import { FIVE_PLUGINS, TOPICS, trafficModel } from "./workload.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -29,13 +24,6 @@ const { values } = parseArgs({
   },
 });
 const EVENTS = Number(values.events);
-const TOPICS = {
-  customers: "bss.customer.info",
-  activity: "bss.customer.events",
-  orders: "bss.order.events",
-  payments: "bss.payment.events",
-  views: "bss.product.views",
-};
 const INPUTS = Object.values(TOPICS);
 
 let broker: TestBroker | null = null;
@@ -51,16 +39,7 @@ await admin.createTopics({
 });
 const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
 await producer.connect();
-const model = new TrafficModel({
-  seed: 7,
-  customers: Number(values.customers),
-  products: Number(values.products),
-  fraudBurstChance: 0.01,
-  unusualAmountShare: 0.01,
-  demandSpikeChance: 0.002,
-  malformedShare: 0.002,
-  topics: TOPICS,
-});
+const model = trafficModel(7, Number(values.customers), Number(values.products));
 const start = Date.parse("2026-11-26T00:00:00Z");
 let produced = 0;
 const produceStarted = performance.now();
@@ -128,13 +107,11 @@ const config = parseConfig(
   }),
   "bench.json",
 );
-const plugins: ConfiguredPlugin[] = [
-  customerActivity,
-  orderEnrichment,
-  fraudDetection,
-  recommendations,
-  dynamicPricing,
-].map((d) => ({ definition: d, name: d.name, options: d.options.parse({}) }));
+const plugins: ConfiguredPlugin[] = FIVE_PLUGINS.map((d) => ({
+  definition: d,
+  name: d.name,
+  options: d.options.parse({}),
+}));
 const pipeline = await Pipeline.open({ path: "bench.json", config }, { plugins });
 const started = performance.now();
 await pipeline.start();

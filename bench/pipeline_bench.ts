@@ -24,13 +24,8 @@ import {
   type ProducedRecord,
   toNewRecord,
 } from "../pipeline/plugin.ts";
-import customerActivity from "../plugins/customer_activity/mod.ts";
-import dynamicPricing from "../plugins/dynamic_pricing/mod.ts";
-import fraudDetection from "../plugins/fraud_detection/mod.ts";
-import orderEnrichment from "../plugins/order_enrichment/mod.ts";
-import recommendations from "../plugins/recommendations/mod.ts";
-import { TrafficModel } from "../plugins/traffic_simulator/traffic_model.ts";
 import { definePlugin, type OperatorMode, z } from "../pipeline/mod.ts";
+import { FIVE_PLUGINS, TOPICS, trafficModel } from "./workload.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -52,25 +47,8 @@ const EVENTS = Number(values.events);
 const RATE = Number(values.rate);
 const SECONDS = Number(values.seconds);
 
-const TOPICS = {
-  customers: "bss.customer.info",
-  activity: "bss.customer.events",
-  orders: "bss.order.events",
-  payments: "bss.payment.events",
-  views: "bss.product.views",
-};
-
 function model(seed: number) {
-  return new TrafficModel({
-    seed,
-    customers: Number(values.customers),
-    products: Number(values.products),
-    fraudBurstChance: 0.01,
-    unusualAmountShare: 0.01,
-    demandSpikeChance: 0.002,
-    malformedShare: 0.002,
-    topics: TOPICS,
-  });
+  return trafficModel(seed, Number(values.customers), Number(values.products));
 }
 
 /**
@@ -119,13 +97,9 @@ async function openPipeline(
     }),
     "bench.json",
   );
-  const defs: PluginDefinition[] = [
-    customerActivity,
-    orderEnrichment,
-    fraudDetection,
-    recommendations,
-    dynamicPricing,
-  ].filter((d) => !values.plugins || values.plugins.split(",").includes(d.name));
+  const defs = FIVE_PLUGINS.filter((d) =>
+    !values.plugins || values.plugins.split(",").includes(d.name)
+  );
   if (only) defs.splice(0, defs.length, only);
   const plugins: ConfiguredPlugin[] = defs.map((d) => ({
     definition: d,
