@@ -3,6 +3,7 @@ import { createAdminApp } from "../pipeline/admin/routes.ts";
 import { Pipeline } from "../pipeline/app.ts";
 import { parseConfig } from "../pipeline/config.ts";
 import fraud from "../plugins/fraud_detection/mod.ts";
+import { payment } from "./fixtures/payments.ts";
 
 async function openPipeline(extra: Record<string, unknown> = {}) {
   const config = parseConfig(
@@ -45,18 +46,7 @@ async function openPipeline(extra: Record<string, unknown> = {}) {
 }
 
 const T0 = Date.parse("2026-11-26T10:00:00Z");
-const pay = (i: number) => ({
-  key: "C1",
-  value: {
-    paymentId: `p${i}`,
-    customerId: "C1",
-    amount: 10,
-    currency: "USD",
-    method: "CARD",
-    status: "SUCCESS",
-    timestamp: T0 + i * 1000,
-  },
-});
+const pay = (i: number) => ({ key: "C1", value: payment(`p${i}`, "C1", 10, T0 + i * 1000) });
 
 Deno.test("health, status, start and stop follow the runner", async () => {
   const { pipeline, call } = await openPipeline();

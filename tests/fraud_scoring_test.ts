@@ -5,19 +5,10 @@ import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import type { OperatorMode } from "../pipeline/mod.ts";
 import { TestDriver } from "../pipeline/testing/mod.ts";
 import fraud from "../plugins/fraud_detection/mod.ts";
+import { type Payment, payment } from "./fixtures/payments.ts";
 
 const T0 = Date.parse("2026-11-26T10:00:00Z");
 const MIN = 60_000;
-
-interface Payment {
-  paymentId: string;
-  customerId: string;
-  amount: number;
-  currency: string;
-  method: string;
-  status: string;
-  timestamp: number;
-}
 
 /**
  * A seeded stream over 150 customers: payments minutes apart, bursts of 10 (at the threshold,
@@ -30,15 +21,15 @@ function randomPayments(n: number, seed: number): Payment[] {
   const clocks = new Map<string, number>();
   const out: Payment[] = [];
   const pay = (customerId: string, timestamp: number) =>
-    out.push({
-      paymentId: `pay-${out.length}`,
-      customerId,
-      amount: next() < 0.03 ? 2_000 + Math.floor(next() * 5_000) : 10 + Math.floor(next() * 90),
-      currency: "USD",
-      method: "CARD",
-      status: next() < 0.15 ? "FAILED" : "SUCCESS",
-      timestamp,
-    });
+    out.push(
+      payment(
+        `pay-${out.length}`,
+        customerId,
+        next() < 0.03 ? 2_000 + Math.floor(next() * 5_000) : 10 + Math.floor(next() * 90),
+        timestamp,
+        next() < 0.15 ? "FAILED" : "SUCCESS",
+      ),
+    );
   while (out.length < n) {
     const customerId = `cust-${Math.floor(next() * 150)}`;
     const clock = (clocks.get(customerId) ?? T0) + Math.floor(next() * 20 * MIN);
@@ -106,15 +97,7 @@ Deno.test("a burst of exactly 10 payments raises nothing; the 11th raises one al
     plugins: [{ plugin: fraud }],
     topics: { "bss.payment.events": 3 },
   });
-  const p = (i: number): Payment => ({
-    paymentId: `p${i}`,
-    customerId: "c1",
-    amount: 20,
-    currency: "USD",
-    method: "CARD",
-    status: "SUCCESS",
-    timestamp: T0 + i * 20_000,
-  });
+  const p = (i: number) => payment(`p${i}`, "c1", 20, T0 + i * 20_000);
   const input = d.input<Payment>("bss.payment.events");
   await input.pipeMany(Array.from({ length: 10 }, (_, i) => ({ key: "c1", value: p(i) })));
   assertEquals(d.output("bss.fraud.alerts").readValues(), []);

@@ -6,6 +6,7 @@ import { TestDriver } from "../pipeline/testing/mod.ts";
 import { WasmFraudKernel } from "../pipeline/wasm/fraud_kernel.ts";
 import { StatsWindowStore } from "../pipeline/wasm/stats_window_store.ts";
 import fraud from "../plugins/fraud_detection/mod.ts";
+import { payment } from "./fixtures/payments.ts";
 import enrichment from "../plugins/order_enrichment/mod.ts";
 import pricing from "../plugins/dynamic_pricing/mod.ts";
 
@@ -139,17 +140,9 @@ Deno.test("a plugin stopped by an operator failure is ERROR in /api/v1/streams/s
   }
 });
 
-const payment = (i: number) => ({
+const cardPayment = (i: number) => ({
   key: "c1",
-  value: {
-    paymentId: `p${i}`,
-    customerId: "c1",
-    amount: 20,
-    currency: "USD",
-    method: "CARD",
-    status: "SUCCESS",
-    timestamp: T0 + i * 10_000,
-  },
+  value: payment(`p${i}`, "c1", 20, T0 + i * 10_000),
 });
 
 Deno.test("a trap in the fraud-scoring operator stops fraud detection only; after a restart each payment counts once", async () => {
@@ -162,12 +155,12 @@ Deno.test("a trap in the fraud-scoring operator stops fraud detection only; afte
   const score = WasmFraudKernel.prototype.score;
   try {
     const d = await TestDriver.create(options);
-    await d.input("bss.payment.events").pipeMany([0, 1, 2, 3, 4].map(payment));
+    await d.input("bss.payment.events").pipeMany([0, 1, 2, 3, 4].map(cardPayment));
     WasmFraudKernel.prototype.score = () => {
       throw new WebAssembly.RuntimeError("unreachable");
     };
     try {
-      await d.input("bss.payment.events").pipeMany([5, 6, 7, 8, 9, 10].map(payment));
+      await d.input("bss.payment.events").pipeMany([5, 6, 7, 8, 9, 10].map(cardPayment));
       await d.input("bss.order.events").pipeMany([order(1)]);
     } finally {
       WasmFraudKernel.prototype.score = score;

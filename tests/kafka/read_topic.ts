@@ -1,16 +1,9 @@
 /** Reads Kafka topics as any other client would: a kafkajs consumer of its own group. */
 import { Kafka, logLevel } from "kafkajs";
+import type { LogRecord } from "../../pipeline/record.ts";
 
-/** A record as a test compares it. */
-export interface ReadRecord {
-  readonly topic: string;
-  readonly partition: number;
-  readonly offset: number;
-  readonly key: string | null;
-  readonly value: string | null;
-  readonly timestamp: number;
-  readonly headers: Record<string, string>;
-}
+/** A record as a test compares it: as the pipeline reads one, without what only it keeps. */
+export type ReadRecord = Omit<LogRecord, "seq" | "appendedAt" | "parsed">;
 
 /**
  * Every record of `topics` up to their current end, read committed (default) or not. Ends when
