@@ -46,20 +46,18 @@ async function loadStore(
   applicationId: string,
 ): Promise<AnyStore> {
   const prefix = storePrefix(applicationId, spec.name, partition);
-  if (spec.kind === "stats") {
-    const store = await StatsWindowStore.load(kv, prefix, spec.name, spec.window, spec.operators);
-    await log.restore(spec.name, partition, store);
-    return store.open();
-  }
-  if (spec.kind === "fraud") {
-    const store = await FraudScoringStore.load(
-      kv,
-      prefix,
-      spec.name,
-      spec.plugin,
-      spec.rules,
-      spec.operators,
-    );
+  // The operators' stores load their binary pages themselves, then take what the log adds.
+  if (spec.kind === "stats" || spec.kind === "fraud") {
+    const store = spec.kind === "stats"
+      ? await StatsWindowStore.load(kv, prefix, spec.name, spec.window, spec.operators)
+      : await FraudScoringStore.load(
+        kv,
+        prefix,
+        spec.name,
+        spec.plugin,
+        spec.rules,
+        spec.operators,
+      );
     await log.restore(spec.name, partition, store);
     return store.open();
   }

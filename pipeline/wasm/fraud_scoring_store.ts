@@ -181,8 +181,8 @@ export class FraudScoringStore implements PersistedState {
       }
     }
     for (const key of this.#changed) {
-      this.#encode(delta, key);
-      if (changelog) changes.push([this.#keys[key], JSON.stringify(this.#history(key))]);
+      const d = this.#encode(delta, key)!;
+      if (changelog) changes.push([this.#keys[key], JSON.stringify(this.#historyOf(d))]);
     }
     this.#restored = [];
     this.#changed = new Set();
@@ -241,17 +241,24 @@ export class FraudScoringStore implements PersistedState {
     return h;
   }
 
-  /** Writes a customer's stored entry straight from the kernel's dump; false when unknown. */
-  #encode(w: ByteWriter, key: number): boolean {
+  /**
+   * Writes a customer's stored entry straight from the kernel's dump, and returns the dump (a
+   * view valid until the next kernel call); null when unknown.
+   */
+  #encode(w: ByteWriter, key: number): Float64Array | null {
     const d = this.#kernel.dump(key);
     if (d) encodeEntry(w, this.#keys[key], d, (h) => this.#payments[h]!);
-    return d !== null;
+    return d;
   }
 
   /** A customer's history from the kernel's dump. */
   #history(key: number): PaymentHistory | undefined {
     const d = this.#kernel.dump(key);
-    if (!d) return undefined;
+    return d ? this.#historyOf(d) : undefined;
+  }
+
+  /** A customer's history from a dump of it. */
+  #historyOf(d: Float64Array): PaymentHistory {
     const [nRecent, nScored, nAlerts] = [d[3], d[4], d[5]];
     const pairs = <T>(from: number, n: number, value: (v: number) => T): [number, T][] =>
       Array.from({ length: n }, (_, i) => [d[from + 2 * i], value(d[from + 2 * i + 1])]);

@@ -62,38 +62,36 @@ const NON_ASCII = /[^\x00-\x7f]/;
  */
 export function encodeMessages<M extends Message>(messages: M[]): M[] {
   const ascii: string[] = [];
-  let bytes = 0;
-  const strings = (m: Message, visit: (s: string) => void) => {
-    if (typeof m.key === "string") visit(m.key);
-    if (typeof m.value === "string") visit(m.value);
-    if (m.headers) {
-      for (const v of Object.values(m.headers)) if (typeof v === "string") visit(v);
-    }
-  };
+  /** Per string, in visiting order: whether it went into the shared buffer. */
+  const shared: boolean[] = [];
   for (const m of messages) {
-    strings(m, (s) => {
-      if (NON_ASCII.test(s)) return;
-      ascii.push(s);
-      bytes += s.length;
+    eachString(m, (s) => {
+      const isAscii = !NON_ASCII.test(s);
+      shared.push(isAscii);
+      if (isAscii) ascii.push(s);
     });
   }
   const all = encoder.encode(ascii.join(""));
   let at = 0;
-  const bytesOf = (s: string): Buffer => {
-    if (NON_ASCII.test(s)) return Buffer.from(encoder.encode(s));
-    const b = Buffer.from(all.buffer, all.byteOffset + at, s.length);
-    at += s.length;
-    return b;
-  };
+  let i = 0;
   for (const m of messages) {
-    if (typeof m.key === "string") m.key = bytesOf(m.key);
-    if (typeof m.value === "string") m.value = bytesOf(m.value);
-    if (m.headers) {
-      for (const [k, v] of Object.entries(m.headers)) {
-        if (typeof v === "string") m.headers[k] = bytesOf(v);
-      }
-    }
+    eachString(m, (s) => {
+      if (!shared[i++]) return Buffer.from(encoder.encode(s));
+      const b = Buffer.from(all.buffer, all.byteOffset + at, s.length);
+      at += s.length;
+      return b;
+    });
   }
-  if (at !== bytes) throw new Error(`encodeMessages: ${at} of ${bytes} bytes used`);
+  if (at !== all.length) throw new Error(`encodeMessages: ${at} of ${all.length} bytes used`);
   return messages;
+}
+
+/** Visits a message's string key, value and header values, replacing each with what `f` gives. */
+function eachString(m: Message, f: (s: string) => Buffer | void): void {
+  if (typeof m.key === "string") m.key = f(m.key) ?? m.key;
+  if (typeof m.value === "string") m.value = f(m.value) ?? m.value;
+  if (!m.headers) return;
+  for (const [k, v] of Object.entries(m.headers)) {
+    if (typeof v === "string") m.headers[k] = f(v) ?? v;
+  }
 }
