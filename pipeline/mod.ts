@@ -47,6 +47,7 @@ export type {
   ValueProcessorContext,
 } from "./topology/process_values_node.ts";
 export type { WindowStatsOf } from "./topology/stats_window_node.ts";
+export type { PaymentFields, ScoredValue } from "./topology/fraud_scoring_node.ts";
 export type { WindowStats } from "./wasm/stats_window_store.ts";
 export type { OperatorMode } from "./wasm/window_kernel.ts";
 export type { KeyValueStore } from "./state/key_value_store.ts";

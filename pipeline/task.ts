@@ -50,10 +50,11 @@ export class ProcessingError extends Error {
   }
 }
 
-/** A deferred record with the input behind it. */
-interface HeldRecord extends DeferredRecord {
+/** A deferred record with the input behind it, and the plugin whose node holds it. */
+interface HeldRecord extends DeferredRecord<unknown> {
   readonly input: LogRecord;
   readonly origin: string;
+  readonly plugin: string;
 }
 
 /** A result the record cache holds: the record to forward, and the input behind it. */
@@ -114,7 +115,7 @@ export class StreamTask implements ProcessorContext {
   /** Results evicted from the cache, forwarded once the record in progress is done. */
   #evicted: [CachingNode, CachedResult][] = [];
   /** Records deferring nodes hold until the commit, per node. */
-  readonly #deferred = new Map<DeferringNode, HeldRecord[]>();
+  readonly #deferred = new Map<DeferringNode<unknown>, HeldRecord[]>();
   #deferredCount = 0;
 
   constructor(
@@ -215,29 +216,40 @@ export class StreamTask implements ProcessorContext {
     return this.cacheCapacity > 0;
   }
 
-  defer(node: DeferringNode, record: AnyRecord, value: number): void {
+  defer<T>(node: DeferringNode<T>, record: AnyRecord, value: T): void {
     if (this.cacheCapacity === 0) {
       // No cache: every update follows its record at once, as the other steps' do.
       node.flushDeferred([{ record, value, streamTime: this.streamTime }], this);
       return;
     }
-    let held = this.#deferred.get(node);
-    if (!held) this.#deferred.set(node, held = []);
+    const key = node as DeferringNode<unknown>;
+    let held = this.#deferred.get(key);
+    if (!held) this.#deferred.set(key, held = []);
     held.push({
       record,
       value,
       streamTime: this.streamTime,
       input: this.input,
       origin: this.#nextOrigin(),
+      plugin: node.plugin,
     });
     this.#deferredCount++;
   }
 
-  within(item: DeferredRecord, fn: () => void): void {
+  within(item: DeferredRecord<unknown>, fn: () => void): void {
     const held = item as Partial<HeldRecord>;
-    // A record flushed at once is the record in progress.
-    if (held.input === undefined) fn();
-    else this.#as(held.input, held.origin!, fn);
+    // A record flushed at once is the record in progress: a failure is its processing's.
+    if (held.input === undefined) {
+      fn();
+      return;
+    }
+    this.#as(held.input, held.origin!, () => {
+      try {
+        fn();
+      } catch (e) {
+        this.#failed(held.plugin!, e, "processing the record");
+      }
+    });
   }
 
   /** Results the record cache holds, and records deferring nodes hold. */
@@ -270,7 +282,7 @@ export class StreamTask implements ProcessorContext {
   }
 
   /** Lets a deferring node process its batch; a failure of its code is the batch's records'. */
-  #flushDeferred(node: DeferringNode, held: HeldRecord[]): void {
+  #flushDeferred(node: DeferringNode<unknown>, held: HeldRecord[]): void {
     try {
       node.flushDeferred(held, this);
     } catch (e) {

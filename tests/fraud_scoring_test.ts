@@ -2,7 +2,7 @@
 // and the same payment histories, across restarts that switch between them and reload the
 // binary state from Deno KV.
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import type { OperatorMode } from "../pipeline/mod.ts";
+import { definePlugin, events, type OperatorMode, z } from "../pipeline/mod.ts";
 import { TestDriver } from "../pipeline/testing/mod.ts";
 import fraud from "../plugins/fraud_detection/mod.ts";
 import { type Payment, payment } from "./fixtures/payments.ts";
@@ -44,8 +44,16 @@ function randomPayments(n: number, seed: number): Payment[] {
   return out.slice(0, n);
 }
 
-/** Pipes `payments` in chunks of 50, reopening the state every `restartEvery` chunks. */
-async function run(payments: Payment[], modes: OperatorMode[], restartEvery: number) {
+/**
+ * Pipes `payments` in chunks of 50, reopening the state every `restartEvery` chunks. With a
+ * record cache, each chunk's payments reach the operator in one call; without, one by one.
+ */
+async function run(
+  payments: Payment[],
+  modes: OperatorMode[],
+  restartEvery: number,
+  cacheMaxBytes = 0,
+) {
   const dir = await Deno.makeTempDir();
   const alerts: unknown[] = [];
   const highRisk: unknown[] = [];
@@ -61,6 +69,7 @@ async function run(payments: Payment[], modes: OperatorMode[], restartEvery: num
         topics: { "bss.payment.events": 1 },
         kvPath: `${dir}/state.kv`,
         operators: modes[opened++ % modes.length],
+        cacheMaxBytes,
       });
     }
     await d!.input<Payment>("bss.payment.events").pipeMany(
@@ -83,6 +92,7 @@ Deno.test("fraud alerts and payment histories are the same in WebAssembly and Ty
   const wasm = await run(payments, ["wasm"], Infinity);
   const ts = await run(payments, ["ts"], Infinity);
   const restarted = await run(payments, ["ts", "wasm"], 20);
+  const batched = await run(payments, ["wasm", "ts"], 20, 10 * 1024 * 1024);
   const types = (wasm.alerts as { type: string }[]).map((a) => a.type);
   const rapid = types.filter((t) => t === "RAPID_PAYMENTS").length;
   const unusual = types.filter((t) => t === "UNUSUAL_AMOUNT").length;
@@ -90,6 +100,61 @@ Deno.test("fraud alerts and payment histories are the same in WebAssembly and Ty
   assertEquals(wasm.histories.length, 150);
   assertEquals(ts, wasm);
   assertEquals(restarted, wasm);
+  assertEquals(batched, wasm);
+});
+
+/** Scores payments and fails on the one with the given id, after scoring. */
+const fragile = definePlugin({
+  name: "fragile_fraud",
+  options: z.strictObject({ failOn: z.string() }),
+  build(b, o) {
+    const rules = {
+      rapidWindowMs: 300_000,
+      rapidThreshold: 10,
+      unusualMultiplier: 5,
+      unusualMinHistory: 3,
+      scoreWindowMs: 3_600_000,
+    };
+    b.stream("bss.payment.events", { schema: events.PaymentEvent, keyField: "customerId" })
+      .scorePayments(b.fraudScoringStore("fragile-state", rules), (p) => ({
+        paymentId: p.paymentId,
+        amount: p.amount,
+        failed: false,
+      }))
+      .mapValues(({ payment, risk }) => {
+        if (payment.paymentId === o.failOn) throw new Error(`refusing ${payment.paymentId}`);
+        return { paymentId: payment.paymentId, earlier: risk.earlierPayments };
+      })
+      .to("scored");
+  },
+});
+
+Deno.test("a plugin failing on one payment of a scored batch dead-letters that payment; the batch's others go on", async () => {
+  for (const cacheMaxBytes of [0, 1024 * 1024]) {
+    const d = await TestDriver.create({
+      plugins: [{ plugin: fragile, options: { failOn: "p2" } }],
+      topics: { "bss.payment.events": 1 },
+      cacheMaxBytes,
+    });
+    await d.input<Payment>("bss.payment.events").pipeMany(
+      [0, 1, 2, 3, 4].map((i) => ({ key: "c1", value: payment(`p${i}`, "c1", 20, T0 + i) })),
+    );
+    assertEquals(d.output("scored").readValues(), [
+      { paymentId: "p0", earlier: 0 },
+      { paymentId: "p1", earlier: 1 },
+      { paymentId: "p3", earlier: 3 },
+      { paymentId: "p4", earlier: 4 },
+    ]);
+    const dlq = d.output<{ offset: number; reason: string }>("bss.dlq").readValues();
+    assertEquals(dlq.map((r) => [r.offset, r.reason]), [[
+      2,
+      "processing the record failed: Error: refusing p2",
+    ]]);
+    // The operator scored the failed payment too: a plugin's later code throwing drops that
+    // record's outputs, not the state its earlier steps changed.
+    assertEquals(d.fraudStore("fragile-state").get("c1")!.count, 5);
+    d.close();
+  }
 });
 
 Deno.test("a burst of exactly 10 payments raises nothing; the 11th raises one alert naming all 11", async () => {

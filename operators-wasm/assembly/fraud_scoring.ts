@@ -1,6 +1,7 @@
 // Fraud scoring with each customer's payment history in linear memory. The host interns
 // customers (key ids) and payment ids (handles: the operator stores them, only the host knows
-// the strings), and calls `score` once per payment, in order: alerts follow every payment.
+// the strings), writes a batch of payments as columns and calls `score` once for the batch; the
+// payments are scored in column order, each with a row of results.
 //
 // Per customer (a slot keyed by key id): count and sum of all earlier payments, the burst flag,
 // and three lists on the heap, each sorted by time except alerts (processing order):
@@ -32,14 +33,14 @@ const L_CAP = 3;
 /** Every list entry: an f64 time and an i32 (handle, failed flag or alert type). */
 const ENTRY: usize = 16;
 
-/** Result slots (f64) of `score`. */
+/** Fields (f64) of a payment's result row. */
 export const OUT_RAISE_RAPID: i32 = 0;
 export const OUT_RAISE_UNUSUAL: i32 = 1;
 export const OUT_SCORE: i32 = 2; // 0-100, unrounded, counting the alerts this payment raises
 export const OUT_AVERAGE: i32 = 3; // of earlier payments when there were enough, else 0
 export const OUT_EARLIER: i32 = 4; // earlier payments of the customer
-export const OUT_SPAN: i32 = 5; // payments in the rapid span, handles in `span` when raised
-export const OUT_FREED: i32 = 6; // handles dropped from the recent list, in `freed`
+export const OUT_SPAN_AT: i32 = 5; // where its rapid span's handles start in `span`, when raised
+export const OUT_SPAN: i32 = 6; // payments in the rapid span
 export const OUT_LENGTH: i32 = 7;
 
 class Rules {
@@ -61,9 +62,20 @@ class Customers {
 const stores = new Stores<Customers>();
 let table: SlotTable = new SlotTable(FIELDS);
 
-const out = new Column(8);
+// Input columns of a batch.
+const inKeys = new Column(4);
+const inTimes = new Column(8);
+const inAmounts = new Column(8);
+const inFailed = new Column(4);
+const inHandles = new Column(4);
+/** A result row per payment. */
+const out = new Column(8 * OUT_LENGTH);
+/** The raised rapid spans' handles, back to back. */
 const span = new Column(4);
+let spanCount: i32 = 0;
+/** Handles the batch dropped from recent lists: the host may forget them. */
 const freed = new Column(4);
+let freedCount: i32 = 0;
 /** A customer's state as rows of f64, for dumps and loads (see `dumpCustomer`). */
 const rows = new Column(8);
 
@@ -78,7 +90,6 @@ export function create(
   const customers = new Customers(
     new Rules(rapidWindowMs, rapidThreshold, unusualMultiplier, unusualMinHistory, scoreWindowMs),
   );
-  out.reserve(OUT_LENGTH);
   return stores.add(customers);
 }
 
@@ -96,9 +107,25 @@ export function release(id: i32): void {
   stores.release(id);
 }
 
+/** Makes room for a batch of `n` payments; call before filling the columns. */
+export function prepare(n: i32): void {
+  inKeys.reserve(n);
+  inTimes.reserve(n);
+  inAmounts.reserve(n);
+  inFailed.reserve(n);
+  inHandles.reserve(n);
+  out.reserve(n);
+}
+
+export function keysPtr(): usize { return inKeys.ptr; }
+export function timesPtr(): usize { return inTimes.ptr; }
+export function amountsPtr(): usize { return inAmounts.ptr; }
+export function failedPtr(): usize { return inFailed.ptr; }
+export function handlesPtr(): usize { return inHandles.ptr; }
 export function outPtr(): usize { return out.ptr; }
 export function spanPtr(): usize { return span.ptr; }
 export function freedPtr(): usize { return freed.ptr; }
+export function freedHandles(): i32 { return freedCount; }
 export function rowsPtr(): usize { return rows.ptr; }
 export function customers(id: i32): i32 { return stores.get(id).table.live; }
 
@@ -168,8 +195,8 @@ function dropUpTo(slot: i32, list: i32, upTo: f64, freeing: bool): i32 {
     const p = entry(slot, list, k);
     if (timeOf(p) > upTo) break;
     if (freeing) {
-      freed.fit(k);
-      freed.setI32(k, valueOf(p));
+      freed.fit(freedCount);
+      freed.setI32(freedCount++, valueOf(p));
     }
     droppedSum += valueOf(p);
     k++;
@@ -206,26 +233,38 @@ function slotOf(key: i32): i32 {
   return s;
 }
 
-@inline function setOut(i: i32, v: f64): void {
-  out.setF64(i, 0, v);
-}
-
 /**
- * Applies payment `handle` of customer `key` at event time `time`. Rules: more than
+ * Scores the batch's `n` payments of store `id` in column order: payment `handles[i]` of
+ * customer `keys[i]` at event time `times[i]`, writing result row i. Rules: more than
  * `rapidThreshold` payments within `rapidWindowMs` ending at this one raises RAPID_PAYMENTS
  * once per burst; an amount over `unusualMultiplier` × the average of at least
  * `unusualMinHistory` earlier payments raises UNUSUAL_AMOUNT. Score (0-100): 50 if a
  * rapid-payments alert and 30 if an unusual-amount alert lies in the score window, plus 20 ×
- * the share of failed payments in it. Results are in `out` (OUT_*).
+ * the share of failed payments in it.
  */
-export function score(id: i32, key: i32, time: f64, amount: f64, failed: i32, handle: i32): void {
+export function score(id: i32, n: i32): void {
   const c = stores.get(id);
   table = c.table;
-  const r = c.rules;
+  spanCount = 0;
+  freedCount = 0;
+  for (let i = 0; i < n; i++) {
+    scoreOne(
+      c.rules,
+      i,
+      inKeys.i32At(i),
+      inTimes.f64At(i, 0),
+      inAmounts.f64At(i, 0),
+      inFailed.i32At(i),
+      inHandles.i32At(i),
+    );
+  }
+}
+
+function scoreOne(r: Rules, row: i32, key: i32, time: f64, amount: f64, failed: i32, handle: i32): void {
   const s = slotOf(key);
 
   // Recent payments: those within twice the rapid window are kept (for late arrivals).
-  const freedCount = dropUpTo(s, RECENT, time - r.rapidWindowMs * 2, true);
+  dropUpTo(s, RECENT, time - r.rapidWindowMs * 2, true);
   const at = insertByTime(s, RECENT, time, handle);
   // The span is the payments with time - rapidWindowMs <= t <= time: those just before it.
   let from = at;
@@ -270,10 +309,11 @@ export function score(id: i32, key: i32, time: f64, amount: f64, failed: i32, ha
     average = sum / count;
     raiseUnusual = amount > r.unusualMultiplier * average;
   }
+  const spanAt = spanCount;
   if (raiseRapid) {
     hasRapid = true;
-    span.reserve(inSpan);
-    for (let i = 0; i < inSpan; i++) span.setI32(i, valueOf(entry(s, RECENT, from + i)));
+    span.fit(spanCount + inSpan - 1);
+    for (let i = 0; i < inSpan; i++) span.setI32(spanCount++, valueOf(entry(s, RECENT, from + i)));
     appendAlert(s, time, RAPID);
   }
   if (raiseUnusual) {
@@ -283,16 +323,17 @@ export function score(id: i32, key: i32, time: f64, amount: f64, failed: i32, ha
   table.setField(s, COUNT, count + 1);
   table.setField(s, SUM, sum + amount);
 
-  setOut(OUT_RAISE_RAPID, raiseRapid ? 1 : 0);
-  setOut(OUT_RAISE_UNUSUAL, raiseUnusual ? 1 : 0);
-  setOut(
+  out.setF64(row, OUT_RAISE_RAPID, raiseRapid ? 1 : 0);
+  out.setF64(row, OUT_RAISE_UNUSUAL, raiseUnusual ? 1 : 0);
+  out.setF64(
+    row,
     OUT_SCORE,
     min<f64>(100, (hasRapid ? 50 : 0) + (hasUnusual ? 30 : 0) + 20 * (<f64>failures / <f64>nScored)),
   );
-  setOut(OUT_AVERAGE, average);
-  setOut(OUT_EARLIER, count);
-  setOut(OUT_SPAN, <f64>inSpan);
-  setOut(OUT_FREED, <f64>freedCount);
+  out.setF64(row, OUT_AVERAGE, average);
+  out.setF64(row, OUT_EARLIER, count);
+  out.setF64(row, OUT_SPAN_AT, <f64>spanAt);
+  out.setF64(row, OUT_SPAN, raiseRapid ? <f64>inSpan : 0);
 }
 
 function appendAlert(slot: i32, time: f64, type: i32): void {

@@ -30,6 +30,7 @@ import {
 } from "./node.ts";
 import { SinkNode, SourceNode, TableSourceNode } from "./source_sink_nodes.ts";
 import { StatsWindowAggregateNode, type WindowStatsOf } from "./stats_window_node.ts";
+import { FraudScoringNode, type PaymentFields, type ScoredValue } from "./fraud_scoring_node.ts";
 import { ProcessValuesNode, type StoreRef, type ValueProcessor } from "./process_values_node.ts";
 
 /** A key and value pair returned by `map` and `flatMap`. */
@@ -92,8 +93,9 @@ export class StreamsBuilder {
   }
 
   /**
-   * Declares a store of customers' payment histories for `processValues` steps, scored by the
-   * fraud-scoring operator with `rules` (`store.score(customerId, payment)`).
+   * Declares a store of customers' payment histories, scored by the fraud-scoring operator with
+   * `rules`: by `KStream.scorePayments` (one operator call per batch), or in `processValues`
+   * steps (`store.score(customerId, payment)`, one call per payment).
    */
   fraudScoringStore(name: string, rules: FraudScoringRules): StoreRef<FraudScoringStore> {
     const r = {
@@ -320,6 +322,32 @@ export class KStream<K, V> {
     const input = this.rekeyed ? this.repartition(names[0] ?? "process-values") : this;
     const node = b.graph.add(
       new ProcessValuesNode(b.graph.uniqueName(b.plugin, "PROCESS-VALUES"), b.plugin, names, fn),
+      [input.node],
+    );
+    return new KStream(b, node, false);
+  }
+
+  /**
+   * Scores each record as a payment of the customer its key names with the fraud-scoring
+   * operator of `store`, and emits it with the verdict, `{ payment, risk }`, in input order. The
+   * operator runs once per batch: with the record cache on, the payments are held until the
+   * commit (their outputs are committed then either way). `fields` picks what it reads from the
+   * value; a value without a string paymentId and a finite amount is dead-lettered. After a
+   * re-key the records first pass a repartition topic.
+   */
+  scorePayments(
+    store: StoreRef<FraudScoringStore>,
+    fields: (value: V) => PaymentFields,
+  ): KStream<K, ScoredValue<V>> {
+    const b = this.builder;
+    const input = this.rekeyed ? this.repartition(store.name) : this;
+    const node = b.graph.add(
+      new FraudScoringNode(
+        b.graph.uniqueName(b.plugin, "FRAUD-SCORING"),
+        b.plugin,
+        store.name,
+        fields,
+      ),
       [input.node],
     );
     return new KStream(b, node, false);

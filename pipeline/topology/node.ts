@@ -26,28 +26,31 @@ export interface ProcessorContext {
   emitCached(node: CachingNode, cacheKey: string, record: AnyRecord): void;
   /**
    * Holds a record for a node that processes its records as one batch before the commit
-   * (`DeferringNode.flushDeferred`), with `value` the number it extracted from it. With the
-   * record cache off, the node gets it back at once, as a batch of one.
+   * (`DeferringNode.flushDeferred`), with `value` what it extracted from it. With the record
+   * cache off, the node gets it back at once, as a batch of one.
    */
-  defer(node: DeferringNode, record: AnyRecord, value: number): void;
-  /** Runs `fn` as of a deferred record: outputs, dead letters and late reports are its own. */
-  within(item: DeferredRecord, fn: () => void): void;
+  defer<T>(node: DeferringNode<T>, record: AnyRecord, value: T): void;
+  /**
+   * Runs `fn` as of a deferred record: outputs, dead letters and late reports are its own, and
+   * so is a failure of the plugin's code in `fn` (the record is dead-lettered, the others go on).
+   */
+  within(item: DeferredRecord<unknown>, fn: () => void): void;
   /** True when results are coalesced until the commit (the record cache is on). */
   readonly coalesces: boolean;
 }
 
 /** A record a deferring node got, held until the commit with what it needs then. */
-export interface DeferredRecord {
+export interface DeferredRecord<T = number> {
   readonly record: AnyRecord;
-  readonly value: number;
+  readonly value: T;
   /** The task's stream time when the record arrived. */
   readonly streamTime: number;
 }
 
 /** A node that processes the records of a batch in one go, before the commit. */
-export interface DeferringNode {
+export interface DeferringNode<T = number> {
   readonly plugin: string;
-  flushDeferred(items: readonly DeferredRecord[], ctx: ProcessorContext): void;
+  flushDeferred(items: readonly DeferredRecord<T>[], ctx: ProcessorContext): void;
 }
 
 /** A node whose results the record cache may hold back until the commit. */

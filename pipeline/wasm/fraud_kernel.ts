@@ -24,20 +24,41 @@ export interface FraudScoringRules {
   readonly scoreWindowMs: number;
 }
 
-/** What one payment did (one object per kernel, overwritten by the next call). */
-export interface PaymentScore {
-  raiseRapid: boolean;
-  raiseUnusual: boolean;
+/** A batch of payments as columns, filled by the caller before `score`. */
+export interface FraudColumns {
+  readonly keys: Int32Array;
+  readonly times: Float64Array;
+  readonly amounts: Float64Array;
+  /** 1 for a FAILED payment, else 0. */
+  readonly failed: Int32Array;
+  /** The payments' handles: the kernel stores them, only the caller knows the ids. */
+  readonly handles: Int32Array;
+}
+
+/** Fields of a payment's result row (f64 each), SCORE_ROW of them. */
+export const SCORE = {
+  raiseRapid: 0,
+  raiseUnusual: 1,
   /** 0-100, unrounded, counting the alerts this payment raises. */
-  score: number;
+  score: 2,
   /** Average of the earlier payments when there were enough of them, else 0. */
-  average: number;
+  average: 3,
   /** The customer's earlier payments. */
-  earlier: number;
-  /** Handles of the payments in the rapid span, by time, when `raiseRapid`. */
-  span: Int32Array;
-  /** Handles the customer's recent list dropped: the caller may forget them. */
-  freed: Int32Array;
+  earlier: 4,
+  /** Where the payment's rapid span starts in `spans`, and how many handles it has (0: none). */
+  spanAt: 5,
+  span: 6,
+} as const;
+export const SCORE_ROW = 7;
+
+/** What a batch did (views valid until the next call). */
+export interface FraudResults {
+  /** A row of SCORE_ROW per payment, in column order. */
+  readonly rows: Float64Array;
+  /** The handles of every raised rapid span, by time within a span, back to back. */
+  readonly spans: Int32Array;
+  /** Handles the customers' recent lists dropped: the caller may forget them. */
+  readonly freed: Int32Array;
 }
 
 /**
@@ -49,8 +70,10 @@ export const DUMP_HEADER = 6;
 
 /** A store partition of customers' payment histories. */
 export interface FraudKernel {
-  /** Applies payment `handle` of customer `key` at event time `time`. */
-  score(key: number, time: number, amount: number, failed: boolean, handle: number): PaymentScore;
+  /** Columns for a batch of `n` payments (views valid until the next call). */
+  prepare(n: number): FraudColumns;
+  /** Scores the `n` payments of the columns in order, adding each to its customer's history. */
+  score(n: number): FraudResults;
   /** The customer's state (view valid until the next call), or null when unknown. */
   dump(key: number): Float64Array | null;
   /** Sets a customer's state from a dump. */
@@ -66,36 +89,24 @@ export function fraudKernel(mode: OperatorMode, rules: FraudScoringRules): Fraud
 
 /** Exported constants: Deno's Wasm imports hand out their values (others give a Global). */
 const constant = (g: unknown) => (g instanceof WebAssembly.Global ? g.value : g) as number;
-const OUT = {
-  raiseRapid: constant(wasm.OUT_RAISE_RAPID),
-  raiseUnusual: constant(wasm.OUT_RAISE_UNUSUAL),
-  score: constant(wasm.OUT_SCORE),
-  average: constant(wasm.OUT_AVERAGE),
-  earlier: constant(wasm.OUT_EARLIER),
-  span: constant(wasm.OUT_SPAN),
-  freed: constant(wasm.OUT_FREED),
-};
-
-const views = new MemoryViews(wasm.memory);
-const NONE = new Int32Array(0);
-
-/** The result object a kernel fills on each call. */
-function emptyScore(): PaymentScore {
-  return {
-    raiseRapid: false,
-    raiseUnusual: false,
-    score: 0,
-    average: 0,
-    earlier: 0,
-    span: NONE,
-    freed: NONE,
-  };
+const wasmRow = [
+  [SCORE.raiseRapid, wasm.OUT_RAISE_RAPID],
+  [SCORE.raiseUnusual, wasm.OUT_RAISE_UNUSUAL],
+  [SCORE.score, wasm.OUT_SCORE],
+  [SCORE.average, wasm.OUT_AVERAGE],
+  [SCORE.earlier, wasm.OUT_EARLIER],
+  [SCORE.spanAt, wasm.OUT_SPAN_AT],
+  [SCORE.span, wasm.OUT_SPAN],
+  [SCORE_ROW, wasm.OUT_LENGTH],
+];
+if (wasmRow.some(([field, g]) => constant(g) !== field)) {
+  throw new Error("fraud_scoring.wasm lays out its result rows differently: rebuild it");
 }
 
+const views = new MemoryViews(wasm.memory);
 /** The WebAssembly operator: one store of the shared module. */
 export class WasmFraudKernel implements FraudKernel {
   readonly #id: number;
-  readonly #result = emptyScore();
 
   constructor(r: FraudScoringRules) {
     this.#id = wasm.create(
@@ -107,22 +118,32 @@ export class WasmFraudKernel implements FraudKernel {
     );
   }
 
-  score(key: number, time: number, amount: number, failed: boolean, handle: number): PaymentScore {
-    wasm.score(this.#id, key, time, amount, failed ? 1 : 0, handle);
+  prepare(n: number): FraudColumns {
+    // May grow the memory: every view is taken after it.
+    wasm.prepare(n);
     const f64 = views.f64;
     const i32 = views.i32;
-    const out = wasm.outPtr() / 8;
-    const r = this.#result;
-    r.raiseRapid = f64[out + OUT.raiseRapid] === 1;
-    r.raiseUnusual = f64[out + OUT.raiseUnusual] === 1;
-    r.score = f64[out + OUT.score];
-    r.average = f64[out + OUT.average];
-    r.earlier = f64[out + OUT.earlier];
-    const span = r.raiseRapid ? f64[out + OUT.span] : 0;
-    const freed = f64[out + OUT.freed];
-    r.span = span === 0 ? NONE : i32.subarray(wasm.spanPtr() / 4, wasm.spanPtr() / 4 + span);
-    r.freed = freed === 0 ? NONE : i32.subarray(wasm.freedPtr() / 4, wasm.freedPtr() / 4 + freed);
-    return r;
+    return {
+      keys: i32.subarray(wasm.keysPtr() / 4, wasm.keysPtr() / 4 + n),
+      times: f64.subarray(wasm.timesPtr() / 8, wasm.timesPtr() / 8 + n),
+      amounts: f64.subarray(wasm.amountsPtr() / 8, wasm.amountsPtr() / 8 + n),
+      failed: i32.subarray(wasm.failedPtr() / 4, wasm.failedPtr() / 4 + n),
+      handles: i32.subarray(wasm.handlesPtr() / 4, wasm.handlesPtr() / 4 + n),
+    };
+  }
+
+  score(n: number): FraudResults {
+    wasm.score(this.#id, n);
+    const f64 = views.f64;
+    const i32 = views.i32;
+    const rows = f64.subarray(wasm.outPtr() / 8, wasm.outPtr() / 8 + n * SCORE_ROW);
+    let spans = 0;
+    for (let at = 0; at < rows.length; at += SCORE_ROW) spans += rows[at + SCORE.span];
+    return {
+      rows,
+      spans: i32.subarray(wasm.spanPtr() / 4, wasm.spanPtr() / 4 + spans),
+      freed: i32.subarray(wasm.freedPtr() / 4, wasm.freedPtr() / 4 + wasm.freedHandles()),
+    };
   }
 
   dump(key: number): Float64Array | null {
@@ -163,11 +184,43 @@ interface History {
 /** The TypeScript reference: the same rules over plain arrays, written to be read. */
 class TsFraudKernel implements FraudKernel {
   readonly #customers = new Map<number, History>();
-  readonly #result = emptyScore();
+  #columns: FraudColumns = columnsOf(0);
+  /** The last payment's rapid span (when raised) and the handles it freed. */
+  #span: number[] = [];
+  #freed: number[] = [];
 
   constructor(readonly rules: FraudScoringRules) {}
 
-  score(key: number, time: number, amount: number, failed: boolean, handle: number): PaymentScore {
+  prepare(n: number): FraudColumns {
+    if (this.#columns.keys.length < n) this.#columns = columnsOf(n);
+    return this.#columns;
+  }
+
+  score(n: number): FraudResults {
+    const c = this.#columns;
+    const rows = new Float64Array(n * SCORE_ROW);
+    const spans: number[] = [];
+    const freed: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const row = rows.subarray(i * SCORE_ROW, (i + 1) * SCORE_ROW);
+      this.#scoreOne(c.keys[i], c.times[i], c.amounts[i], c.failed[i] === 1, c.handles[i], row);
+      const span = this.#span;
+      row[SCORE.spanAt] = spans.length;
+      row[SCORE.span] = span.length;
+      spans.push(...span);
+      freed.push(...this.#freed);
+    }
+    return { rows, spans: Int32Array.from(spans), freed: Int32Array.from(freed) };
+  }
+
+  #scoreOne(
+    key: number,
+    time: number,
+    amount: number,
+    failed: boolean,
+    handle: number,
+    out: Float64Array,
+  ): void {
     const r = this.rules;
     let h = this.#customers.get(key);
     if (!h) {
@@ -222,20 +275,18 @@ class TsFraudKernel implements FraudKernel {
     }
     const rapid = h.alertCodes.includes(ALERT_CODES.RAPID_PAYMENTS);
     const unusual = h.alertCodes.includes(ALERT_CODES.UNUSUAL_AMOUNT);
-    const out = this.#result;
-    out.raiseRapid = raiseRapid;
-    out.raiseUnusual = raiseUnusual;
-    out.score = Math.min(
+    out[SCORE.raiseRapid] = raiseRapid ? 1 : 0;
+    out[SCORE.raiseUnusual] = raiseUnusual ? 1 : 0;
+    out[SCORE.score] = Math.min(
       100,
       (rapid ? 50 : 0) + (unusual ? 30 : 0) + 20 * (failures / h.scoredTimes.length),
     );
-    out.average = average;
-    out.earlier = h.count;
-    out.span = raiseRapid ? Int32Array.from(h.recentHandles.slice(from, at + 1)) : NONE;
-    out.freed = freed.length === 0 ? NONE : Int32Array.from(freed);
+    out[SCORE.average] = average;
+    out[SCORE.earlier] = h.count;
+    this.#span = raiseRapid ? h.recentHandles.slice(from, at + 1) : [];
+    this.#freed = freed;
     h.count++;
     h.sum += amount;
-    return out;
   }
 
   dump(key: number): Float64Array | null {
@@ -289,6 +340,16 @@ class TsFraudKernel implements FraudKernel {
   release(): void {
     this.#customers.clear();
   }
+}
+
+function columnsOf(n: number): FraudColumns {
+  return {
+    keys: new Int32Array(n),
+    times: new Float64Array(n),
+    amounts: new Float64Array(n),
+    failed: new Int32Array(n),
+    handles: new Int32Array(n),
+  };
 }
 
 /** How many of the sorted `times` are <= `upTo`. */

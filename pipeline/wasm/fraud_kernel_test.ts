@@ -1,7 +1,7 @@
 // The fraud-scoring operator: WebAssembly against the TypeScript reference, and the reference
 // against the rules written plainly, on seeded random payment streams.
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { type FraudKernel, fraudKernel, type PaymentScore } from "./fraud_kernel.ts";
+import { type FraudKernel, fraudKernel, SCORE, SCORE_ROW } from "./fraud_kernel.ts";
 
 /** Park–Miller: a seeded generator, so a failure can be replayed. */
 function random(seed: number): () => number {
@@ -52,44 +52,116 @@ function payments(seed: number, customers: number, n: number): Payment[] {
   return out;
 }
 
-const copy = (s: PaymentScore) => ({ ...s, span: [...s.span], freed: [...s.freed] });
+/** One payment's results, copied out of the kernel's rows. */
+interface Score {
+  raiseRapid: boolean;
+  raiseUnusual: boolean;
+  score: number;
+  average: number;
+  earlier: number;
+  span: number[];
+}
 
-function dumpAll(k: FraudKernel, customers: number): (number[] | null)[] {
+/** Scores `batch` in one call; returns each payment's results and the handles freed. */
+function scoreBatch(
+  k: FraudKernel,
+  batch: readonly Payment[],
+): { scores: Score[]; freed: number[] } {
+  const c = k.prepare(batch.length);
+  batch.forEach((p, i) => {
+    c.keys[i] = p.customer;
+    c.times[i] = p.time;
+    c.amounts[i] = p.amount;
+    c.failed[i] = p.failed ? 1 : 0;
+    c.handles[i] = p.handle;
+  });
+  const r = k.score(batch.length);
+  const scores = batch.map((_, i) => {
+    const row = r.rows.subarray(i * SCORE_ROW, (i + 1) * SCORE_ROW);
+    const at = row[SCORE.spanAt];
+    return {
+      raiseRapid: row[SCORE.raiseRapid] === 1,
+      raiseUnusual: row[SCORE.raiseUnusual] === 1,
+      score: row[SCORE.score],
+      average: row[SCORE.average],
+      earlier: row[SCORE.earlier],
+      span: [...r.spans.subarray(at, at + row[SCORE.span])],
+    };
+  });
+  return { scores, freed: [...r.freed] };
+}
+
+/** The stream cut into batches of 1 to `max` payments, with a cut at `at`. */
+function batches<T>(stream: readonly T[], seed: number, max: number, at: number): T[][] {
+  const next = random(seed);
+  const out: T[][] = [];
+  for (let i = 0; i < stream.length;) {
+    const end = Math.min(i + 1 + Math.floor(next() * max), i < at ? at : stream.length);
+    out.push(stream.slice(i, end));
+    i = end;
+  }
+  return out;
+}
+
+type Dump = (number[] | null)[];
+
+function dumpAll(k: FraudKernel, customers: number): Dump {
   return Array.from({ length: customers }, (_, c) => {
     const d = k.dump(c);
     return d ? [...d] : null;
   });
 }
 
-Deno.test("WebAssembly and TypeScript fraud scoring agree on every payment and on state, across a restart", () => {
+Deno.test("WebAssembly and TypeScript fraud scoring agree on every payment and on state, in batches of any size and across a restart", () => {
   const customers = 400;
   const stream = payments(11, customers, 40_000);
-  let wasm = fraudKernel("wasm", RULES);
-  let ts = fraudKernel("ts", RULES);
-  let rapid = 0;
-  let unusual = 0;
-  for (const [i, p] of stream.entries()) {
-    if (i === 20_000) {
-      // A restart in the middle, each side loading the other's dump.
-      const [fromWasm, fromTs] = [dumpAll(wasm, customers), dumpAll(ts, customers)];
-      assertEquals(fromWasm, fromTs);
-      wasm.release();
-      ts.release();
-      wasm = fraudKernel("wasm", RULES);
-      ts = fraudKernel("ts", RULES);
-      fromTs.forEach((d, c) => d && wasm.load(c, Float64Array.from(d)));
-      fromWasm.forEach((d, c) => d && ts.load(c, Float64Array.from(d)));
+  const restartAt = 20_000;
+  // Each side cuts the stream differently: results must not depend on the batches.
+  const run = (mode: "wasm" | "ts", max: number, restore: (own: (number[] | null)[]) => Dump) => {
+    let k = fraudKernel(mode, RULES);
+    const scores: Score[] = [];
+    const freed: number[] = [];
+    let dump: Dump = [];
+    for (const batch of batches(stream, max, max, restartAt)) {
+      if (scores.length === restartAt) {
+        dump = dumpAll(k, customers);
+        k.release();
+        k = fraudKernel(mode, RULES);
+        restore(dump).forEach((d, c) => d && k.load(c, Float64Array.from(d)));
+      }
+      const r = scoreBatch(k, batch);
+      scores.push(...r.scores);
+      freed.push(...r.freed);
     }
-    const want = copy(ts.score(p.customer, p.time, p.amount, p.failed, p.handle));
-    const got = copy(wasm.score(p.customer, p.time, p.amount, p.failed, p.handle));
-    assertEquals(got, want, `payment ${i}`);
-    if (want.raiseRapid) rapid++;
-    if (want.raiseUnusual) unusual++;
+    return { k, scores, freed, dump };
+  };
+  const ts = run("ts", 7, (own) => own);
+  // The WebAssembly side restarts from the reference's dump.
+  const wasm = run("wasm", 500, () => ts.dump);
+  assertEquals(wasm.dump, ts.dump);
+  for (let i = 0; i < stream.length; i++) {
+    assertEquals(wasm.scores[i], ts.scores[i], `payment ${i}`);
   }
-  assertEquals(dumpAll(wasm, customers), dumpAll(ts, customers));
-  assertEquals(wasm.customers, customers);
+  assertEquals(wasm.freed, ts.freed);
+  assertEquals(dumpAll(wasm.k, customers), dumpAll(ts.k, customers));
+  assertEquals(wasm.k.customers, customers);
   // The stream exercises both rules.
+  const rapid = ts.scores.filter((s) => s.raiseRapid).length;
+  const unusual = ts.scores.filter((s) => s.raiseUnusual).length;
   assertEquals(rapid > 50 && unusual > 50, true, `${rapid} rapid, ${unusual} unusual`);
+  wasm.k.release();
+  ts.k.release();
+});
+
+Deno.test("the TypeScript side loads the WebAssembly side's dump and goes on alike", () => {
+  const customers = 50;
+  const stream = payments(3, customers, 6_000);
+  const wasm = fraudKernel("wasm", RULES);
+  scoreBatch(wasm, stream.slice(0, 3_000));
+  const ts = fraudKernel("ts", RULES);
+  dumpAll(wasm, customers).forEach((d, c) => d && ts.load(c, Float64Array.from(d)));
+  assertEquals(scoreBatch(ts, stream.slice(3_000)), scoreBatch(wasm, stream.slice(3_000)));
+  assertEquals(dumpAll(ts, customers), dumpAll(wasm, customers));
   wasm.release();
   ts.release();
 });
@@ -122,7 +194,7 @@ Deno.test("the TypeScript reference keeps the rules: span, failed share, average
   for (const p of stream) {
     const history = seen.get(p.customer) ?? [];
     const m = model(history, p);
-    const s = copy(k.score(p.customer, p.time, p.amount, p.failed, p.handle));
+    const s = scoreBatch(k, [p]).scores[0];
     const burst = m.inSpan > RULES.rapidThreshold;
     const raiseRapid = burst && !inBurst.get(p.customer);
     inBurst.set(p.customer, burst);
@@ -151,10 +223,19 @@ Deno.test("a customer with 8 000 payments in the window outgrows the first memor
   const n = 8_000; // two lists of 16-byte entries: 256 KB
   for (const mode of ["wasm", "ts"] as const) {
     const k = fraudKernel(mode, RULES);
-    let last: PaymentScore | null = null;
-    for (let i = 0; i < n; i++) last = k.score(7, T0 + i, 10, i % 4 === 0, i);
-    assertEquals([last!.raiseRapid, last!.score], [false, 50 + 20 * 0.25]);
-    const s = k.score(7, T0 + n, 10, false, n);
+    const burst = Array.from({ length: n }, (_, i) => ({
+      customer: 7,
+      time: T0 + i,
+      amount: 10,
+      failed: i % 4 === 0,
+      handle: i,
+    }));
+    const { scores } = scoreBatch(k, burst);
+    const last = scores[n - 1];
+    assertEquals([last.raiseRapid, last.score], [false, 50 + 20 * 0.25]);
+    assertEquals(scores.filter((s) => s.raiseRapid).length, 1);
+    const [s] = scoreBatch(k, [{ customer: 7, time: T0 + n, amount: 10, failed: false, handle: n }])
+      .scores;
     assertEquals(s.raiseRapid, false);
     const d = k.dump(7)!;
     assertEquals([d[0], d[2], d[3], d[4], d[5]], [n + 1, 1, n + 1, n + 1, 1]);

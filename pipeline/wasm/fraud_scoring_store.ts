@@ -18,6 +18,8 @@ import {
   type FraudKernel,
   fraudKernel,
   type FraudScoringRules,
+  SCORE,
+  SCORE_ROW,
 } from "./fraud_kernel.ts";
 import type { OperatorMode } from "./window_kernel.ts";
 
@@ -131,28 +133,56 @@ export class FraudScoringStore implements PersistedState {
 
   /** Scores a payment of `customerId` and adds it to the customer's history. */
   score(customerId: string, p: ScoredPayment): PaymentRisk {
-    const key = this.#intern(customerId);
-    let s;
+    return this.scoreAll([customerId], [p])[0];
+  }
+
+  /**
+   * Scores payments in order (payment i of customer `customerIds[i]`), in one call of the
+   * operator, and adds each to its customer's history.
+   */
+  scoreAll(customerIds: readonly string[], payments: readonly ScoredPayment[]): PaymentRisk[] {
+    const n = payments.length;
+    let r;
     try {
-      s = this.#kernel.score(key, p.time, p.amount, p.failed, this.#handle(p.paymentId));
+      const c = this.#kernel.prepare(n);
+      for (let i = 0; i < n; i++) {
+        const p = payments[i];
+        const key = this.#intern(customerIds[i]);
+        c.keys[i] = key;
+        c.times[i] = p.time;
+        c.amounts[i] = p.amount;
+        c.failed[i] = p.failed ? 1 : 0;
+        c.handles[i] = this.#handle(p.paymentId);
+        this.#changed.add(key);
+      }
+      r = this.#kernel.score(n);
     } catch (e) {
       // A trap leaves the operator's memory in doubt: the tasks holding it stop.
       throw new OperatorFailure("fraud_scoring", this.plugin, this.name, e);
     }
-    const rapidPayments = s.raiseRapid ? Array.from(s.span, (h) => this.#payments[h]!) : [];
-    for (const h of s.freed) {
+    const risks: PaymentRisk[] = [];
+    for (let at = 0; at < n * SCORE_ROW; at += SCORE_ROW) {
+      const row = r.rows;
+      const span = row[at + SCORE.span];
+      const rapidPayments: string[] = [];
+      for (let i = row[at + SCORE.spanAt], end = i + span; i < end; i++) {
+        rapidPayments.push(this.#payments[r.spans[i]]!);
+      }
+      risks.push({
+        raiseRapid: row[at + SCORE.raiseRapid] === 1,
+        raiseUnusual: row[at + SCORE.raiseUnusual] === 1,
+        score: row[at + SCORE.score],
+        average: row[at + SCORE.average],
+        earlierPayments: row[at + SCORE.earlier],
+        rapidPayments,
+      });
+    }
+    // Only now: a span may name a payment the batch dropped afterwards.
+    for (const h of r.freed) {
       this.#payments[h] = undefined;
       this.#freeHandles.push(h);
     }
-    this.#changed.add(key);
-    return {
-      raiseRapid: s.raiseRapid,
-      raiseUnusual: s.raiseUnusual,
-      score: s.score,
-      average: s.average,
-      earlierPayments: s.earlier,
-      rapidPayments,
-    };
+    return risks;
   }
 
   /** A customer's history, or undefined. */

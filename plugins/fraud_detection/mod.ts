@@ -28,21 +28,21 @@ export default definePlugin({
   options: Options,
   build(b, o) {
     // Each customer's payment history lives in the fraud-scoring operator (WebAssembly linear
-    // memory by default). Alerts follow every payment: a per-event step, no record cache. It
-    // gives each payment's alerts, so that one payment writes the customer high-risk once.
+    // memory by default), called once per batch with the payments in order. Alerts follow every
+    // payment: no record cache holds them. Each payment's alerts travel together, so that one
+    // payment writes the customer high-risk once.
     const histories = b.fraudScoringStore("fraud-state", o);
     const raised = b.stream(o.paymentsTopic, {
       schema: events.PaymentEvent,
       keyField: "customerId",
     })
-      .processValues([histories], (payment, customerId, ctx) => {
-        const risk = ctx.store(histories).score(customerId, {
-          paymentId: payment.paymentId,
-          time: ctx.timestamp,
-          amount: payment.amount,
-          failed: payment.status === "FAILED",
-        });
-        const alerts = alertsFor(payment, risk, ctx.timestamp, o);
+      .scorePayments(histories, (p) => ({
+        paymentId: p.paymentId,
+        amount: p.amount,
+        failed: p.status === "FAILED",
+      }))
+      .flatMapValues(({ payment, risk }, _customerId, m) => {
+        const alerts = alertsFor(payment, risk, m.timestamp, o);
         return alerts.length > 0 ? [alerts] : [];
       });
     raised.flatMapValues((alerts) => alerts).to(o.alertsTopic);
