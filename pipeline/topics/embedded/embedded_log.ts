@@ -40,6 +40,13 @@ export interface EmbeddedLogOptions {
   readonly outputMemoryRecords?: number;
 }
 
+interface QueuedAppend {
+  readonly topic: string;
+  readonly records: readonly NewRecord[];
+  readonly resolve: (positions: RecordPosition[]) => void;
+  readonly reject: (error: unknown) => void;
+}
+
 interface TopicLog {
   spec: TopicSpec;
   /** Bounds of each partition's in-memory records and cache of loaded pages. */
@@ -60,6 +67,8 @@ export class EmbeddedLog {
   readonly #topics = new Map<string, TopicLog>();
   readonly #listeners = new Set<() => void>();
   #pendingMutations: Mutation[] = [];
+  /** Appends waiting for their turn to commit, all in one (null: none waiting). */
+  #queuedAppends: QueuedAppend[] | null = null;
   #seq = 0;
   readonly #memory: MemoryBounds;
   readonly #outputMemory: MemoryBounds;
@@ -212,12 +221,43 @@ export class EmbeddedLog {
     p.boundCache(t.memory, new Set(needed.map((page) => page.base)));
   }
 
-  /** Appends records durably: resolves once they are committed to KV. */
+  /**
+   * Appends records durably: resolves once they are committed to KV. Appends made while earlier
+   * commits are still queued are committed together, in one KV write: concurrent producers
+   * then cost one commit per turn, not one each.
+   */
   append(topic: string, records: readonly NewRecord[]): Promise<RecordPosition[]> {
-    return this.committer.serialize(async () => {
-      const staged = this.stage(new Map([[topic, records]]));
-      await this.committer.write(staged.mutations);
-      return staged.publish().get(topic) ?? [];
+    return new Promise((resolve, reject) => {
+      // A bad append fails alone, not the group it would join.
+      this.#checkPartitions(topic, records);
+      const append = { topic, records, resolve, reject };
+      if (this.#queuedAppends) {
+        this.#queuedAppends.push(append);
+        return;
+      }
+      const group = this.#queuedAppends = [append];
+      this.committer.serialize(async () => {
+        // Appends from now on wait for the next turn.
+        this.#queuedAppends = null;
+        const appends = new Map<string, NewRecord[]>();
+        for (const a of group) {
+          const list = appends.get(a.topic);
+          if (list) list.push(...a.records);
+          else appends.set(a.topic, [...a.records]);
+        }
+        const staged = this.stage(appends);
+        await this.committer.write(staged.mutations);
+        const positions = staged.publish();
+        // Each topic's positions follow its records: hand each append its own, in order.
+        const taken = new Map<string, number>();
+        for (const a of group) {
+          const from = taken.get(a.topic) ?? 0;
+          taken.set(a.topic, from + a.records.length);
+          a.resolve((positions.get(a.topic) ?? []).slice(from, from + a.records.length));
+        }
+      }).catch((e) => {
+        for (const a of group) a.reject(e);
+      });
     });
   }
 
@@ -291,11 +331,7 @@ export class EmbeddedLog {
       for (const r of records) {
         const partition = r.partition ?? topic.partitioner.partitionFor(r.key);
         if (!Number.isInteger(partition) || partition < 0 || partition >= topic.partitions.length) {
-          throw new RangeError(
-            `Cannot append to '${name}' as partition must be 0..${
-              topic.partitions.length - 1
-            }: current value is ${partition}`,
-          );
+          throw partitionError(name, topic.partitions.length, partition);
         }
         const offset = topic.partitions[partition].end + perPartition[partition].length;
         perPartition[partition].push({
@@ -349,6 +385,17 @@ export class EmbeddedLog {
       return result;
     };
     return { mutations, publish };
+  }
+
+  /** Throws when the topic is unknown or a record names a partition it does not have. */
+  #checkPartitions(name: string, records: readonly NewRecord[]): void {
+    const count = this.#topic(name).partitions.length;
+    for (const r of records) {
+      const p = r.partition;
+      if (p !== undefined && (!Number.isInteger(p) || p < 0 || p >= count)) {
+        throw partitionError(name, count, p);
+      }
+    }
   }
 
   /** Calls `listener` after every publish that added records. */
@@ -405,4 +452,12 @@ export class EmbeddedLog {
     if (!t) throw new UnknownTopicError(name);
     return t;
   }
+}
+
+function partitionError(topic: string, partitions: number, partition: number): RangeError {
+  return new RangeError(
+    `Cannot append to '${topic}' as partition must be 0..${
+      partitions - 1
+    }: current value is ${partition}`,
+  );
 }

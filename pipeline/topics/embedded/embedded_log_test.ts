@@ -255,3 +255,44 @@ Deno.test("large records are bounded in memory by bytes, paged by size, and read
     kv.close();
   });
 });
+
+Deno.test("appends made while a commit is queued are committed together, each with its own positions; a bad one fails alone", async () => {
+  await withKvFile(async (path) => {
+    const kv = await Deno.openKv(path);
+    const committer = new KvCommitter(kv);
+    const log = await EmbeddedLog.open(committer, () => 1000);
+    log.ensureTopic("a", { partitions: 1 });
+    log.ensureTopic("b", { partitions: 2 });
+    let writes = 0;
+    const write = committer.write.bind(committer);
+    committer.write = (mutations) => {
+      writes++;
+      return write(mutations);
+    };
+    const first = log.append("a", [{ key: null, value: "a0" }]);
+    const [a, b, bad, a2] = await Promise.allSettled([
+      log.append("a", [{ key: null, value: "a1" }, { key: null, value: "a2" }]),
+      log.append("b", [{ key: "k", value: "b0", partition: 1 }]),
+      log.append("b", [{ key: "k", value: "bx", partition: 2 }]),
+      log.append("a", [{ key: null, value: "a3" }]),
+    ]);
+    assertEquals(await first, [{ partition: 0, offset: 0 }]);
+    // The first had not had its turn yet: all four good ones went in one KV write.
+    assertEquals(writes, 1);
+    await log.append("a", [{ key: null, value: "a4" }]);
+    assertEquals(writes, 2);
+    assertEquals(a, {
+      status: "fulfilled",
+      value: [{ partition: 0, offset: 1 }, { partition: 0, offset: 2 }],
+    });
+    assertEquals(b, { status: "fulfilled", value: [{ partition: 1, offset: 0 }] });
+    assertEquals(a2, { status: "fulfilled", value: [{ partition: 0, offset: 3 }] });
+    assertEquals(
+      bad.status === "rejected" && (bad.reason as Error).message,
+      "Cannot append to 'b' as partition must be 0..1: current value is 2",
+    );
+    assertEquals(log.read("a", 0, 0, 10).map((r) => r.value), ["a0", "a1", "a2", "a3", "a4"]);
+    assertEquals(log.read("b", 1, 0, 10).map((r) => r.value), ["b0"]);
+    kv.close();
+  });
+});
