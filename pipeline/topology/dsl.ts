@@ -94,8 +94,8 @@ export class StreamsBuilder {
 
   /**
    * Declares a store of customers' payment histories, scored by the fraud-scoring operator with
-   * `rules`: by `KStream.scorePayments` (one operator call per batch), or in `processValues`
-   * steps (`store.score(customerId, payment)`, one call per payment).
+   * `rules` in `KStream.scorePayments` steps (one operator call per batch); `processValues`
+   * steps may read it (`store.get(customerId)`).
    */
   fraudScoringStore(name: string, rules: FraudScoringRules): StoreRef<FraudScoringStore> {
     const r = {

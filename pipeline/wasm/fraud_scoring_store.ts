@@ -131,11 +131,6 @@ export class FraudScoringStore implements PersistedState {
     this.#kernel.release();
   }
 
-  /** Scores a payment of `customerId` and adds it to the customer's history. */
-  score(customerId: string, p: ScoredPayment): PaymentRisk {
-    return this.scoreAll([customerId], [p])[0];
-  }
-
   /**
    * Scores payments in order (payment i of customer `customerIds[i]`), in one call of the
    * operator, and adds each to its customer's history.
