@@ -11,6 +11,7 @@ import { applyEntries, binarySnapshot } from "../state/binary_pages.ts";
 import { ChangelogPages } from "../state/changelog_pages.ts";
 import type { PersistedState } from "../state/persistent_map.ts";
 import { OperatorFailure } from "../task.ts";
+import { KeyIds } from "./key_ids.ts";
 import {
   ALERT_CODES,
   DUMP_HEADER,
@@ -69,8 +70,7 @@ const CHANGED_CUSTOMER_BYTES = 200;
 
 export class FraudScoringStore implements PersistedState {
   readonly #kernel: FraudKernel;
-  readonly #ids = new Map<string, number>();
-  readonly #keys: string[] = [];
+  readonly #customers = new KeyIds();
   /** Payment ids by handle; freed handles are reused. */
   readonly #payments: (string | undefined)[] = [];
   readonly #freeHandles: number[] = [];
@@ -117,7 +117,9 @@ export class FraudScoringStore implements PersistedState {
   open(): this {
     const loading = this.#loading!;
     this.#loading = null;
-    for (const [customer, h] of loading) this.#kernel.load(this.#intern(customer), this.#rows(h));
+    for (const [customer, h] of loading) {
+      this.#kernel.load(this.#customers.intern(customer), this.#rows(h));
+    }
     return this;
   }
 
@@ -142,7 +144,7 @@ export class FraudScoringStore implements PersistedState {
       const c = this.#kernel.prepare(n);
       for (let i = 0; i < n; i++) {
         const p = payments[i];
-        const key = this.#intern(customerIds[i]);
+        const key = this.#customers.intern(customerIds[i]);
         c.keys[i] = key;
         c.times[i] = p.time;
         c.amounts[i] = p.amount;
@@ -183,7 +185,7 @@ export class FraudScoringStore implements PersistedState {
   /** A customer's history, or undefined. */
   get(customerId: string): PaymentHistory | undefined {
     if (this.#loading) return this.#loading.get(customerId);
-    const key = this.#ids.get(customerId);
+    const key = this.#customers.idOf(customerId);
     return key === undefined ? undefined : this.#history(key);
   }
 
@@ -207,7 +209,7 @@ export class FraudScoringStore implements PersistedState {
     }
     for (const key of this.#changed) {
       const d = this.#encode(delta, key)!;
-      if (changelog) changes.push([this.#keys[key], JSON.stringify(this.#historyOf(d))]);
+      if (changelog) changes.push([this.#customers.keyOf(key), JSON.stringify(this.#historyOf(d))]);
     }
     this.#restored = [];
     this.#changed = new Set();
@@ -220,7 +222,7 @@ export class FraudScoringStore implements PersistedState {
 
   /** A snapshot of every customer, written at once from the kernel's dumps, page by page. */
   #snapshot(): Mutation[] {
-    const customers = this.#keys.length;
+    const customers = this.#customers.size;
     const encode = (page: ByteWriter, key: number) => this.#encode(page, key);
     return binarySnapshot(this.#pages, SNAPSHOT_PAGE_CUSTOMERS, function* (page) {
       for (let key = 0; key < customers; key++) if (encode(page, key)) yield;
@@ -244,20 +246,10 @@ export class FraudScoringStore implements PersistedState {
       yield* this.#loading;
       return;
     }
-    for (let key = 0; key < this.#keys.length; key++) {
+    for (let key = 0; key < this.#customers.size; key++) {
       const h = this.#history(key);
-      if (h) yield [this.#keys[key], h];
+      if (h) yield [this.#customers.keyOf(key), h];
     }
-  }
-
-  #intern(customer: string): number {
-    let id = this.#ids.get(customer);
-    if (id === undefined) {
-      id = this.#keys.length;
-      this.#ids.set(customer, id);
-      this.#keys.push(customer);
-    }
-    return id;
   }
 
   #handle(paymentId: string): number {
@@ -272,7 +264,7 @@ export class FraudScoringStore implements PersistedState {
    */
   #encode(w: ByteWriter, key: number): Float64Array | null {
     const d = this.#kernel.dump(key);
-    if (d) encodeEntry(w, this.#keys[key], d, (h) => this.#payments[h]!);
+    if (d) encodeEntry(w, this.#customers.keyOf(key), d, (h) => this.#payments[h]!);
     return d;
   }
 

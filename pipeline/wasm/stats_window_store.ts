@@ -10,6 +10,7 @@ import { applyEntries, binarySnapshot } from "../state/binary_pages.ts";
 import { ChangelogPages } from "../state/changelog_pages.ts";
 import type { PersistedState } from "../state/persistent_map.ts";
 import type { TimeWindowSpec } from "../windows.ts";
+import { KeyIds } from "./key_ids.ts";
 import {
   CHANGED_ROW,
   LOAD_ROW,
@@ -49,8 +50,7 @@ const SNAPSHOT_PAGE_WINDOWS = 2000;
 
 export class StatsWindowStore implements PersistedState {
   readonly #kernel: WindowKernel;
-  readonly #ids = new Map<string, number>();
-  readonly #keys: string[] = [];
+  readonly #keys = new KeyIds();
   /** Windows read from KV or a changelog topic, until `open` hands them to the kernel. */
   #loading: Map<string, StoredWindow> | null = new Map();
   /** This commit's changes as binary entries (changelog records are decoded from them). */
@@ -107,17 +107,11 @@ export class StatsWindowStore implements PersistedState {
 
   /** The id the kernel knows a key by. */
   intern(key: string): number {
-    let id = this.#ids.get(key);
-    if (id === undefined) {
-      id = this.#keys.length;
-      this.#ids.set(key, id);
-      this.#keys.push(key);
-    }
-    return id;
+    return this.#keys.intern(key);
   }
 
   keyOf(id: number): string {
-    return this.#keys[id];
+    return this.#keys.keyOf(id);
   }
 
   /** Columns for a batch of `n` records (fill them, then `aggregate`). */
@@ -130,7 +124,7 @@ export class StatsWindowStore implements PersistedState {
     const result = this.#kernel.aggregate(n, withUpdates);
     const c = result.changed;
     for (let at = 0; at < c.length; at += CHANGED_ROW) {
-      const key = this.#keys[c[at]];
+      const key = this.#keys.keyOf(c[at]);
       encodeEntry(this.#delta, key, c[at + 1], c[at + 9] === 1 ? c : null, at + 1);
     }
     return result;
@@ -164,7 +158,7 @@ export class StatsWindowStore implements PersistedState {
     return binarySnapshot(this.#pages, SNAPSHOT_PAGE_WINDOWS, function* (page) {
       for (const dump of kernel.dump()) {
         for (let at = 0; at < dump.length; at += CHANGED_ROW) {
-          encodeEntry(page, keys[dump[at]], dump[at + 1], dump, at + 1);
+          encodeEntry(page, keys.keyOf(dump[at]), dump[at + 1], dump, at + 1);
           yield;
         }
       }
@@ -212,7 +206,7 @@ export class StatsWindowStore implements PersistedState {
     for (const dump of this.#kernel.dump()) {
       for (let at = 0; at < dump.length; at += CHANGED_ROW) {
         out.push({
-          key: this.#keys[dump[at]],
+          key: this.#keys.keyOf(dump[at]),
           start: dump[at + 1],
           end: dump[at + 2],
           stats: {
