@@ -243,13 +243,7 @@ export class StreamTask implements ProcessorContext {
       fn();
       return;
     }
-    this.#as(held.input, held.origin!, () => {
-      try {
-        fn();
-      } catch (e) {
-        this.#failed(held.plugin!, e, "processing the record");
-      }
-    });
+    this.#isolated(held.input, held.origin!, held.plugin!, "processing the record", fn);
   }
 
   /** Results the record cache holds, and records deferring nodes hold. */
@@ -296,12 +290,29 @@ export class StreamTask implements ProcessorContext {
 
   /** Forwards one cached result under its own record, like the processing of that record. */
   #forwardCached(node: CachingNode, result: CachedResult): void {
-    this.#as(result.input, result.origin, () => {
+    this.#isolated(
+      result.input,
+      result.origin,
+      node.plugin,
+      "emitting a cached result",
+      () => node.flushCached(result.record, this),
+    );
+  }
+
+  /** `#as`, with a failure of the plugin's code in `fn` dead-lettering that record only. */
+  #isolated(
+    input: LogRecord,
+    origin: string,
+    plugin: string,
+    stage: string,
+    fn: () => void,
+  ): void {
+    this.#as(input, origin, () => {
       try {
-        node.flushCached(result.record, this);
+        fn();
         this.#flush();
       } catch (e) {
-        this.#failed(node.plugin, e, "emitting a cached result");
+        this.#failed(plugin, e, stage);
       }
     });
   }
