@@ -1,4 +1,3 @@
-import { OperatorFailure } from "../task.ts";
 import type { FraudScoringStore, PaymentRisk } from "../wasm/fraud_scoring_store.ts";
 import {
   type AnyRecord,
@@ -60,13 +59,8 @@ export class FraudScoringNode extends ProcessorNode implements DeferringNode<Pay
       amount: i.value.amount,
       failed: i.value.failed === true,
     }));
-    let risks: PaymentRisk[];
-    try {
-      risks = store.scoreAll(customers, payments);
-    } catch (e) {
-      if (e instanceof OperatorFailure) throw e;
-      throw new OperatorFailure("fraud_scoring", this.plugin, this.storeName, e);
-    }
+    // A trap in the operator comes out of the store as an OperatorFailure.
+    const risks = store.scoreAll(customers, payments);
     for (let i = 0; i < items.length; i++) {
       const record = items[i].record;
       const value: ScoredValue<unknown> = { payment: record.value, risk: risks[i] };
