@@ -319,12 +319,10 @@ export class KStream<K, V> {
   ): KStream<K, VR> {
     const b = this.builder;
     const names = stores.map((s) => s.name);
-    const input = this.rekeyed ? this.repartition(names[0] ?? "process-values") : this;
-    const node = b.graph.add(
+    return this.#keyedStep(
+      names[0] ?? "process-values",
       new ProcessValuesNode(b.graph.uniqueName(b.plugin, "PROCESS-VALUES"), b.plugin, names, fn),
-      [input.node],
     );
-    return new KStream(b, node, false);
   }
 
   /**
@@ -340,17 +338,24 @@ export class KStream<K, V> {
     fields: (value: V) => PaymentFields,
   ): KStream<K, ScoredValue<V>> {
     const b = this.builder;
-    const input = this.rekeyed ? this.repartition(store.name) : this;
-    const node = b.graph.add(
+    return this.#keyedStep(
+      store.name,
       new FraudScoringNode(
         b.graph.uniqueName(b.plugin, "FRAUD-SCORING"),
         b.plugin,
         store.name,
         fields,
       ),
-      [input.node],
     );
-    return new KStream(b, node, false);
+  }
+
+  /**
+   * Adds a step keeping state per key: after a re-key the records first pass a repartition
+   * topic (named after `store`), so that each key's state is in one task.
+   */
+  #keyedStep<V2>(store: string, node: ProcessorNode): KStream<K, V2> {
+    const input = this.rekeyed ? this.repartition(store) : this;
+    return new KStream(this.builder, this.builder.graph.add(node, [input.node]), false);
   }
 
   /** Joins with a table (inner) or, given join window options, with another stream (inner, windowed). */
