@@ -34,6 +34,7 @@ export {
   type SessionStoreOptions,
   SessionWindowedStream,
   type SourceOptions,
+  type StatsOptions,
   type StoreOptions,
   type StreamJoinOptions,
   StreamsBuilder,

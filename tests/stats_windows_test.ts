@@ -19,11 +19,19 @@ function salesStats(emit: "update" | "close" = "update") {
       .toStream().to("stats-out");
 }
 
-/** count, sum, min, max, last and the amount of the record behind them. */
-function rows(d: TestDriver) {
+/** count, sum, min, max, last and the amount of the record behind them (and counts, if asked). */
+function rows(d: TestDriver, withCounts = false) {
   return d.output<WindowStatsOf<Sale>>("stats-out").readKeyValues().map(([k, v]) => [
     k,
-    v === null ? null : [v.count, v.sum, v.min, v.max, v.last, v.event?.amount ?? null],
+    v === null ? null : [
+      v.count,
+      v.sum,
+      v.min,
+      v.max,
+      v.last,
+      v.event?.amount ?? null,
+      ...(withCounts ? [v.counts] : []),
+    ],
   ]);
 }
 
@@ -80,6 +88,7 @@ for (const operators of MODES) {
       min: 1,
       max: 8,
       last: 4,
+      counts: {},
       event: sale("b", 4, 4 * MIN),
     });
     // The origin is the input record behind the result (offset 5 of sales), as held for the commit.
@@ -97,9 +106,65 @@ for (const operators of MODES) {
     await sales.pipe("a", sale("a", 6, 6 * MIN));
     const out = d.output<WindowStatsOf<Sale>>("stats-out").readRecords();
     assertEquals(out.map((r) => [r.key, r.value, r.timestamp]), [
-      ["a@0-300000", { count: 2, sum: 7, min: 3, max: 4, last: 4, event: null }, 5 * MIN - 1],
+      [
+        "a@0-300000",
+        { count: 2, sum: 7, min: 3, max: 4, last: 4, counts: {}, event: null },
+        5 * MIN - 1,
+      ],
     ]);
     d.close();
+  });
+}
+
+for (const operators of MODES) {
+  Deno.test(`[${operators}] stats with a category count each window's records per category, new categories included, and keep the counts across a restart`, async () => {
+    const dir = await Deno.makeTempDir();
+    const kvPath = `${dir}/state.kv`;
+    // Sales by payment method: the category is whatever the record says, none known in advance.
+    const byMethod = (b: import("../pipeline/mod.ts").StreamsBuilder) =>
+      b.stream<Sale & { method: string }>("sales").groupByKey()
+        .windowedBy(TimeWindows.ofSizeAndGrace(5 * MIN, 1 * MIN))
+        .stats((s) => s.amount, { store: "sales-by-method", category: (s) => s.method })
+        .toStream().to("stats-out");
+    const paid = (amount: number, at: number, method: string) => ({
+      key: "a",
+      value: { ...sale("a", amount, at), method },
+    });
+    let d = await TestDriver.create({ kvPath, operators, build: byMethod });
+    await d.input("sales").pipeMany([paid(10, 1 * MIN, "CARD"), paid(5, 2 * MIN, "CASH")]);
+    await d.input("sales").pipe("a", paid(7, 3 * MIN, "CARD").value);
+    assertEquals(rows(d, true).slice(-1), [
+      ["a@0-300000", [3, 22, 5, 10, 7, 7, { CARD: 2, CASH: 1 }]],
+    ]);
+    d.close();
+    // After a restart, four new categories: the operator makes room for them as they come.
+    d = await TestDriver.create({
+      kvPath,
+      operators: operators === "wasm" ? "ts" : "wasm",
+      build: byMethod,
+    });
+    await d.input("sales").pipeMany(
+      ["PAYPAL", "IDEAL", "CASH", "GIFT", "VOUCHER", "CARD"].map((m, i) => paid(i, 4 * MIN, m)),
+    );
+    await d.input("sales").pipe("a", paid(1, 6 * MIN, "CARD").value);
+    const counts = { CARD: 3, CASH: 2, PAYPAL: 1, IDEAL: 1, GIFT: 1, VOUCHER: 1 };
+    // Every update is forwarded (no record cache): the last of the window, then the next one.
+    assertEquals(rows(d, true).slice(-2), [
+      ["a@0-300000", [9, 37, 0, 10, 5, 5, counts]],
+      ["a@300000-600000", [1, 1, 1, 1, 1, 1, { CARD: 1 }]],
+    ]);
+    // Stream time 6 min closed [0, 5 min) (1 min grace).
+    assertEquals(d.statsStore("sales-by-method").all().map((w) => [w.start, w.stats.counts]), [
+      [5 * MIN, { CARD: 1 }],
+    ]);
+    // A category that is not a string is the record's error: dead-lettered, not counted.
+    await d.input("sales").pipe("a", { ...sale("a", 2, 7 * MIN), method: 4 });
+    assertEquals(rows(d, true), []);
+    assertEquals(d.output<{ reason: string }>("bss.dlq").readValues().map((r) => r.reason), [
+      "processing the record failed: TypeError: stats 'sales-by-method' categorized a record as 4, not a string",
+    ]);
+    d.close();
+    await Deno.remove(dir, { recursive: true });
   });
 }
 
@@ -119,10 +184,15 @@ function randomSales(n: number, seed: number): Sale[] {
   return out;
 }
 
+// Categories by the hour of the sale: a new one every hour for 12 hours, so the operator makes
+// room for more while windows are live.
 const hopping = (b: import("../pipeline/mod.ts").StreamsBuilder) =>
   b.stream<Sale>("sales").groupByKey()
     .windowedBy(TimeWindows.ofSizeAndGrace(10 * MIN, 2 * MIN).advanceBy(5 * MIN))
-    .stats((s) => s.amount, { store: "hop-stats" })
+    .stats((s) => s.amount, {
+      store: "hop-stats",
+      category: (s) => `h${Math.floor(s.timestamp / (60 * MIN)) % 12}`,
+    })
     .toStream().to("stats-out");
 
 /** Pipes `sales` in chunks, reopening the state every `restartEvery` chunks in the given modes. */
@@ -149,7 +219,7 @@ async function runWithRestarts(
     await d!.input<Sale>("sales").pipeMany(
       sales.slice(chunk * 40, chunk * 40 + 40).map((value) => ({ key: value.shop, value })),
     );
-    outputs.push(...rows(d!));
+    outputs.push(...rows(d!, true));
     late += d!.output("bss.late").readValues().length;
   }
   const windows = d!.statsStore("hop-stats").all();

@@ -6,8 +6,19 @@
 export class Column {
   ptr: usize = 0;
   capacity: i32 = 0;
+  bytes: usize = 0;
 
-  constructor(readonly width: i32) {}
+  constructor(public width: i32) {}
+
+  /**
+   * Items of `width` bytes from now on (a store with wider rows): the memory is kept, what it
+   * holds is void.
+   */
+  setWidth(width: i32): void {
+    if (width == this.width) return;
+    this.width = width;
+    this.capacity = <i32>(this.bytes / <usize>width);
+  }
 
   /** Room for item `i`, keeping the items before it (for columns filled as a call goes). */
   @inline fit(i: i32): void {
@@ -16,13 +27,15 @@ export class Column {
 
   grow(n: i32): void {
     const size = max(n, this.capacity * 2);
-    const ptr = heap.alloc(<usize>size * <usize>this.width);
+    const bytes = <usize>size * <usize>this.width;
+    const ptr = heap.alloc(bytes);
     if (this.ptr != 0) {
       memory.copy(ptr, this.ptr, <usize>this.capacity * <usize>this.width);
       heap.free(this.ptr);
     }
     this.ptr = ptr;
     this.capacity = size;
+    this.bytes = bytes;
   }
 
   /** Room for `n` items (contents are not kept across a growth). */
@@ -30,7 +43,8 @@ export class Column {
     if (n <= this.capacity) return;
     const size = max(n, this.capacity * 2);
     if (this.ptr != 0) heap.free(this.ptr);
-    this.ptr = heap.alloc(<usize>size * <usize>this.width);
+    this.bytes = <usize>size * <usize>this.width;
+    this.ptr = heap.alloc(this.bytes);
     this.capacity = size;
   }
 

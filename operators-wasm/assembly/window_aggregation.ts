@@ -1,5 +1,6 @@
 // Windowed aggregation with its state in linear memory: count, sum, min, max and last value
-// per key and tumbling or hopping window, closed by stream time + grace. One call per batch:
+// per key and tumbling or hopping window, and optionally a count per category (the host interns
+// categories as 0, 1, …), closed by stream time + grace. One call per batch:
 // the host writes the batch as columns (key ids, event times, values, the task's stream time
 // at each record), `aggregate` applies it, and the host reads back the updates, the windows
 // that closed, the late records and the changed windows (for persistence). One module holds
@@ -16,20 +17,28 @@ const SUM = 4;
 const MIN = 5;
 const MAX = 6;
 const LAST = 7;
+/** The first category count; a store with `categories` counts has that many fields more. */
+const COUNTS = 8;
 
-/** Row widths (f64 each) of the output columns. */
+/** Row widths (f64 each) of the output columns, before the category counts that end each row. */
 export const UPDATE_ROW: i32 = 9; // record, key, start, end, count, sum, min, max, last
 export const CHANGED_ROW: i32 = 11; // key, start, end, close, count, sum, min, max, last, live, record
 export const LOAD_ROW: i32 = 9; // key, start, end, close, count, sum, min, max, last
 
 /** One store partition's windows. */
 class Windows {
-  readonly table: SlotTable = new SlotTable(8);
+  readonly table: SlotTable;
   readonly expiry: ExpiryHeap = new ExpiryHeap();
   readonly perRecord: i32;
   epoch: i32 = 0;
 
-  constructor(readonly size: f64, readonly advance: f64, readonly grace: f64) {
+  constructor(
+    readonly size: f64,
+    readonly advance: f64,
+    readonly grace: f64,
+    readonly categories: i32,
+  ) {
+    this.table = new SlotTable(COUNTS + categories);
     this.perRecord = <i32>Math.ceil(size / advance);
   }
 }
@@ -38,6 +47,7 @@ const stores = new Stores<Windows>();
 let size: f64 = 1;
 let advance: f64 = 1;
 let grace: f64 = 0;
+let categories: i32 = 0;
 let table: SlotTable = new SlotTable(8);
 let expiry: ExpiryHeap = new ExpiryHeap();
 
@@ -47,14 +57,20 @@ function use(id: i32): Windows {
   size = w.size;
   advance = w.advance;
   grace = w.grace;
+  categories = w.categories;
   table = w.table;
   expiry = w.expiry;
+  updates.setWidth((UPDATE_ROW + categories) * 8);
+  closed.setWidth((UPDATE_ROW + categories) * 8);
+  changed.setWidth((CHANGED_ROW + categories) * 8);
+  loads.setWidth((LOAD_ROW + categories) * 8);
   return w;
 }
 const inKeys = new Column(4);
 const inTimes = new Column(8);
 const inValues = new Column(8);
 const inStreamTimes = new Column(8);
+const inCategories = new Column(4);
 const updates = new Column(UPDATE_ROW * 8);
 const closed = new Column(UPDATE_ROW * 8);
 const late = new Column(4);
@@ -69,10 +85,15 @@ let changedCount: i32 = 0;
 
 /**
  * A new store of windows of `size` ms starting every `advance` ms (tumbling when equal), open
- * `grace` ms more; returns its id.
+ * `grace` ms more, counting records of `categoryCount` categories; returns its id.
  */
-export function create(windowSize: f64, windowAdvance: f64, windowGrace: f64): i32 {
-  const windows = new Windows(windowSize, windowAdvance, windowGrace);
+export function create(
+  windowSize: f64,
+  windowAdvance: f64,
+  windowGrace: f64,
+  categoryCount: i32,
+): i32 {
+  const windows = new Windows(windowSize, windowAdvance, windowGrace, categoryCount);
   return stores.add(windows);
 }
 
@@ -91,6 +112,7 @@ export function prepare(id: i32, n: i32): void {
   inTimes.reserve(n);
   inValues.reserve(n);
   inStreamTimes.reserve(n);
+  inCategories.reserve(n);
   const windows = n * perRecord;
   updates.reserve(windows);
   late.reserve(n);
@@ -105,6 +127,7 @@ export function keysPtr(): usize { return inKeys.ptr; }
 export function timesPtr(): usize { return inTimes.ptr; }
 export function valuesPtr(): usize { return inValues.ptr; }
 export function streamTimesPtr(): usize { return inStreamTimes.ptr; }
+export function categoriesPtr(): usize { return inCategories.ptr; }
 export function updatesPtr(): usize { return updates.ptr; }
 export function closedPtr(): usize { return closed.ptr; }
 export function latePtr(): usize { return late.ptr; }
@@ -133,6 +156,16 @@ function rebuildExpiry(): void {
   col.setF64(row, lead + 2, table.field(slot, END));
 }
 
+/** Copies a slot's category counts into row `row` of a column, from field `at` on. */
+@inline function writeCounts(col: Column, row: i32, at: i32, slot: i32): void {
+  for (let c = 0; c < categories; c++) col.setF64(row, at + c, table.field(slot, COUNTS + c));
+}
+
+/** Writes a closed window's zero category counts into row `row`, from field `at` on. */
+@inline function writeNoCounts(col: Column, row: i32, at: i32): void {
+  for (let c = 0; c < categories; c++) col.setF64(row, at + c, 0);
+}
+
 /** Deletes the windows that close at or before `streamTime`, as closed by record `record`. */
 function closeUpTo(streamTime: f64, record: i32): void {
   while (expiry.peek() <= streamTime) {
@@ -145,12 +178,14 @@ function closeUpTo(streamTime: f64, record: i32): void {
     closed.setF64(row, 0, <f64>record);
     writeSlot(closed, row, 1, slot);
     for (let f = COUNT; f <= LAST; f++) closed.setF64(row, f + 1, table.field(slot, f));
+    writeCounts(closed, row, UPDATE_ROW, slot);
     const c = changedCount++;
     writeSlot(changed, c, 0, slot);
     changed.setF64(c, 3, table.field(slot, CLOSE));
     for (let f = COUNT; f <= LAST; f++) changed.setF64(c, f + 1, 0);
     changed.setF64(c, 9, 0);
     changed.setF64(c, 10, <f64>record);
+    writeNoCounts(changed, c, CHANGED_ROW);
     table.remove(slot);
   }
 }
@@ -174,6 +209,7 @@ export function aggregate(id: i32, n: i32, withUpdates: bool): i32 {
   const times = inTimes.ptr;
   const vals = inValues.ptr;
   const streams = inStreamTimes.ptr;
+  const cats = inCategories.ptr;
   // Event times mostly move forward: the window starts of the last time are reused while the
   // next time falls in the same advance step (no division then).
   let stepFrom: f64 = Infinity;
@@ -191,6 +227,9 @@ export function aggregate(id: i32, n: i32, withUpdates: bool): i32 {
     const key = load<i32>(keys + (<usize>i << 2));
     const t = load<f64>(times + (<usize>i << 3));
     const v = load<f64>(vals + (<usize>i << 3));
+    // A category out of range (the host gives -1 for none) is counted in no category.
+    const category = categories > 0 ? load<i32>(cats + (<usize>i << 2)) : -1;
+    const counted = category >= 0 && category < categories;
     if (t < stepFrom || t >= stepTo) {
       lastStart = t - floorMod(t, advance);
       first = lastStart - (Math.ceil((lastStart - t + size) / advance) - 1) * advance;
@@ -222,6 +261,10 @@ export function aggregate(id: i32, n: i32, withUpdates: bool): i32 {
       store<f64>(p, mn, MIN << 3);
       store<f64>(p, mx, MAX << 3);
       store<f64>(p, v, LAST << 3);
+      if (counted) {
+        const at = p + (<usize>(COUNTS + category) << 3);
+        store<f64>(at, load<f64>(at) + 1);
+      }
       // The batch's record that last updated the window.
       table.setExtra(slot, i);
       lastKey = key;
@@ -242,6 +285,7 @@ export function aggregate(id: i32, n: i32, withUpdates: bool): i32 {
       updates.setF64(row, 6, mn);
       updates.setF64(row, 7, mx);
       updates.setF64(row, 8, v);
+      writeCounts(updates, row, UPDATE_ROW, slot);
     }
     if (!open) late.setI32(lateCount++, i);
   }
@@ -257,6 +301,7 @@ export function aggregate(id: i32, n: i32, withUpdates: bool): i32 {
     for (let f = COUNT; f <= LAST; f++) changed.setF64(c, f + 1, table.field(slot, f));
     changed.setF64(c, 9, 1);
     changed.setF64(c, 10, <f64>table.extra(slot));
+    writeCounts(changed, c, CHANGED_ROW, slot);
   }
   return updateCount;
 }
@@ -278,6 +323,9 @@ export function loadWindows(id: i32, n: i32): void {
     let slot = table.find(key, start);
     if (slot < 0) slot = table.insert(key, start);
     for (let f = END; f <= LAST; f++) table.setField(slot, f, loads.f64At(i, f + 1));
+    for (let c = 0; c < categories; c++) {
+      table.setField(slot, COUNTS + c, loads.f64At(i, LOAD_ROW + c));
+    }
     expiry.push(table.field(slot, CLOSE), slot);
   }
 }
@@ -301,6 +349,7 @@ export function dump(id: i32, from: i32, max: i32): i32 {
     for (let f = COUNT; f <= LAST; f++) changed.setF64(c, f + 1, table.field(slot, f));
     changed.setF64(c, 9, 1);
     changed.setF64(c, 10, -1);
+    writeCounts(changed, c, CHANGED_ROW, slot);
   }
   dumpNext = slot < table.capacity ? slot : -1;
   return changedCount;

@@ -108,8 +108,9 @@ export class PipelineRunner {
   #repartitions = new Map<string, Repartition>();
   /** Operators that failed, by store: the sub-topologies holding these stores do not run. */
   #failedStores = new Map<string, OperatorFailure>();
-  /** Running estimate of the output bytes a cached result becomes. */
+  /** Running estimates of the output and state bytes a cached result becomes. */
   #cachedCost = CACHED_OUTPUT_BYTES;
+  #cachedStateCost = 0;
 
   constructor(
     readonly log: TopicLog,
@@ -335,7 +336,7 @@ export class PipelineRunner {
           ((processed & 63) === 0 &&
             (performance.now() > deadline ||
               batch.bytes + batch.handoffBytes + this.#cachedBytes() > budget.outputBytes ||
-              this.#dirtyBytes() +
+              this.#dirtyBytes() + this.#cachedStateBytes() +
                     (budget.shared ? batch.bytes + batch.handoffBytes + this.#cachedBytes() : 0) >
                 budget.stateBytes))
         ) {
@@ -398,6 +399,7 @@ export class PipelineRunner {
   #flushCaches(batch: Batch): boolean {
     let results = 0;
     const before = batch.bytes + batch.handoffBytes;
+    const dirtyBefore = this.#dirtyBytes();
     for (const task of this.#tasks) {
       if (!task.hasCached) continue;
       results += task.cachedResults;
@@ -407,6 +409,9 @@ export class PipelineRunner {
     if (results > 0) {
       const perResult = (batch.bytes + batch.handoffBytes - before) / results;
       this.#cachedCost = 0.8 * this.#cachedCost + 0.2 * perResult;
+      // Deferred records change their stores only now (the window operator's batch).
+      const statePerResult = Math.max(0, this.#dirtyBytes() - dirtyBefore) / results;
+      this.#cachedStateCost = 0.8 * this.#cachedStateCost + 0.2 * statePerResult;
     }
     return results > 0;
   }
@@ -416,6 +421,14 @@ export class PipelineRunner {
     let results = 0;
     for (const task of this.#tasks) results += task.cachedResults;
     return results * this.#cachedCost;
+  }
+
+  /** Estimated state bytes the results the record caches hold will change at the commit. */
+  #cachedStateBytes(): number {
+    if (this.#cachedStateCost === 0) return 0;
+    let results = 0;
+    for (const task of this.#tasks) results += task.cachedResults;
+    return results * this.#cachedStateCost;
   }
 
   /** Estimated bytes the next commit writes for state (changes and snapshot steps). */

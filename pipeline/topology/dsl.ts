@@ -64,6 +64,15 @@ export interface WindowedStoreOptions extends StoreOptions {
   readonly emit?: EmitStrategy;
 }
 
+/** Options of windowed statistics. */
+export interface StatsOptions<V> extends WindowedStoreOptions {
+  /**
+   * The category a record falls in (an activity type, say): each window also counts its
+   * records per category (`counts`). Categories need not be known in advance.
+   */
+  readonly category?: (value: V) => string;
+}
+
 /** Options of a session-windowed aggregation. */
 export interface SessionStoreOptions extends WindowedStoreOptions {
   /** Which replaced sessions get a null value downstream (default "all", as Kafka Streams). */
@@ -610,11 +619,11 @@ export class TimeWindowedStream<K, V> {
    * commit over the batch, the windows kept in its memory. Each result carries the value of the
    * record that last updated it (`event`, null in results of closed windows). With the record
    * cache on, a window's result is forwarded once per commit; off, on every update. Tumbling and
-   * hopping windows only.
+   * hopping windows only. With `category`, each window also counts its records per category.
    */
   stats(
     measure: (value: V) => number,
-    options: WindowedStoreOptions,
+    options: StatsOptions<V>,
   ): KTable<Windowed<K>, WindowStatsOf<V>> {
     const b = this.grouped.stream.builder;
     if (this.spec.kind !== "time") {
@@ -638,6 +647,7 @@ export class TimeWindowedStream<K, V> {
         this.spec,
         measure,
         options.emit ?? "update",
+        options.category ?? null,
       ),
       [input.node],
     );

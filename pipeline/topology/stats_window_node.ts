@@ -1,7 +1,7 @@
 import type { Windowed } from "../record.ts";
 import { OperatorFailure } from "../task.ts";
 import type { StatsWindowStore, WindowStats } from "../wasm/stats_window_store.ts";
-import { UPDATE_ROW } from "../wasm/window_kernel.ts";
+import { CHANGED_ROW, UPDATE_ROW } from "../wasm/window_kernel.ts";
 import type { TimeWindowSpec } from "../windows.ts";
 import type { EmitStrategy } from "./aggregate_nodes.ts";
 import {
@@ -17,14 +17,20 @@ export interface WindowStatsOf<V> extends WindowStats {
   readonly event: V | null;
 }
 
+/** What a record brings to its windows: its measure, and its category when they count some. */
+interface Measured {
+  readonly value: number;
+  readonly category: string | null;
+}
+
 /**
- * Count, sum, min, max and last of a number taken from each record, per key and tumbling or
- * hopping window, computed by the window operator once per batch: the records are held until
+ * Count, sum, min, max and last of a number taken from each record, and optionally a count per
+ * category the record falls in, per key and tumbling or hopping window, computed by the window operator once per batch: the records are held until
  * the commit, then written to the operator as columns in one call. With the record cache on,
  * each window's result is emitted once per commit (as of the record that last updated it);
  * off, every update is.
  */
-export class StatsWindowAggregateNode extends ProcessorNode implements DeferringNode {
+export class StatsWindowAggregateNode extends ProcessorNode implements DeferringNode<Measured> {
   constructor(
     name: string,
     plugin: string,
@@ -33,6 +39,8 @@ export class StatsWindowAggregateNode extends ProcessorNode implements Deferring
     // deno-lint-ignore no-explicit-any
     readonly measure: (value: any) => number,
     readonly emit: EmitStrategy,
+    // deno-lint-ignore no-explicit-any
+    readonly categorize: ((value: any) => string) | null = null,
   ) {
     super(name, plugin);
     this.stores.push(storeName);
@@ -46,23 +54,39 @@ export class StatsWindowAggregateNode extends ProcessorNode implements Deferring
         `stats '${this.storeName}' measured ${JSON.stringify(value)}, not a finite number`,
       );
     }
-    ctx.defer(this, record, value);
+    let category: string | null = null;
+    if (this.categorize) {
+      category = this.categorize(record.value);
+      if (typeof category !== "string") {
+        throw new TypeError(
+          `stats '${this.storeName}' categorized a record as ${
+            JSON.stringify(category)
+          }, not a string`,
+        );
+      }
+    }
+    ctx.defer(this, record, { value, category });
   }
 
-  flushDeferred(items: readonly DeferredRecord[], ctx: ProcessorContext): void {
+  flushDeferred(items: readonly DeferredRecord<Measured>[], ctx: ProcessorContext): void {
     const store = ctx.store<StatsWindowStore>(this.storeName);
     const n = items.length;
     const everyUpdate = this.emit === "update" && !ctx.coalesces;
     let result;
     try {
+      // A new category widens the kernel's windows: every one is known before the columns are.
+      const categories = this.categorize
+        ? items.map((item) => store.category(item.value.category!))
+        : null;
       const c = store.prepare(n);
       for (let i = 0; i < n; i++) {
         const item = items[i];
         c.keys[i] = store.intern(item.record.key as string);
         c.times[i] = item.record.timestamp;
-        c.values[i] = item.value;
+        c.values[i] = item.value.value;
         c.streamTimes[i] = item.streamTime;
       }
+      if (categories) c.categories.set(categories);
       result = store.aggregate(n, everyUpdate);
     } catch (e) {
       throw new OperatorFailure("window_aggregation", this.plugin, this.storeName, e);
@@ -76,18 +100,21 @@ export class StatsWindowAggregateNode extends ProcessorNode implements Deferring
           "every window containing the record has closed (end + grace <= stream time)",
         ));
     }
+    const widths = store.rows;
     if (this.emit === "close") {
       const c = result.closed;
-      for (let at = 0; at < c.length; at += UPDATE_ROW) {
-        this.#emit(ctx, items[c[at]], store.keyOf(c[at + 1]), c, at + 2, null);
+      for (let at = 0; at < c.length; at += widths.update) {
+        const key = store.keyOf(c[at + 1]);
+        this.#emit(ctx, store, items[c[at]], key, c, at + 2, at + UPDATE_ROW, null);
       }
       return;
     }
     if (everyUpdate) {
       const u = result.updates;
-      for (let at = 0; at < u.length; at += UPDATE_ROW) {
+      for (let at = 0; at < u.length; at += widths.update) {
         const item = items[u[at]];
-        this.#emit(ctx, item, store.keyOf(u[at + 1]), u, at + 2, item.record.value);
+        const key = store.keyOf(u[at + 1]);
+        this.#emit(ctx, store, item, key, u, at + 2, at + UPDATE_ROW, item.record.value);
       }
       return;
     }
@@ -95,22 +122,28 @@ export class StatsWindowAggregateNode extends ProcessorNode implements Deferring
     // cache forwards), as of the record that last updated it.
     const c = result.changed;
     const live: number[] = [];
-    for (let at = 0; at < c.length; at += 11) if (c[at + 9] === 1) live.push(at);
+    for (let at = 0; at < c.length; at += widths.changed) if (c[at + 9] === 1) live.push(at);
     live.sort((a, b) => c[a + 10] - c[b + 10]);
     for (const at of live) {
       const item = items[c[at + 10]];
+      const key = store.keyOf(c[at]);
       // Changed rows hold the close time after the end: stats start one field later.
-      this.#emit(ctx, item, store.keyOf(c[at]), c, at + 1, item.record.value, 1);
+      this.#emit(ctx, store, item, key, c, at + 1, at + CHANGED_ROW, item.record.value, 1);
     }
   }
 
-  /** Forwards a window's statistics from `row` (start, end, [skip], count…) as of `item`. */
+  /**
+   * Forwards a window's statistics from `row` (start, end, [skip], count…, and the category
+   * counts from `countsAt`) as of `item`.
+   */
   #emit(
     ctx: ProcessorContext,
-    item: DeferredRecord,
+    store: StatsWindowStore,
+    item: DeferredRecord<Measured>,
     key: string,
     row: Float64Array,
     at: number,
+    countsAt: number,
     event: unknown,
     skip = 0,
   ): void {
@@ -124,6 +157,7 @@ export class StatsWindowAggregateNode extends ProcessorNode implements Deferring
       min: row[s + 2],
       max: row[s + 3],
       last: row[s + 4],
+      counts: store.counts(row, countsAt),
       event,
     };
     const timestamp = event === null ? end - 1 : item.record.timestamp;

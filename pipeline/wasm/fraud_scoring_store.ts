@@ -7,7 +7,7 @@
  */
 import type { Mutation } from "../kv/blob.ts";
 import { ByteReader, ByteWriter } from "../state/byte_codec.ts";
-import { applyEntries, binarySnapshot } from "../state/binary_pages.ts";
+import { applyEntries, BinarySnapshots } from "../state/binary_pages.ts";
 import { ChangelogPages } from "../state/changelog_pages.ts";
 import type { PersistedState } from "../state/persistent_map.ts";
 import { OperatorFailure } from "../task.ts";
@@ -84,6 +84,7 @@ export class FraudScoringStore implements PersistedState {
    */
   #restored: [string, PaymentHistory | null][] = [];
   #pages!: ChangelogPages;
+  #snapshots!: BinarySnapshots;
 
   private constructor(
     readonly name: string,
@@ -110,6 +111,7 @@ export class FraudScoringStore implements PersistedState {
       prefix,
       (bytes) => applyEntries(store.#loading!, decodeEntries(bytes)),
     );
+    store.#snapshots = new BinarySnapshots(store.#pages, SNAPSHOT_PAGE_CUSTOMERS);
     return store;
   }
 
@@ -194,7 +196,8 @@ export class FraudScoringStore implements PersistedState {
   }
 
   get dirtyBytes(): number {
-    return (this.#changed.size + this.#restored.length) * CHANGED_CUSTOMER_BYTES;
+    return (this.#changed.size + this.#restored.length) * CHANGED_CUSTOMER_BYTES +
+      this.#snapshots.pendingBytes;
   }
 
   takeCommit(changelog: boolean): { mutations: Mutation[]; changes: [string, string | null][] } {
@@ -215,18 +218,22 @@ export class FraudScoringStore implements PersistedState {
     this.#changed = new Set();
     const mutations: Mutation[] = [];
     if (delta.length > 0) mutations.push(...this.#pages.appendDelta(delta.take()));
-    if (this.#pages.wantsSnapshot && !this.#loading) mutations.push(...this.#snapshot());
+    if (!this.#loading) mutations.push(...this.#snapshots.step(() => this.#snapshotEntries()));
     mutations.push(...this.#pages.takeGarbage(200));
     return { mutations, changes };
   }
 
-  /** A snapshot of every customer, written at once from the kernel's dumps, page by page. */
-  #snapshot(): Mutation[] {
+  /**
+   * Writes every customer's history into a snapshot's pages, a page per commit. Each is read
+   * from the operator when its page is written (ids are never reused: no customer live at the
+   * start is missed; a history changed since is in a later delta too).
+   */
+  #snapshotEntries(): (page: ByteWriter) => Iterator<unknown> {
     const customers = this.#customers.size;
     const encode = (page: ByteWriter, key: number) => this.#encode(page, key);
-    return binarySnapshot(this.#pages, SNAPSHOT_PAGE_CUSTOMERS, function* (page) {
+    return function* (page) {
       for (let key = 0; key < customers; key++) if (encode(page, key)) yield;
-    });
+    };
   }
 
   applyChange(customer: string, text: string | null): void {

@@ -6,7 +6,7 @@
  */
 import type { Mutation } from "../kv/blob.ts";
 import { ByteReader, ByteWriter } from "../state/byte_codec.ts";
-import { applyEntries, binarySnapshot } from "../state/binary_pages.ts";
+import { applyEntries, BinarySnapshots } from "../state/binary_pages.ts";
 import { ChangelogPages } from "../state/changelog_pages.ts";
 import type { PersistedState } from "../state/persistent_map.ts";
 import type { TimeWindowSpec } from "../windows.ts";
@@ -21,14 +21,21 @@ import {
   type WindowResult,
 } from "./window_kernel.ts";
 
-/** A window's statistics: count, sum, min, max and last value of what it received. */
+/**
+ * A window's statistics: count, sum, min, max and last value of what it received, and how many
+ * of its records fell in each category (empty when the store counts no categories).
+ */
 export interface WindowStats {
   readonly count: number;
   readonly sum: number;
   readonly min: number;
   readonly max: number;
   readonly last: number;
+  readonly counts: Readonly<Record<string, number>>;
 }
+
+/** The counts of a store that counts no categories. */
+export const NO_COUNTS: Readonly<Record<string, number>> = Object.freeze({});
 
 /** A live window of a store, as queries and tests see it. */
 export interface StatsWindow {
@@ -38,31 +45,43 @@ export interface StatsWindow {
   readonly stats: WindowStats;
 }
 
-/** A window as stored: its key and the LOAD_ROW fields after the key id. */
+/** A window as stored: its key, the LOAD_ROW fields after the key id, its category counts. */
 interface StoredWindow {
   readonly key: string;
   /** start, end, close, count, sum, min, max, last */
   readonly fields: Float64Array;
+  /** Records per category name (only categories it has records of). */
+  readonly counts: ReadonlyMap<string, number>;
 }
+
+const NONE: ReadonlyMap<string, number> = new Map();
 
 /** Windows per snapshot page. */
 const SNAPSHOT_PAGE_WINDOWS = 2000;
 
 export class StatsWindowStore implements PersistedState {
-  readonly #kernel: WindowKernel;
+  #kernel: WindowKernel;
   readonly #keys = new KeyIds();
+  /** Category names as the kernel's category numbers; its windows count as many as it has. */
+  readonly #categories = new KeyIds();
   /** Windows read from KV or a changelog topic, until `open` hands them to the kernel. */
   #loading: Map<string, StoredWindow> | null = new Map();
   /** This commit's changes as binary entries (changelog records are decoded from them). */
   #delta = new ByteWriter();
   #pages!: ChangelogPages;
+  #snapshots!: BinarySnapshots;
 
   private constructor(
     readonly name: string,
     readonly spec: TimeWindowSpec,
-    mode: OperatorMode,
+    readonly mode: OperatorMode,
   ) {
-    this.#kernel = windowKernel(mode, spec.size, spec.advance, spec.grace);
+    this.#kernel = this.#newKernel(0);
+  }
+
+  #newKernel(categories: number): WindowKernel {
+    const { size, advance, grace } = this.spec;
+    return windowKernel(this.mode, size, advance, grace, categories);
   }
 
   /** Reads the store's pages under `prefix`; `open` must follow (after any restore). */
@@ -79,6 +98,7 @@ export class StatsWindowStore implements PersistedState {
       prefix,
       (bytes) => applyEntries(store.#loading!, decodeEntries(bytes)),
     );
+    store.#snapshots = new BinarySnapshots(store.#pages, SNAPSHOT_PAGE_WINDOWS);
     return store;
   }
 
@@ -86,10 +106,17 @@ export class StatsWindowStore implements PersistedState {
   open(): this {
     const windows = [...this.#loading!.values()];
     this.#loading = null;
-    const rows = new Float64Array(windows.length * LOAD_ROW);
+    for (const w of windows) for (const name of w.counts.keys()) this.#categories.intern(name);
+    this.#kernel.release();
+    this.#kernel = this.#newKernel(this.#categories.size);
+    const width = this.#kernel.rows.load;
+    const rows = new Float64Array(windows.length * width);
     windows.forEach((w, i) => {
-      rows[i * LOAD_ROW] = this.intern(w.key);
-      rows.set(w.fields, i * LOAD_ROW + 1);
+      rows[i * width] = this.intern(w.key);
+      rows.set(w.fields, i * width + 1);
+      for (const [name, n] of w.counts) {
+        rows[i * width + LOAD_ROW + this.#categories.intern(name)] = n;
+      }
     });
     this.#kernel.load(rows);
     return this;
@@ -114,6 +141,55 @@ export class StatsWindowStore implements PersistedState {
     return this.#keys.keyOf(id);
   }
 
+  /**
+   * The number the kernel counts a category by. A category it has not seen before widens every
+   * window (the kernel is made again with room for more and its windows loaded into it), so
+   * call this for a batch's records before `prepare`.
+   */
+  category(name: string): number {
+    const id = this.#categories.intern(name);
+    if (id >= this.#kernel.categories) this.#widen(Math.max(4, 2 * this.#kernel.categories));
+    return id;
+  }
+
+  /** The name of category `id`. */
+  categoryName(id: number): string {
+    return this.#categories.keyOf(id);
+  }
+
+  /** A window's category counts, from a row's counts at `at` on. */
+  counts(row: Float64Array, at: number): Readonly<Record<string, number>> {
+    const n = this.#kernel.categories;
+    if (n === 0) return NO_COUNTS;
+    const out: Record<string, number> = {};
+    for (let c = 0; c < n; c++) if (row[at + c] > 0) out[this.#categories.keyOf(c)] = row[at + c];
+    return out;
+  }
+
+  /** Makes the kernel again counting `categories` categories, with the same windows. */
+  #widen(categories: number): void {
+    const old = this.#kernel;
+    const next = this.#newKernel(categories);
+    const from = old.rows.changed;
+    const to = next.rows.load;
+    for (const page of old.dump()) {
+      const n = page.length / from;
+      const rows = new Float64Array(n * to);
+      for (let i = 0; i < n; i++) {
+        rows.set(page.subarray(i * from, i * from + LOAD_ROW), i * to);
+        rows.set(page.subarray(i * from + CHANGED_ROW, (i + 1) * from), i * to + LOAD_ROW);
+      }
+      next.load(rows);
+    }
+    old.release();
+    this.#kernel = next;
+  }
+
+  /** f64s per row of each kind the kernel writes. */
+  get rows() {
+    return this.#kernel.rows;
+  }
+
   /** Columns for a batch of `n` records (fill them, then `aggregate`). */
   prepare(n: number): WindowColumns {
     return this.#kernel.prepare(n);
@@ -123,9 +199,11 @@ export class StatsWindowStore implements PersistedState {
   aggregate(n: number, withUpdates: boolean): WindowResult {
     const result = this.#kernel.aggregate(n, withUpdates);
     const c = result.changed;
-    for (let at = 0; at < c.length; at += CHANGED_ROW) {
+    const width = this.#kernel.rows.changed;
+    for (let at = 0; at < c.length; at += width) {
       const key = this.#keys.keyOf(c[at]);
-      encodeEntry(this.#delta, key, c[at + 1], c[at + 9] === 1 ? c : null, at + 1);
+      const live = c[at + 9] === 1;
+      encodeEntry(this.#delta, key, c[at + 1], live ? c : null, at + 1, this.#rowCounts(c, at));
     }
     return result;
   }
@@ -135,34 +213,47 @@ export class StatsWindowStore implements PersistedState {
   }
 
   get dirtyBytes(): number {
-    return this.#delta.length;
+    return this.#delta.length + this.#snapshots.pendingBytes;
+  }
+
+  /** A changed row's category counts by name (none when the store counts no categories). */
+  #rowCounts(row: Float64Array, at: number): ReadonlyMap<string, number> {
+    const n = this.#kernel.categories;
+    return n === 0 ? NONE : namedCounts(row, at, n, this.#categories);
   }
 
   takeCommit(changelog: boolean): { mutations: Mutation[]; changes: [string, string | null][] } {
     const mutations: Mutation[] = [];
     const changes: [string, string | null][] = changelog
-      ? [...decodeEntries(this.#delta.bytes())].map(([id, w]) => [id, w && changeText(w.fields)])
+      ? [...decodeEntries(this.#delta.bytes())].map(([id, w]) => [id, w && changeText(w)])
       : [];
     if (this.#delta.length > 0) {
       mutations.push(...this.#pages.appendDelta(this.#delta.take()));
     }
-    if (this.#pages.wantsSnapshot && !this.#loading) mutations.push(...this.#snapshot());
+    if (!this.#loading) mutations.push(...this.#snapshots.step(() => this.#snapshotEntries()));
     mutations.push(...this.#pages.takeGarbage(200));
     return { mutations, changes };
   }
 
-  /** A snapshot of every live window, written at once from the kernel's dump, page by page. */
-  #snapshot(): Mutation[] {
+  /**
+   * Writes every window live now into a snapshot's pages: the kernel's dump is copied at once
+   * (its slots move as its table grows), and encoded a page per commit.
+   */
+  #snapshotEntries(): (page: ByteWriter) => Iterator<unknown> {
+    const dumps = [...this.#kernel.dump()];
+    const width = this.#kernel.rows.changed;
+    const categories = this.#kernel.categories;
     const keys = this.#keys;
-    const kernel = this.#kernel;
-    return binarySnapshot(this.#pages, SNAPSHOT_PAGE_WINDOWS, function* (page) {
-      for (const dump of kernel.dump()) {
-        for (let at = 0; at < dump.length; at += CHANGED_ROW) {
-          encodeEntry(page, keys.keyOf(dump[at]), dump[at + 1], dump, at + 1);
+    const names = this.#categories;
+    return function* (page) {
+      for (const dump of dumps) {
+        for (let at = 0; at < dump.length; at += width) {
+          const counts = categories === 0 ? NONE : namedCounts(dump, at, categories, names);
+          encodeEntry(page, keys.keyOf(dump[at]), dump[at + 1], dump, at + 1, counts);
           yield;
         }
       }
-    });
+    };
   }
 
   applyChange(id: string, text: string | null): void {
@@ -170,9 +261,19 @@ export class StatsWindowStore implements PersistedState {
     const start = Number(id.slice(0, bar));
     const key = id.slice(bar + 1);
     let fields: Float64Array | null = null;
+    let counts = NONE;
     if (text === null) this.#loading!.delete(id);
     else {
-      const [length, grace, count, sum, min, max, last] = JSON.parse(text) as number[];
+      const [length, grace, count, sum, min, max, last, named] = JSON.parse(text) as [
+        number,
+        number,
+        number,
+        number,
+        number,
+        number,
+        number,
+        Record<string, number>?,
+      ];
       fields = Float64Array.of(
         start,
         start + length,
@@ -183,14 +284,15 @@ export class StatsWindowStore implements PersistedState {
         max,
         last,
       );
-      this.#loading!.set(id, { key, fields });
+      counts = new Map(Object.entries(named ?? {}));
+      this.#loading!.set(id, { key, fields, counts });
     }
-    encodeEntry(this.#delta, key, start, fields);
+    encodeEntry(this.#delta, key, start, fields, 0, counts);
   }
 
   clear(): void {
     for (const w of this.#loading!.values()) {
-      encodeEntry(this.#delta, w.key, w.fields[0], null);
+      encodeEntry(this.#delta, w.key, w.fields[0], null, 0, NONE);
     }
     this.#loading!.clear();
   }
@@ -203,8 +305,9 @@ export class StatsWindowStore implements PersistedState {
   /** Every live window as (key, start, end, stats), for queries and tests. */
   all(): StatsWindow[] {
     const out: StatsWindow[] = [];
+    const width = this.#kernel.rows.changed;
     for (const dump of this.#kernel.dump()) {
-      for (let at = 0; at < dump.length; at += CHANGED_ROW) {
+      for (let at = 0; at < dump.length; at += width) {
         out.push({
           key: this.#keys.keyOf(dump[at]),
           start: dump[at + 1],
@@ -215,6 +318,7 @@ export class StatsWindowStore implements PersistedState {
             min: dump[at + 6],
             max: dump[at + 7],
             last: dump[at + 8],
+            counts: this.counts(dump, at + CHANGED_ROW),
           },
         });
       }
@@ -223,31 +327,64 @@ export class StatsWindowStore implements PersistedState {
   }
 }
 
+/** The non-zero category counts of the changed row at `at`, by category name. */
+function namedCounts(
+  row: Float64Array,
+  at: number,
+  categories: number,
+  names: KeyIds,
+): Map<string, number> {
+  const out = new Map<string, number>();
+  for (let c = 0; c < categories; c++) {
+    const count = row[at + CHANGED_ROW + c];
+    if (count > 0) out.set(names.keyOf(c), count);
+  }
+  return out;
+}
+
 /** A window's id in a changelog topic, as window stores name them: start, '|', key. */
 function windowId(key: string, start: number): string {
   return `${start}|${key}`;
 }
 
-/** A window's changelog value: [end - start, close - end, count, sum, min, max, last]. */
-function changeText(f: Float64Array): string {
-  return JSON.stringify([f[1] - f[0], f[2] - f[1], f[3], f[4], f[5], f[6], f[7]]);
+/**
+ * A window's changelog value: [end - start, close - end, count, sum, min, max, last], and its
+ * counts by category when it has any.
+ */
+function changeText(w: StoredWindow): string {
+  const f = w.fields;
+  const stats = [f[1] - f[0], f[2] - f[1], f[3], f[4], f[5], f[6], f[7]];
+  return JSON.stringify(w.counts.size > 0 ? [...stats, Object.fromEntries(w.counts)] : stats);
 }
 
+/** Flag bits of an entry: the window is live, and has category counts. */
+const LIVE = 1;
+const COUNTED = 2;
+
 /**
- * Writes one window: key (u16 length, UTF-8), live flag (u8), start (f64), and when live end,
- * close, count, sum, min, max, last (f64 each, `fields[at + 1…7]`); little-endian.
+ * Writes one window: key (u16 length, UTF-8), flags (u8), start (f64), and when live end,
+ * close, count, sum, min, max, last (f64 each, `fields[at + 1…7]`), then when counted the
+ * number of categories (u16) and each one's name and count (f64); little-endian.
  */
 function encodeEntry(
   w: ByteWriter,
   key: string,
   start: number,
   fields: Float64Array | null,
-  at = 0,
+  at: number,
+  counts: ReadonlyMap<string, number>,
 ): void {
   w.str(key);
-  w.u8(fields ? 1 : 0);
+  const counted = fields !== null && counts.size > 0;
+  w.u8(fields ? LIVE | (counted ? COUNTED : 0) : 0);
   w.f64(start);
   if (fields) { for (let f = 1; f < 8; f++) w.f64(fields[at + f]); }
+  if (!counted) return;
+  w.u16(counts.size);
+  for (const [name, n] of counts) {
+    w.str(name);
+    w.f64(n);
+  }
 }
 
 /** The windows of a page, as (id, window or null for a deletion). */
@@ -255,15 +392,21 @@ function* decodeEntries(bytes: Uint8Array): Generator<[string, StoredWindow | nu
   const r = new ByteReader(bytes);
   while (!r.done) {
     const key = r.str();
-    const live = r.u8() === 1;
+    const flags = r.u8();
     const start = r.f64();
-    if (!live) {
+    if ((flags & LIVE) === 0) {
       yield [windowId(key, start), null];
       continue;
     }
     const fields = new Float64Array(8);
     fields[0] = start;
     for (let f = 1; f < 8; f++) fields[f] = r.f64();
-    yield [windowId(key, start), { key, fields }];
+    let counts = NONE;
+    if ((flags & COUNTED) !== 0) {
+      const named = new Map<string, number>();
+      for (let n = r.u16(); n > 0; n--) named.set(r.str(), r.f64());
+      counts = named;
+    }
+    yield [windowId(key, start), { key, fields, counts }];
   }
 }

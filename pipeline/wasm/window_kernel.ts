@@ -1,6 +1,6 @@
 /**
- * Windowed aggregation (count, sum, min, max, last per key and tumbling or hopping window) as
- * one call per batch over columns, in two implementations behind one interface: the
+ * Windowed aggregation (count, sum, min, max, last per key and tumbling or hopping window, and
+ * optionally a count per category) as one call per batch over columns, in two implementations behind one interface: the
  * WebAssembly operator, whose windows live in linear memory, and a TypeScript reference.
  */
 import * as wasm from "../../operators-wasm/build/window_aggregation.wasm";
@@ -18,6 +18,25 @@ export const LOAD_ROW = 9;
 /** Windows per page of a dump, and per call of a load: bounds the columns' memory. */
 export const DUMP_PAGE_ROWS = 4096;
 
+/**
+ * f64s per row of each kind for a kernel counting `categories` categories: the counts per
+ * category (0, 1, …) end every row, after the fields above (zeros in a closed window's changed
+ * row).
+ */
+export interface RowWidths {
+  readonly update: number;
+  readonly changed: number;
+  readonly load: number;
+}
+
+export function rowWidths(categories: number): RowWidths {
+  return {
+    update: UPDATE_ROW + categories,
+    changed: CHANGED_ROW + categories,
+    load: LOAD_ROW + categories,
+  };
+}
+
 /** The batch's columns, to fill before `aggregate` (valid until the next call). */
 export interface WindowColumns {
   /** Interned key ids. */
@@ -27,6 +46,8 @@ export interface WindowColumns {
   readonly values: Float64Array;
   /** The task's stream time when each record arrived. */
   readonly streamTimes: Float64Array;
+  /** Each record's category (0 to categories - 1; -1: none). Read only when counting some. */
+  readonly categories: Int32Array;
 }
 
 /** What a batch did (views valid until the next call). */
@@ -43,11 +64,14 @@ export interface WindowResult {
 
 /** A store partition of windows. */
 export interface WindowKernel {
+  /** How many categories its windows count. */
+  readonly categories: number;
+  readonly rows: RowWidths;
   /** Columns for a batch of `n` records. */
   prepare(n: number): WindowColumns;
   /** Applies the batch; `updates` holds every update only `withUpdates` (else it is empty). */
   aggregate(n: number, withUpdates: boolean): WindowResult;
-  /** Loads windows (rows of LOAD_ROW) after a restart. */
+  /** Loads windows (rows of `rows.load`) after a restart. */
   load(rows: Float64Array): void;
   /** Every live window, as changed rows in pages of at most DUMP_PAGE_ROWS (for a snapshot). */
   dump(): Iterable<Float64Array>;
@@ -59,16 +83,20 @@ export interface WindowKernel {
 /** Which implementation runs a plugin's operators (config: `"operators"`). */
 export type OperatorMode = "wasm" | "ts";
 
-/** Windows of `size` ms every `advance` ms, open `grace` ms after their end. */
+/**
+ * Windows of `size` ms every `advance` ms, open `grace` ms after their end, counting records
+ * per category of `categories`.
+ */
 export function windowKernel(
   mode: OperatorMode,
   size: number,
   advance: number,
   grace: number,
+  categories = 0,
 ): WindowKernel {
   return mode === "wasm"
-    ? new WasmWindowKernel(size, advance, grace)
-    : new TsWindowKernel(size, advance, grace);
+    ? new WasmWindowKernel(size, advance, grace, categories)
+    : new TsWindowKernel(size, advance, grace, categories);
 }
 
 const views = new MemoryViews(wasm.memory);
@@ -76,9 +104,11 @@ const views = new MemoryViews(wasm.memory);
 /** The WebAssembly operator: one store of the shared module. */
 class WasmWindowKernel implements WindowKernel {
   readonly #id: number;
+  readonly rows: RowWidths;
 
-  constructor(size: number, advance: number, grace: number) {
-    this.#id = wasm.create(size, advance, grace);
+  constructor(size: number, advance: number, grace: number, readonly categories: number) {
+    this.#id = wasm.create(size, advance, grace, categories);
+    this.rows = rowWidths(categories);
   }
 
   prepare(n: number): WindowColumns {
@@ -90,6 +120,7 @@ class WasmWindowKernel implements WindowKernel {
       times: f64.subarray(wasm.timesPtr() / 8, wasm.timesPtr() / 8 + n),
       values: f64.subarray(wasm.valuesPtr() / 8, wasm.valuesPtr() / 8 + n),
       streamTimes: f64.subarray(wasm.streamTimesPtr() / 8, wasm.streamTimesPtr() / 8 + n),
+      categories: views.i32.subarray(wasm.categoriesPtr() / 4, wasm.categoriesPtr() / 4 + n),
     };
   }
 
@@ -99,18 +130,18 @@ class WasmWindowKernel implements WindowKernel {
     const rows = (ptr: number, count: number, width: number) =>
       f64.subarray(ptr / 8, ptr / 8 + count * width);
     return {
-      updates: rows(wasm.updatesPtr(), updates, UPDATE_ROW),
-      closed: rows(wasm.closedPtr(), wasm.closedRows(), UPDATE_ROW),
+      updates: rows(wasm.updatesPtr(), updates, this.rows.update),
+      closed: rows(wasm.closedPtr(), wasm.closedRows(), this.rows.update),
       late: views.i32.subarray(wasm.latePtr() / 4, wasm.latePtr() / 4 + wasm.lateRows()),
-      changed: rows(wasm.changedPtr(), wasm.changedRows(), CHANGED_ROW),
+      changed: rows(wasm.changedPtr(), wasm.changedRows(), this.rows.changed),
     };
   }
 
   load(rows: Float64Array): void {
-    const step = DUMP_PAGE_ROWS * LOAD_ROW;
+    const step = DUMP_PAGE_ROWS * this.rows.load;
     for (let at = 0; at < rows.length; at += step) {
       const page = rows.subarray(at, at + step);
-      const n = page.length / LOAD_ROW;
+      const n = page.length / this.rows.load;
       const ptr = wasm.prepareLoad(this.#id, n);
       views.f64.set(page, ptr / 8);
       wasm.loadWindows(this.#id, n);
@@ -123,7 +154,7 @@ class WasmWindowKernel implements WindowKernel {
       const n = wasm.dump(this.#id, from, DUMP_PAGE_ROWS);
       from = wasm.dumpedTo();
       const at = wasm.changedPtr() / 8;
-      if (n > 0) yield views.f64.slice(at, at + n * CHANGED_ROW);
+      if (n > 0) yield views.f64.slice(at, at + n * this.rows.changed);
     }
   }
 
@@ -146,6 +177,8 @@ interface TsWindow {
   min: number;
   max: number;
   last: number;
+  /** Records per category. */
+  counts: number[];
   /** The batch it last changed in, and the record of that batch. */
   epoch: number;
   record: number;
@@ -159,8 +192,16 @@ class TsWindowKernel implements WindowKernel {
   #seq = 0;
   #epoch = 0;
   #columns: WindowColumns = emptyColumns(0);
+  readonly rows: RowWidths;
 
-  constructor(readonly size: number, readonly advance: number, readonly grace: number) {}
+  constructor(
+    readonly size: number,
+    readonly advance: number,
+    readonly grace: number,
+    readonly categories: number,
+  ) {
+    this.rows = rowWidths(categories);
+  }
 
   prepare(n: number): WindowColumns {
     return this.#columns = emptyColumns(n);
@@ -168,7 +209,7 @@ class TsWindowKernel implements WindowKernel {
 
   aggregate(n: number, withUpdates: boolean): WindowResult {
     const epoch = ++this.#epoch;
-    const { keys, times, values, streamTimes } = this.#columns;
+    const { keys, times, values, streamTimes, categories } = this.#columns;
     const updates: number[] = [];
     const closed: number[] = [];
     const late: number[] = [];
@@ -180,6 +221,7 @@ class TsWindowKernel implements WindowKernel {
       const key = keys[i];
       const t = times[i];
       const v = values[i];
+      const category = this.categories > 0 ? categories[i] : -1;
       const lastStart = t - floorMod(t, this.advance);
       const first = lastStart -
         (Math.ceil((lastStart - t + this.size) / this.advance) - 1) * this.advance;
@@ -200,6 +242,7 @@ class TsWindowKernel implements WindowKernel {
             min: Infinity,
             max: -Infinity,
             last: 0,
+            counts: Array(this.categories).fill(0),
             epoch: -1,
             record: -1,
           };
@@ -211,12 +254,15 @@ class TsWindowKernel implements WindowKernel {
         w.min = Math.min(w.min, v);
         w.max = Math.max(w.max, v);
         w.last = v;
+        if (category >= 0 && category < this.categories) w.counts[category]++;
         w.record = i;
         if (w.epoch !== epoch) {
           w.epoch = epoch;
           touched.push(w);
         }
-        if (withUpdates) updates.push(i, key, s, s + this.size, w.count, w.sum, w.min, w.max, v);
+        if (withUpdates) {
+          updates.push(i, key, s, s + this.size, w.count, w.sum, w.min, w.max, v, ...w.counts);
+        }
       }
       if (!open) late.push(i);
     }
@@ -235,6 +281,7 @@ class TsWindowKernel implements WindowKernel {
         w.last,
         1,
         w.record,
+        ...w.counts,
       );
     }
     return {
@@ -251,8 +298,9 @@ class TsWindowKernel implements WindowKernel {
       const w = this.#windows.get(id);
       if (!w || w.close !== close) continue;
       this.#windows.delete(id);
-      closed.push(record, w.key, w.start, w.end, w.count, w.sum, w.min, w.max, w.last);
+      closed.push(record, w.key, w.start, w.end, w.count, w.sum, w.min, w.max, w.last, ...w.counts);
       changed.push(w.key, w.start, w.end, w.close, 0, 0, 0, 0, 0, 0, record);
+      for (let c = 0; c < this.categories; c++) changed.push(0);
     }
   }
 
@@ -292,8 +340,9 @@ class TsWindowKernel implements WindowKernel {
   }
 
   load(rows: Float64Array): void {
-    for (let i = 0; i < rows.length; i += LOAD_ROW) {
+    for (let i = 0; i < rows.length; i += this.rows.load) {
       const [key, start, end, close, count, sum, min, max, last] = rows.subarray(i, i + LOAD_ROW);
+      const counts = [...rows.subarray(i + LOAD_ROW, i + this.rows.load)];
       const id = `${key}|${start}`;
       this.#windows.set(id, {
         key,
@@ -305,6 +354,7 @@ class TsWindowKernel implements WindowKernel {
         min,
         max,
         last,
+        counts,
         epoch: -1,
         record: -1,
       });
@@ -315,8 +365,21 @@ class TsWindowKernel implements WindowKernel {
   *dump(): Iterable<Float64Array> {
     let out: number[] = [];
     for (const w of this.#windows.values()) {
-      out.push(w.key, w.start, w.end, w.close, w.count, w.sum, w.min, w.max, w.last, 1, -1);
-      if (out.length === DUMP_PAGE_ROWS * CHANGED_ROW) {
+      out.push(
+        w.key,
+        w.start,
+        w.end,
+        w.close,
+        w.count,
+        w.sum,
+        w.min,
+        w.max,
+        w.last,
+        1,
+        -1,
+        ...w.counts,
+      );
+      if (out.length === DUMP_PAGE_ROWS * this.rows.changed) {
         yield Float64Array.from(out);
         out = [];
       }
@@ -344,6 +407,7 @@ function emptyColumns(n: number): WindowColumns {
     times: new Float64Array(n),
     values: new Float64Array(n),
     streamTimes: new Float64Array(n),
+    categories: new Int32Array(n),
   };
 }
 

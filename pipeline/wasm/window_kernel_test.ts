@@ -22,20 +22,24 @@ const canonical = (r: number[][]) =>
   });
 
 /** Runs a batch through a kernel; results copied (views die with the next call). */
-function run(k: WindowKernel, batch: { key: number; t: number; v: number; st: number }[]) {
+function run(
+  k: WindowKernel,
+  batch: { key: number; t: number; v: number; st: number; category?: number }[],
+) {
   const c = k.prepare(batch.length);
   batch.forEach((r, i) => {
     c.keys[i] = r.key;
     c.times[i] = r.t;
     c.values[i] = r.v;
     c.streamTimes[i] = r.st;
+    c.categories[i] = r.category ?? -1;
   });
   const out = k.aggregate(batch.length, true);
   return {
-    updates: rows(out.updates, UPDATE_ROW),
-    closed: canonical(rows(out.closed, UPDATE_ROW)),
+    updates: rows(out.updates, k.rows.update),
+    closed: canonical(rows(out.closed, k.rows.update)),
     late: Array.from(out.late),
-    changed: canonical(rows(out.changed, CHANGED_ROW)),
+    changed: canonical(rows(out.changed, k.rows.changed)),
   };
 }
 
@@ -65,11 +69,41 @@ Deno.test("the window operator counts, sums, takes min, max and last per key and
   }
 });
 
+Deno.test("the window operator counts each window's records per category; a record of no category (-1) or one out of range is counted in none", () => {
+  for (const mode of ["wasm", "ts"] as const) {
+    const k = windowKernel(mode, 100, 100, 0, 2);
+    const out = run(k, [
+      { key: 1, t: 5, v: 1, st: 5, category: 1 },
+      { key: 1, t: 6, v: 1, st: 6, category: 1 },
+      { key: 1, t: 7, v: 1, st: 7, category: -1 },
+      { key: 1, t: 8, v: 1, st: 8, category: 2 },
+      { key: 1, t: 9, v: 1, st: 9, category: 0 },
+      { key: 1, t: 120, v: 1, st: 120, category: 0 },
+    ]);
+    assertEquals(out.updates.map((r) => [r[0], r[4], ...r.slice(UPDATE_ROW)]), [
+      [0, 1, 0, 1],
+      [1, 2, 0, 2],
+      [2, 3, 0, 2],
+      [3, 4, 0, 2],
+      [4, 5, 1, 2],
+      [5, 1, 1, 0],
+    ], mode);
+    assertEquals(out.closed, [[5, 1, 0, 100, 5, 5, 1, 1, 1, 1, 2]], mode);
+    assertEquals(out.changed, [
+      [1, 0, 100, 100, 0, 0, 0, 0, 0, 0, 5, 0, 0],
+      [1, 100, 200, 200, 1, 1, 1, 1, 1, 1, 5, 1, 0],
+    ], mode);
+    const [dump] = [...k.dump()];
+    assertEquals([...dump], [1, 100, 200, 200, 1, 1, 1, 1, 1, 1, -1, 1, 0], mode);
+  }
+});
+
 Deno.test("the WebAssembly window operator gives row for row what the TypeScript reference gives, on random streams with hopping windows, lateness, restarts and 50 000 keys", () => {
   const next = random(7);
-  for (const [size, advance, grace] of [[300, 300, 0], [300, 100, 50], [1000, 250, 400]]) {
-    let wasm = windowKernel("wasm", size, advance, grace);
-    let ts = windowKernel("ts", size, advance, grace);
+  const configs = [[300, 300, 0, 0], [300, 100, 50, 0], [1000, 250, 400, 0], [300, 100, 50, 3]];
+  for (const [size, advance, grace, categories] of configs) {
+    let wasm = windowKernel("wasm", size, advance, grace, categories);
+    let ts = windowKernel("ts", size, advance, grace, categories);
     let streamTime = 0;
     for (let batch = 0; batch < 40; batch++) {
       const records = Array.from({ length: 1 + Math.floor(next() * 2000) }, () => {
@@ -80,22 +114,29 @@ Deno.test("the WebAssembly window operator gives row for row what the TypeScript
           t,
           v: Math.round((next() - 0.5) * 1000) / 10,
           st: streamTime,
+          // Now and then no category (-1).
+          category: Math.floor(next() * (categories + 1)) - 1,
         };
       });
       const a = run(wasm, records);
       const b = run(ts, records);
-      assertEquals(a, b, `size ${size} advance ${advance} grace ${grace} batch ${batch}`);
+      const name = `size ${size} advance ${advance} grace ${grace} categories ${categories}`;
+      assertEquals(a, b, `${name} batch ${batch}`);
       if (batch % 10 === 9) {
         // A restart: both reload from a snapshot of the other's windows.
         const snapshot = dumped(ts);
         // Both hold the same windows, whatever their order in memory.
-        assertEquals(rowsOf(dumped(wasm)).sort(byKeyStart), rowsOf(snapshot).sort(byKeyStart));
-        const load = new Float64Array(snapshot.length / CHANGED_ROW * 9);
-        for (let i = 0, j = 0; i < snapshot.length; i += CHANGED_ROW, j += 9) {
+        assertEquals(
+          rowsOf(dumped(wasm), wasm.rows.changed).sort(byKeyStart),
+          rowsOf(snapshot, ts.rows.changed).sort(byKeyStart),
+        );
+        const load = new Float64Array(snapshot.length / ts.rows.changed * ts.rows.load);
+        for (let i = 0, j = 0; i < snapshot.length; i += ts.rows.changed, j += ts.rows.load) {
           load.set(snapshot.subarray(i, i + 9), j);
+          load.set(snapshot.subarray(i + CHANGED_ROW, i + ts.rows.changed), j + 9);
         }
-        wasm = windowKernel("wasm", size, advance, grace);
-        ts = windowKernel("ts", size, advance, grace);
+        wasm = windowKernel("wasm", size, advance, grace, categories);
+        ts = windowKernel("ts", size, advance, grace, categories);
         wasm.load(load);
         ts.load(load);
       }
@@ -112,11 +153,9 @@ function dumped(k: WindowKernel): Float64Array {
   return out;
 }
 
-function rowsOf(dump: Float64Array): number[][] {
+function rowsOf(dump: Float64Array, width = CHANGED_ROW): number[][] {
   const out: number[][] = [];
-  for (let at = 0; at < dump.length; at += CHANGED_ROW) {
-    out.push([...dump.subarray(at, at + CHANGED_ROW)]);
-  }
+  for (let at = 0; at < dump.length; at += width) out.push([...dump.subarray(at, at + width)]);
   return out;
 }
 

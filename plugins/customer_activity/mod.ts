@@ -1,6 +1,7 @@
 /**
  * Customer activity: per customer, activity counts per type and an activity score in 5-minute
- * tumbling windows, and sessions separated by 30 minutes of inactivity.
+ * tumbling windows (the window operator's statistics, the activity type as category), and
+ * sessions separated by 30 minutes of inactivity.
  *
  * Activity score = Σ over the window's events of the weight of their activityType
  * (`scoreWeights`, unknown types weigh `defaultWeight`).
@@ -28,18 +29,11 @@ const Options = z.strictObject({
 });
 
 /**
- * The event behind an aggregate's latest update, named in the output that update emits.
+ * The event behind a session's latest update, named in the output that update emits.
  * Symbol-keyed, so it stays in memory but is never persisted (JSON skips symbol keys): every
  * update is emitted at once, so a restored aggregate needs none.
  */
 const LAST_EVENT = Symbol("lastEvent");
-
-interface ActivityWindow {
-  counts: Record<string, number>;
-  total: number;
-  score: number;
-  [LAST_EVENT]?: string;
-}
 
 interface Session {
   events: number;
@@ -78,31 +72,23 @@ export default definePlugin({
     })
       .groupByKey();
 
-    // Aggregates are updated in place (no copy per event): each update is serialized into its
-    // output record right away, and nothing downstream keeps the object.
+    // The score is the sum of the events' weights; the counts are per activity type.
     activity.windowedBy(TimeWindows.ofSizeAndGrace(o.windowMs, o.windowGraceMs))
-      .aggregate<ActivityWindow>(
-        () => ({ counts: {}, total: 0, score: 0 }),
-        (_k, e, agg) => {
-          countOne(agg.counts, e.activityType);
-          agg.total++;
-          agg.score += weight(e.activityType);
-          agg[LAST_EVENT] = eventId(e);
-          return agg;
-        },
-        { store: "customer-activity-5m" },
-      )
+      .stats((e) => weight(e.activityType), {
+        store: "customer-activity-5m",
+        category: (e) => e.activityType,
+      })
       .toStream()
-      .map((wk, agg) => ({
+      .map((wk, w) => ({
         key: wk.key,
         value: {
           customerId: wk.key,
           windowStart: wk.window.start,
           windowEnd: wk.window.end,
-          counts: agg.counts,
-          totalEvents: agg.total,
-          activityScore: agg.score,
-          eventIds: eventIds(agg),
+          counts: w.counts,
+          totalEvents: w.count,
+          activityScore: w.sum,
+          eventIds: w.event ? [eventId(w.event)] : [],
         },
       }))
       .to(o.aggregatedTopic);
