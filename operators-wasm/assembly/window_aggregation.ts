@@ -23,6 +23,10 @@ const COUNTS = 8;
 /** Row widths (f64 each) of the output columns, before the category counts that end each row. */
 export const UPDATE_ROW: i32 = 9; // record, key, start, end, count, sum, min, max, last
 export const CHANGED_ROW: i32 = 11; // key, start, end, close, count, sum, min, max, last, live, record
+/** A changed row's `live`: still open, closed, or closed after an update in this batch. */
+const CLOSED: f64 = 0;
+const OPEN: f64 = 1;
+const UPDATED_CLOSED: f64 = 2;
 export const LOAD_ROW: i32 = 9; // key, start, end, close, count, sum, min, max, last
 
 /** One store partition's windows. */
@@ -161,13 +165,13 @@ function rebuildExpiry(): void {
   for (let c = 0; c < categories; c++) col.setF64(row, at + c, table.field(slot, COUNTS + c));
 }
 
-/** Writes a closed window's zero category counts into row `row`, from field `at` on. */
-@inline function writeNoCounts(col: Column, row: i32, at: i32): void {
-  for (let c = 0; c < categories; c++) col.setF64(row, at + c, 0);
-}
 
-/** Deletes the windows that close at or before `streamTime`, as closed by record `record`. */
-function closeUpTo(streamTime: f64, record: i32): void {
+/**
+ * Deletes the windows that close at or before `streamTime`, as closed by record `record`. A
+ * window updated earlier in batch `epoch` keeps its final state and last record in its changed
+ * row (its last update is still to be emitted); any other, zeros and the closing record.
+ */
+function closeUpTo(streamTime: f64, record: i32, epoch: i32): void {
   while (expiry.peek() <= streamTime) {
     const time = expiry.peek();
     const slot = expiry.pop();
@@ -180,12 +184,15 @@ function closeUpTo(streamTime: f64, record: i32): void {
     for (let f = COUNT; f <= LAST; f++) closed.setF64(row, f + 1, table.field(slot, f));
     writeCounts(closed, row, UPDATE_ROW, slot);
     const c = changedCount++;
+    const updated = table.epoch(slot) == epoch;
     writeSlot(changed, c, 0, slot);
     changed.setF64(c, 3, table.field(slot, CLOSE));
-    for (let f = COUNT; f <= LAST; f++) changed.setF64(c, f + 1, 0);
-    changed.setF64(c, 9, 0);
-    changed.setF64(c, 10, <f64>record);
-    writeNoCounts(changed, c, CHANGED_ROW);
+    for (let f = COUNT; f <= LAST; f++) changed.setF64(c, f + 1, updated ? table.field(slot, f) : 0);
+    changed.setF64(c, 9, updated ? UPDATED_CLOSED : CLOSED);
+    changed.setF64(c, 10, <f64>(updated ? table.extra(slot) : record));
+    for (let k = 0; k < categories; k++) {
+      changed.setF64(c, CHANGED_ROW + k, updated ? table.field(slot, COUNTS + k) : 0);
+    }
     table.remove(slot);
   }
 }
@@ -220,7 +227,7 @@ export function aggregate(id: i32, n: i32, withUpdates: bool): i32 {
   for (let i = 0; i < n; i++) {
     const streamTime = load<f64>(streams + (<usize>i << 3));
     if (nextClose <= streamTime) {
-      closeUpTo(streamTime, i);
+      closeUpTo(streamTime, i, epoch);
       nextClose = expiry.peek();
       lastKey = -1;
     }
@@ -299,7 +306,7 @@ export function aggregate(id: i32, n: i32, withUpdates: bool): i32 {
     writeSlot(changed, c, 0, slot);
     changed.setF64(c, 3, table.field(slot, CLOSE));
     for (let f = COUNT; f <= LAST; f++) changed.setF64(c, f + 1, table.field(slot, f));
-    changed.setF64(c, 9, 1);
+    changed.setF64(c, 9, OPEN);
     changed.setF64(c, 10, <f64>table.extra(slot));
     writeCounts(changed, c, CHANGED_ROW, slot);
   }
@@ -347,7 +354,7 @@ export function dump(id: i32, from: i32, max: i32): i32 {
     writeSlot(changed, c, 0, slot);
     changed.setF64(c, 3, table.field(slot, CLOSE));
     for (let f = COUNT; f <= LAST; f++) changed.setF64(c, f + 1, table.field(slot, f));
-    changed.setF64(c, 9, 1);
+    changed.setF64(c, 9, OPEN);
     changed.setF64(c, 10, -1);
     writeCounts(changed, c, CHANGED_ROW, slot);
   }

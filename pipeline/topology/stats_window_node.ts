@@ -1,7 +1,7 @@
 import type { Windowed } from "../record.ts";
 import { OperatorFailure } from "../task.ts";
 import type { StatsWindowStore, WindowStats } from "../wasm/stats_window_store.ts";
-import { CHANGED_ROW, UPDATE_ROW } from "../wasm/window_kernel.ts";
+import { CHANGED_ROW, CLOSED, UPDATE_ROW } from "../wasm/window_kernel.ts";
 import type { TimeWindowSpec } from "../windows.ts";
 import type { EmitStrategy } from "./aggregate_nodes.ts";
 import {
@@ -118,13 +118,16 @@ export class StatsWindowAggregateNode extends ProcessorNode implements Deferring
       }
       return;
     }
-    // Each window changed in the batch once, least recently updated first (as the record
-    // cache forwards), as of the record that last updated it.
+    // Each window updated in the batch once, least recently updated first (as the record
+    // cache forwards), as of the record that last updated it; a window that closed after its
+    // update too, with its final state.
     const c = result.changed;
-    const live: number[] = [];
-    for (let at = 0; at < c.length; at += widths.changed) if (c[at + 9] === 1) live.push(at);
-    live.sort((a, b) => c[a + 10] - c[b + 10]);
-    for (const at of live) {
+    const updated: number[] = [];
+    for (let at = 0; at < c.length; at += widths.changed) {
+      if (c[at + 9] !== CLOSED) updated.push(at);
+    }
+    updated.sort((a, b) => c[a + 10] - c[b + 10]);
+    for (const at of updated) {
       const item = items[c[at + 10]];
       const key = store.keyOf(c[at]);
       // Changed rows hold the close time after the end: stats start one field later.

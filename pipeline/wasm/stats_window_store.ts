@@ -14,6 +14,7 @@ import { KeyIds } from "./key_ids.ts";
 import {
   CHANGED_ROW,
   LOAD_ROW,
+  OPEN,
   type OperatorMode,
   type WindowColumns,
   type WindowKernel,
@@ -202,7 +203,7 @@ export class StatsWindowStore implements PersistedState {
     const width = this.#kernel.rows.changed;
     for (let at = 0; at < c.length; at += width) {
       const key = this.#keys.keyOf(c[at]);
-      const live = c[at + 9] === 1;
+      const live = c[at + 9] === OPEN;
       encodeEntry(this.#delta, key, c[at + 1], live ? c : null, at + 1, this.#rowCounts(c, at));
     }
     return result;

@@ -9,10 +9,15 @@ import { MemoryViews } from "./memory_views.ts";
 /** f64s per update row and per closed row: record, key, start, end, count, sum, min, max, last. */
 export const UPDATE_ROW = 9;
 /**
- * f64s per changed row: key, start, end, close, count, sum, min, max, last, live (1) or closed
- * (0), and the batch's record that last updated (or closed) the window (-1 in a dump).
+ * f64s per changed row: key, start, end, close, count, sum, min, max, last, live (OPEN, CLOSED
+ * or UPDATED_CLOSED), and the batch's record that last updated the window (-1 in a dump), or
+ * for a CLOSED one the record that closed it. A CLOSED row's statistics are zeros; an
+ * UPDATED_CLOSED window was updated in the batch before it closed, its row holds its final state.
  */
 export const CHANGED_ROW = 11;
+export const CLOSED = 0;
+export const OPEN = 1;
+export const UPDATED_CLOSED = 2;
 /** f64s per loaded row: key, start, end, close, count, sum, min, max, last. */
 export const LOAD_ROW = 9;
 /** Windows per page of a dump, and per call of a load: bounds the columns' memory. */
@@ -217,7 +222,7 @@ class TsWindowKernel implements WindowKernel {
     const touched: TsWindow[] = [];
     for (let i = 0; i < n; i++) {
       const streamTime = streamTimes[i];
-      this.#closeUpTo(streamTime, i, closed, changed);
+      this.#closeUpTo(streamTime, i, epoch, closed, changed);
       const key = keys[i];
       const t = times[i];
       const v = values[i];
@@ -279,7 +284,7 @@ class TsWindowKernel implements WindowKernel {
         w.min,
         w.max,
         w.last,
-        1,
+        OPEN,
         w.record,
         ...w.counts,
       );
@@ -292,15 +297,26 @@ class TsWindowKernel implements WindowKernel {
     };
   }
 
-  #closeUpTo(streamTime: number, record: number, closed: number[], changed: number[]): void {
+  #closeUpTo(
+    streamTime: number,
+    record: number,
+    epoch: number,
+    closed: number[],
+    changed: number[],
+  ): void {
     while (this.#expiry.length > 0 && this.#expiry[0].close <= streamTime) {
       const { close, id } = this.#popExpiry();
       const w = this.#windows.get(id);
       if (!w || w.close !== close) continue;
       this.#windows.delete(id);
       closed.push(record, w.key, w.start, w.end, w.count, w.sum, w.min, w.max, w.last, ...w.counts);
-      changed.push(w.key, w.start, w.end, w.close, 0, 0, 0, 0, 0, 0, record);
-      for (let c = 0; c < this.categories; c++) changed.push(0);
+      if (w.epoch === epoch) {
+        changed.push(w.key, w.start, w.end, w.close, w.count, w.sum, w.min, w.max, w.last);
+        changed.push(UPDATED_CLOSED, w.record, ...w.counts);
+      } else {
+        changed.push(w.key, w.start, w.end, w.close, 0, 0, 0, 0, 0, CLOSED, record);
+        for (let c = 0; c < this.categories; c++) changed.push(0);
+      }
     }
   }
 
@@ -375,7 +391,7 @@ class TsWindowKernel implements WindowKernel {
         w.min,
         w.max,
         w.last,
-        1,
+        OPEN,
         -1,
         ...w.counts,
       );

@@ -61,9 +61,18 @@ Deno.test("the window operator counts, sums, takes min, max and last per key and
     ], mode);
     assertEquals(out.closed, [[2, 7, 0, 100, 2, 6, 2, 4, 4]], mode);
     assertEquals(out.late, [3], mode);
+    // Key 7's window closed after updates in this batch: its final state, last updated by
+    // record 1, marked UPDATED_CLOSED (2).
     assertEquals(out.changed, [
-      [7, 0, 100, 110, 0, 0, 0, 0, 0, 0, 2],
+      [7, 0, 100, 110, 2, 6, 2, 4, 4, 2, 1],
       [8, 100, 200, 210, 1, 1, 1, 1, 1, 1, 2],
+    ], mode);
+    assertEquals(k.liveWindows, 1, mode);
+    // Closed by a later batch, with no update in it: zeros and the closing record (CLOSED, 0).
+    const later = run(k, [{ key: 9, t: 400, v: 1, st: 400 }]);
+    assertEquals(later.changed, [
+      [8, 100, 200, 210, 0, 0, 0, 0, 0, 0, 0],
+      [9, 400, 500, 510, 1, 1, 1, 1, 1, 1, 0],
     ], mode);
     assertEquals(k.liveWindows, 1, mode);
   }
@@ -90,7 +99,7 @@ Deno.test("the window operator counts each window's records per category; a reco
     ], mode);
     assertEquals(out.closed, [[5, 1, 0, 100, 5, 5, 1, 1, 1, 1, 2]], mode);
     assertEquals(out.changed, [
-      [1, 0, 100, 100, 0, 0, 0, 0, 0, 0, 5, 0, 0],
+      [1, 0, 100, 100, 5, 5, 1, 1, 1, 2, 4, 1, 2],
       [1, 100, 200, 200, 1, 1, 1, 1, 1, 1, 5, 1, 0],
     ], mode);
     const [dump] = [...k.dump()];
