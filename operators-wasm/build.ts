@@ -6,7 +6,7 @@
  */
 import asc from "assemblyscript/asc";
 
-export const OPERATORS = ["window_aggregation", "fraud_scoring"] as const;
+export const OPERATORS = ["window_aggregation", "session_windows", "fraud_scoring"] as const;
 
 const OPTIONS = [
   "--optimizeLevel",
