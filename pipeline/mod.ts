@@ -31,6 +31,7 @@ export {
   KStream,
   KTable,
   type RecordMeta,
+  type SessionStatsOptions,
   type SessionStoreOptions,
   SessionWindowedStream,
   type SourceOptions,

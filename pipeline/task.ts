@@ -4,6 +4,7 @@ import type { KeyValueStore } from "./state/key_value_store.ts";
 import type { WindowStore } from "./state/window_store.ts";
 import type { FraudScoringStore } from "./wasm/fraud_scoring_store.ts";
 import type { StatsWindowStore } from "./wasm/stats_window_store.ts";
+import type { SessionStatsStore } from "./wasm/session_stats_store.ts";
 import type {
   AnyRecord,
   CachingNode,
@@ -32,7 +33,12 @@ export interface ReportTopics {
  */
 export type OnError = "dlq" | "stop";
 
-export type AnyStore = KeyValueStore | WindowStore | StatsWindowStore | FraudScoringStore;
+export type AnyStore =
+  | KeyValueStore
+  | WindowStore
+  | StatsWindowStore
+  | SessionStatsStore
+  | FraudScoringStore;
 
 /** A plugin's code threw for a record and the plugin's `onError` is "stop". */
 export class ProcessingError extends Error {
@@ -268,9 +274,12 @@ export class StreamTask implements ProcessorContext {
       this.#deferredCount -= held.length;
       this.#flushDeferred(node, held);
     }
+    // What a deferring node's results evicted from a full cache is older than what it holds.
+    this.#forwardEvicted();
     for (const [node, cache] of this.#caches) {
       for (const result of cache.values()) this.#forwardCached(node, result);
       cache.clear();
+      this.#forwardEvicted();
     }
     this.#cached = 0;
   }

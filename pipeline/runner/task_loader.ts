@@ -5,6 +5,7 @@ import { type AnyStore, type EventTimeBounds, type OnError, StreamTask } from ".
 import type { TaskRef, TopicLog } from "../topics/topic_log.ts";
 import type { StoreSpec, TopologyGraph } from "../topology/graph.ts";
 import { FraudScoringStore } from "../wasm/fraud_scoring_store.ts";
+import { SessionStatsStore } from "../wasm/session_stats_store.ts";
 import { StatsWindowStore } from "../wasm/stats_window_store.ts";
 import type { Subtopology } from "../topology/subtopologies.ts";
 
@@ -47,9 +48,18 @@ async function loadStore(
 ): Promise<AnyStore> {
   const prefix = storePrefix(applicationId, spec.name, partition);
   // The operators' stores load their binary pages themselves, then take what the log adds.
-  if (spec.kind === "stats" || spec.kind === "fraud") {
+  if (spec.kind === "stats" || spec.kind === "sessionStats" || spec.kind === "fraud") {
     const store = spec.kind === "stats"
       ? await StatsWindowStore.load(kv, prefix, spec.name, spec.window, spec.operators)
+      : spec.kind === "sessionStats"
+      ? await SessionStatsStore.load(
+        kv,
+        prefix,
+        spec.name,
+        spec.window,
+        spec.retractAll,
+        spec.operators,
+      )
       : await FraudScoringStore.load(
         kv,
         prefix,

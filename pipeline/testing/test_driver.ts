@@ -12,6 +12,7 @@ import type { KeyValueStore } from "../state/key_value_store.ts";
 import type { WindowEntry, WindowStore } from "../state/window_store.ts";
 import type { OnError } from "../task.ts";
 import type { FraudScoringStore, PaymentHistory } from "../wasm/fraud_scoring_store.ts";
+import type { SessionStatsStore } from "../wasm/session_stats_store.ts";
 import type { StatsWindow, StatsWindowStore } from "../wasm/stats_window_store.ts";
 import type { OperatorMode } from "../wasm/window_kernel.ts";
 import { openTopics, type TopicLog, type TopicReader, type TopicSpec } from "../topics/mod.ts";
@@ -230,9 +231,9 @@ export class TestDriver {
     };
   }
 
-  /** A store of windowed statistics (`stats`): its windows, by key and start. */
+  /** A store of windowed or session statistics (`stats`): its windows, by key and start. */
   statsStore(name: string): { fetch(key: string): StatsWindow[]; all(): StatsWindow[] } {
-    const stores = this.#stores<StatsWindowStore>(name);
+    const stores = this.#stores<StatsWindowStore | SessionStatsStore>(name);
     const all = () => stores.flatMap((s) => s.all());
     return { fetch: (key) => all().filter((w) => w.key === key), all };
   }

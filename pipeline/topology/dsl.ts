@@ -29,6 +29,7 @@ import {
   type ProcessorNode,
 } from "./node.ts";
 import { SinkNode, SourceNode, TableSourceNode } from "./source_sink_nodes.ts";
+import { SessionStatsNode } from "./session_stats_node.ts";
 import { StatsWindowAggregateNode, type WindowStatsOf } from "./stats_window_node.ts";
 import { FraudScoringNode, type PaymentFields, type ScoredValue } from "./fraud_scoring_node.ts";
 import { ProcessValuesNode, type StoreRef, type ValueProcessor } from "./process_values_node.ts";
@@ -77,6 +78,12 @@ export interface StatsOptions<V> extends WindowedStoreOptions {
 export interface SessionStoreOptions extends WindowedStoreOptions {
   /** Which replaced sessions get a null value downstream (default "all", as Kafka Streams). */
   readonly retract?: RetractStrategy;
+}
+
+/** Options of session statistics. */
+export interface SessionStatsOptions<V> extends SessionStoreOptions {
+  /** The category a record falls in: each session also counts its records per category. */
+  readonly category?: (value: V) => string;
 }
 
 /** Options of a stream–stream join. */
@@ -695,6 +702,43 @@ export class SessionWindowedStream<K, V> {
     options: SessionStoreOptions,
   ): KTable<Windowed<K>, A> {
     return this.aggregateWith({ init, add, merge }, options);
+  }
+
+  /**
+   * Count, sum, min, max and last of `measure(value)` per key and session, and with `category`
+   * a count per category, computed by the session operator (WebAssembly, or the TypeScript
+   * reference: the plugin's `operators`) once per commit over the batch, the sessions kept in
+   * its memory. Updates and retractions (null) follow the same rules as `aggregate`'s.
+   */
+  stats(
+    measure: (value: V) => number,
+    options: SessionStatsOptions<V>,
+  ): KTable<Windowed<K>, WindowStatsOf<V>> {
+    const b = this.grouped.stream.builder;
+    const retract = options.retract ?? "all";
+    b.graph.addStore({
+      name: options.store,
+      kind: "sessionStats",
+      plugin: b.plugin,
+      window: this.spec,
+      retractAll: retract === "all",
+      operators: b.operators,
+    });
+    const input = this.grouped.input(options.store);
+    const node = b.graph.add(
+      new SessionStatsNode(
+        b.graph.uniqueName(b.plugin, "SESSION-STATS"),
+        b.plugin,
+        options.store,
+        this.spec,
+        measure,
+        options.emit ?? "update",
+        retract,
+        options.category ?? null,
+      ),
+      [input.node],
+    );
+    return new KTable(b, node, options.store, b.upstreamTopics(input.node), true);
   }
 
   aggregateWith<A>(agg: Aggregation<V, A>, options: SessionStoreOptions): KTable<Windowed<K>, A> {

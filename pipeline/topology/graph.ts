@@ -1,6 +1,6 @@
 import type { FraudScoringRules } from "../wasm/fraud_kernel.ts";
 import type { OperatorMode } from "../wasm/window_kernel.ts";
-import type { TimeWindowSpec } from "../windows.ts";
+import type { SessionWindowSpec, TimeWindowSpec } from "../windows.ts";
 import type { ProcessorNode } from "./node.ts";
 import type { SourceNode } from "./source_sink_nodes.ts";
 
@@ -13,6 +13,15 @@ export type StoreSpec =
     readonly kind: "stats";
     readonly plugin: string;
     readonly window: TimeWindowSpec;
+    readonly operators: OperatorMode;
+  }
+  | {
+    readonly name: string;
+    /** Session statistics kept by the session kernel (`SessionWindowedStream.stats`). */
+    readonly kind: "sessionStats";
+    readonly plugin: string;
+    readonly window: SessionWindowSpec;
+    readonly retractAll: boolean;
     readonly operators: OperatorMode;
   }
   | {

@@ -18,9 +18,66 @@ export interface WindowStatsOf<V> extends WindowStats {
 }
 
 /** What a record brings to its windows: its measure, and its category when they count some. */
-interface Measured {
+export interface Measured {
   readonly value: number;
   readonly category: string | null;
+}
+
+/**
+ * A record's measure and category, checked: a measure that is not a finite number, or a
+ * category that is not a string, is the record's error (it is dead-lettered).
+ */
+export function measured(
+  store: string,
+  value: unknown,
+  // deno-lint-ignore no-explicit-any
+  measure: (value: any) => number,
+  // deno-lint-ignore no-explicit-any
+  categorize: ((value: any) => string) | null,
+): Measured {
+  const v = measure(value);
+  if (typeof v !== "number" || !Number.isFinite(v)) {
+    throw new TypeError(`stats '${store}' measured ${JSON.stringify(v)}, not a finite number`);
+  }
+  const category = categorize ? categorize(value) : null;
+  if (categorize && typeof category !== "string") {
+    throw new TypeError(
+      `stats '${store}' categorized a record as ${JSON.stringify(category)}, not a string`,
+    );
+  }
+  return { value: v, category };
+}
+
+/** What the window and session operators' stores take a batch as. */
+interface ColumnStore {
+  category(name: string): number;
+  intern(key: string): number;
+  prepare(n: number): {
+    readonly keys: Int32Array;
+    readonly times: Float64Array;
+    readonly values: Float64Array;
+    readonly streamTimes: Float64Array;
+    readonly categories: Int32Array;
+  };
+}
+
+/** Writes a batch of measured records into a store's columns (categories first: see `category`). */
+export function writeColumns(
+  store: ColumnStore,
+  items: readonly DeferredRecord<Measured>[],
+  categorized: boolean,
+): void {
+  const n = items.length;
+  const categories = categorized ? items.map((item) => store.category(item.value.category!)) : null;
+  const c = store.prepare(n);
+  for (let i = 0; i < n; i++) {
+    const item = items[i];
+    c.keys[i] = store.intern(item.record.key as string);
+    c.times[i] = item.record.timestamp;
+    c.values[i] = item.value.value;
+    c.streamTimes[i] = item.streamTime;
+  }
+  if (categories) c.categories.set(categories);
 }
 
 /**
@@ -48,24 +105,7 @@ export class StatsWindowAggregateNode extends ProcessorNode implements Deferring
 
   process(record: AnyRecord, ctx: ProcessorContext): void {
     if (!this.hasStringKey(record, ctx, `aggregation '${this.storeName}'`)) return;
-    const value = this.measure(record.value);
-    if (typeof value !== "number" || !Number.isFinite(value)) {
-      throw new TypeError(
-        `stats '${this.storeName}' measured ${JSON.stringify(value)}, not a finite number`,
-      );
-    }
-    let category: string | null = null;
-    if (this.categorize) {
-      category = this.categorize(record.value);
-      if (typeof category !== "string") {
-        throw new TypeError(
-          `stats '${this.storeName}' categorized a record as ${
-            JSON.stringify(category)
-          }, not a string`,
-        );
-      }
-    }
-    ctx.defer(this, record, { value, category });
+    ctx.defer(this, record, measured(this.storeName, record.value, this.measure, this.categorize));
   }
 
   flushDeferred(items: readonly DeferredRecord<Measured>[], ctx: ProcessorContext): void {
@@ -74,19 +114,7 @@ export class StatsWindowAggregateNode extends ProcessorNode implements Deferring
     const everyUpdate = this.emit === "update" && !ctx.coalesces;
     let result;
     try {
-      // A new category widens the kernel's windows: every one is known before the columns are.
-      const categories = this.categorize
-        ? items.map((item) => store.category(item.value.category!))
-        : null;
-      const c = store.prepare(n);
-      for (let i = 0; i < n; i++) {
-        const item = items[i];
-        c.keys[i] = store.intern(item.record.key as string);
-        c.times[i] = item.record.timestamp;
-        c.values[i] = item.value.value;
-        c.streamTimes[i] = item.streamTime;
-      }
-      if (categories) c.categories.set(categories);
+      writeColumns(store, items, this.categorize !== null);
       result = store.aggregate(n, everyUpdate);
     } catch (e) {
       throw new OperatorFailure("window_aggregation", this.plugin, this.storeName, e);

@@ -4,6 +4,7 @@
  * WebAssembly operator, whose sessions live in linear memory, and a TypeScript reference.
  */
 import * as wasm from "../../operators-wasm/build/session_windows.wasm";
+import { ExpiryQueue } from "./expiry_queue.ts";
 import { MemoryViews } from "./memory_views.ts";
 import type { OperatorMode } from "./window_kernel.ts";
 
@@ -21,6 +22,7 @@ const DUMP_PAGE_KEYS = 2048;
 
 /** f64s per row of each kind: a changed row is a key, its session count and `perKey` sessions. */
 export interface SessionRowWidths {
+  readonly categories: number;
   readonly update: number;
   readonly closed: number;
   readonly session: number;
@@ -30,6 +32,7 @@ export interface SessionRowWidths {
 function rowWidths(categories: number, perKey: number): SessionRowWidths {
   const session = SESSION_FIELDS + categories;
   return {
+    categories,
     update: SESSION_UPDATE_ROW + categories,
     closed: SESSION_CLOSED_ROW + categories,
     session,
@@ -165,9 +168,8 @@ type TsSession = number[];
 /** The reference: the same rules over a Map of each key's sessions, row for row the same. */
 class TsSessionKernel implements SessionKernel {
   readonly #sessions = new Map<number, TsSession[]>();
-  /** (time, key): a key is looked at when stream time reaches it (as the operator's heap). */
-  #expiry: { time: number; seq: number; key: number }[] = [];
-  #seq = 0;
+  /** Keys by time: a key is looked at when stream time reaches it (as the operator's heap). */
+  readonly #expiry = new ExpiryQueue<number>();
   #epoch = 0;
   #changedAt = new Map<number, number>();
   #columns: SessionColumns = emptyColumns(0);
@@ -227,7 +229,7 @@ class TsSessionKernel implements SessionKernel {
         list.sort((a, b) => a[0] - b[0]);
         this.#sessions.set(key, list);
         this.#live++;
-        this.#pushExpiry(this.#close(target), key);
+        this.#expiry.push(this.#close(target), key);
       } else {
         const [first, second] = near;
         const start = Math.min(t, first[0]);
@@ -286,14 +288,14 @@ class TsSessionKernel implements SessionKernel {
     closed: number[],
     touch: (key: number) => void,
   ): void {
-    while (this.#expiry.length > 0 && this.#expiry[0].time <= streamTime) {
-      const { key } = this.#popExpiry();
+    while (this.#expiry.peek() <= streamTime) {
+      const { item: key } = this.#expiry.pop();
       const list = this.#sessions.get(key);
       if (!list) continue;
       const open = list.filter((s) => this.#close(s) > streamTime);
       for (const s of list) if (this.#close(s) <= streamTime) closed.push(record, key, ...s);
       if (open.length === list.length) {
-        this.#pushExpiry(Math.min(...open.map((s) => this.#close(s))), key);
+        this.#expiry.push(Math.min(...open.map((s) => this.#close(s))), key);
         continue;
       }
       this.#live -= list.length - open.length;
@@ -303,41 +305,8 @@ class TsSessionKernel implements SessionKernel {
         continue;
       }
       this.#sessions.set(key, open);
-      this.#pushExpiry(Math.min(...open.map((s) => this.#close(s))), key);
+      this.#expiry.push(Math.min(...open.map((s) => this.#close(s))), key);
     }
-  }
-
-  #pushExpiry(time: number, key: number): void {
-    const heap = this.#expiry;
-    const entry = { time, seq: this.#seq++, key };
-    let i = heap.push(entry) - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (before(heap[parent], entry)) break;
-      heap[i] = heap[parent];
-      i = parent;
-    }
-    heap[i] = entry;
-  }
-
-  #popExpiry(): { time: number; key: number } {
-    const heap = this.#expiry;
-    const top = heap[0];
-    const last = heap.pop()!;
-    if (heap.length > 0) {
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        if (l >= heap.length) break;
-        const r = l + 1;
-        const m = r < heap.length && before(heap[r], heap[l]) ? r : l;
-        if (before(last, heap[m])) break;
-        heap[i] = heap[m];
-        i = m;
-      }
-      heap[i] = last;
-    }
-    return top;
   }
 
   load(rows: Float64Array): void {
@@ -353,7 +322,7 @@ class TsSessionKernel implements SessionKernel {
       this.#live += n - (this.#sessions.get(key)?.length ?? 0);
       if (n === 0) this.#sessions.delete(key);
       else this.#sessions.set(key, list);
-      for (const s of list) this.#pushExpiry(this.#close(s), key);
+      for (const s of list) this.#expiry.push(this.#close(s), key);
     }
   }
 
@@ -375,12 +344,8 @@ class TsSessionKernel implements SessionKernel {
 
   release(): void {
     this.#sessions.clear();
-    this.#expiry = [];
+    this.#expiry.clear();
   }
-}
-
-function before(a: { time: number; seq: number }, b: { time: number; seq: number }): boolean {
-  return a.time < b.time || (a.time === b.time && a.seq < b.seq);
 }
 
 function emptyColumns(n: number): SessionColumns {

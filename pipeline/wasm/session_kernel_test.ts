@@ -1,26 +1,8 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { type SessionKernel, sessionKernel } from "./session_kernel.ts";
-
-/** Park–Miller: a seeded generator, so a failure can be replayed. */
-function random(seed: number): () => number {
-  let s = seed;
-  return () => (s = (s * 48271) % 2147483647) / 2147483647;
-}
+import { canonical, joined, random, rows } from "./test_rows.ts";
 
 type Input = { key: number; t: number; v: number; st: number; category: number };
-
-function rows(values: ArrayLike<number>, width: number): number[][] {
-  const all = Array.from(values);
-  const out: number[][] = [];
-  for (let i = 0; i < all.length; i += width) out.push(all.slice(i, i + width));
-  return out;
-}
-
-const canonical = (r: number[][]) =>
-  [...r].sort((a, b) => {
-    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] - b[i];
-    return 0;
-  });
 
 function run(k: SessionKernel, batch: Input[]) {
   const c = k.prepare(batch.length);
@@ -112,9 +94,9 @@ Deno.test("the WebAssembly session operator gives row for row what the TypeScrip
       assertEquals(wasm.liveSessions, ts.liveSessions, name);
       if (batch % 10 === 9) {
         // A restart: both reload from the other's dump.
-        const dump = dumped(ts);
+        const dump = joined(ts.dump());
         assertEquals(
-          canonical(rows(dumped(wasm), wasm.rows.changed)),
+          canonical(rows(joined(wasm.dump()), wasm.rows.changed)),
           canonical(rows(dump, ts.rows.changed)),
           name,
         );
@@ -131,10 +113,3 @@ Deno.test("the WebAssembly session operator gives row for row what the TypeScrip
     ts.release();
   }
 });
-
-function dumped(k: SessionKernel): Float64Array {
-  const pages = [...k.dump()];
-  const out = new Float64Array(pages.reduce((n, p) => n + p.length, 0));
-  pages.reduce((at, p) => (out.set(p, at), at + p.length), 0);
-  return out;
-}

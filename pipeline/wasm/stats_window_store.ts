@@ -10,6 +10,7 @@ import { applyEntries, BinarySnapshots } from "../state/binary_pages.ts";
 import { ChangelogPages } from "../state/changelog_pages.ts";
 import type { PersistedState } from "../state/persistent_map.ts";
 import type { TimeWindowSpec } from "../windows.ts";
+import { Categories, NONE, readCounts, writeCounts } from "./categories.ts";
 import { KeyIds } from "./key_ids.ts";
 import {
   CHANGED_ROW,
@@ -35,9 +36,6 @@ export interface WindowStats {
   readonly counts: Readonly<Record<string, number>>;
 }
 
-/** The counts of a store that counts no categories. */
-export const NO_COUNTS: Readonly<Record<string, number>> = Object.freeze({});
-
 /** A live window of a store, as queries and tests see it. */
 export interface StatsWindow {
   readonly key: string;
@@ -55,8 +53,6 @@ interface StoredWindow {
   readonly counts: ReadonlyMap<string, number>;
 }
 
-const NONE: ReadonlyMap<string, number> = new Map();
-
 /** Windows per snapshot page. */
 const SNAPSHOT_PAGE_WINDOWS = 2000;
 
@@ -64,7 +60,7 @@ export class StatsWindowStore implements PersistedState {
   #kernel: WindowKernel;
   readonly #keys = new KeyIds();
   /** Category names as the kernel's category numbers; its windows count as many as it has. */
-  readonly #categories = new KeyIds();
+  readonly #categories = new Categories();
   /** Windows read from KV or a changelog topic, until `open` hands them to the kernel. */
   #loading: Map<string, StoredWindow> | null = new Map();
   /** This commit's changes as binary entries (changelog records are decoded from them). */
@@ -115,9 +111,7 @@ export class StatsWindowStore implements PersistedState {
     windows.forEach((w, i) => {
       rows[i * width] = this.intern(w.key);
       rows.set(w.fields, i * width + 1);
-      for (const [name, n] of w.counts) {
-        rows[i * width + LOAD_ROW + this.#categories.intern(name)] = n;
-      }
+      this.#categories.place(w.counts, rows, i * width + LOAD_ROW);
     });
     this.#kernel.load(rows);
     return this;
@@ -153,18 +147,9 @@ export class StatsWindowStore implements PersistedState {
     return id;
   }
 
-  /** The name of category `id`. */
-  categoryName(id: number): string {
-    return this.#categories.keyOf(id);
-  }
-
   /** A window's category counts, from a row's counts at `at` on. */
   counts(row: Float64Array, at: number): Readonly<Record<string, number>> {
-    const n = this.#kernel.categories;
-    if (n === 0) return NO_COUNTS;
-    const out: Record<string, number> = {};
-    for (let c = 0; c < n; c++) if (row[at + c] > 0) out[this.#categories.keyOf(c)] = row[at + c];
-    return out;
+    return this.#categories.record(row, at, this.#kernel.categories);
   }
 
   /** Makes the kernel again counting `categories` categories, with the same windows. */
@@ -219,8 +204,7 @@ export class StatsWindowStore implements PersistedState {
 
   /** A changed row's category counts by name (none when the store counts no categories). */
   #rowCounts(row: Float64Array, at: number): ReadonlyMap<string, number> {
-    const n = this.#kernel.categories;
-    return n === 0 ? NONE : namedCounts(row, at, n, this.#categories);
+    return this.#categories.named(row, at + CHANGED_ROW, this.#kernel.categories);
   }
 
   takeCommit(changelog: boolean): { mutations: Mutation[]; changes: [string, string | null][] } {
@@ -249,7 +233,7 @@ export class StatsWindowStore implements PersistedState {
     return function* (page) {
       for (const dump of dumps) {
         for (let at = 0; at < dump.length; at += width) {
-          const counts = categories === 0 ? NONE : namedCounts(dump, at, categories, names);
+          const counts = names.named(dump, at + CHANGED_ROW, categories);
           encodeEntry(page, keys.keyOf(dump[at]), dump[at + 1], dump, at + 1, counts);
           yield;
         }
@@ -328,21 +312,6 @@ export class StatsWindowStore implements PersistedState {
   }
 }
 
-/** The non-zero category counts of the changed row at `at`, by category name. */
-function namedCounts(
-  row: Float64Array,
-  at: number,
-  categories: number,
-  names: KeyIds,
-): Map<string, number> {
-  const out = new Map<string, number>();
-  for (let c = 0; c < categories; c++) {
-    const count = row[at + CHANGED_ROW + c];
-    if (count > 0) out.set(names.keyOf(c), count);
-  }
-  return out;
-}
-
 /** A window's id in a changelog topic, as window stores name them: start, '|', key. */
 function windowId(key: string, start: number): string {
   return `${start}|${key}`;
@@ -380,12 +349,7 @@ function encodeEntry(
   w.u8(fields ? LIVE | (counted ? COUNTED : 0) : 0);
   w.f64(start);
   if (fields) { for (let f = 1; f < 8; f++) w.f64(fields[at + f]); }
-  if (!counted) return;
-  w.u16(counts.size);
-  for (const [name, n] of counts) {
-    w.str(name);
-    w.f64(n);
-  }
+  if (counted) writeCounts(w, counts);
 }
 
 /** The windows of a page, as (id, window or null for a deletion). */
@@ -402,12 +366,7 @@ function* decodeEntries(bytes: Uint8Array): Generator<[string, StoredWindow | nu
     const fields = new Float64Array(8);
     fields[0] = start;
     for (let f = 1; f < 8; f++) fields[f] = r.f64();
-    let counts = NONE;
-    if ((flags & COUNTED) !== 0) {
-      const named = new Map<string, number>();
-      for (let n = r.u16(); n > 0; n--) named.set(r.str(), r.f64());
-      counts = named;
-    }
+    const counts = (flags & COUNTED) !== 0 ? readCounts(r) : NONE;
     yield [windowId(key, start), { key, fields, counts }];
   }
 }

@@ -4,6 +4,7 @@
  * WebAssembly operator, whose windows live in linear memory, and a TypeScript reference.
  */
 import * as wasm from "../../operators-wasm/build/window_aggregation.wasm";
+import { ExpiryQueue } from "./expiry_queue.ts";
 import { MemoryViews } from "./memory_views.ts";
 
 /** f64s per update row and per closed row: record, key, start, end, count, sum, min, max, last. */
@@ -193,8 +194,7 @@ interface TsWindow {
 class TsWindowKernel implements WindowKernel {
   readonly #windows = new Map<string, TsWindow>();
   /** Windows by close time, as the operator's expiry heap pops them. */
-  #expiry: { close: number; seq: number; id: string }[] = [];
-  #seq = 0;
+  readonly #expiry = new ExpiryQueue<string>();
   #epoch = 0;
   #columns: WindowColumns = emptyColumns(0);
   readonly rows: RowWidths;
@@ -252,7 +252,7 @@ class TsWindowKernel implements WindowKernel {
             record: -1,
           };
           this.#windows.set(id, w);
-          this.#pushExpiry(w.close, id);
+          this.#expiry.push(w.close, id);
         }
         w.count += 1;
         w.sum += v;
@@ -304,8 +304,8 @@ class TsWindowKernel implements WindowKernel {
     closed: number[],
     changed: number[],
   ): void {
-    while (this.#expiry.length > 0 && this.#expiry[0].close <= streamTime) {
-      const { close, id } = this.#popExpiry();
+    while (this.#expiry.peek() <= streamTime) {
+      const { time: close, item: id } = this.#expiry.pop();
       const w = this.#windows.get(id);
       if (!w || w.close !== close) continue;
       this.#windows.delete(id);
@@ -318,41 +318,6 @@ class TsWindowKernel implements WindowKernel {
         for (let c = 0; c < this.categories; c++) changed.push(0);
       }
     }
-  }
-
-  // A heap ordered by close time, then by insertion (the operator's heap breaks ties by its own
-  // order; windows closing at the same time are closed by the same record either way).
-  #pushExpiry(close: number, id: string): void {
-    const heap = this.#expiry;
-    const entry = { close, seq: this.#seq++, id };
-    let i = heap.push(entry) - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (before(heap[parent], entry)) break;
-      heap[i] = heap[parent];
-      i = parent;
-    }
-    heap[i] = entry;
-  }
-
-  #popExpiry(): { close: number; id: string } {
-    const heap = this.#expiry;
-    const top = heap[0];
-    const last = heap.pop()!;
-    if (heap.length > 0) {
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        if (l >= heap.length) break;
-        const r = l + 1;
-        const m = r < heap.length && before(heap[r], heap[l]) ? r : l;
-        if (before(last, heap[m])) break;
-        heap[i] = heap[m];
-        i = m;
-      }
-      heap[i] = last;
-    }
-    return top;
   }
 
   load(rows: Float64Array): void {
@@ -374,7 +339,7 @@ class TsWindowKernel implements WindowKernel {
         epoch: -1,
         record: -1,
       });
-      this.#pushExpiry(close, id);
+      this.#expiry.push(close, id);
     }
   }
 
@@ -409,12 +374,8 @@ class TsWindowKernel implements WindowKernel {
 
   release(): void {
     this.#windows.clear();
-    this.#expiry = [];
+    this.#expiry.clear();
   }
-}
-
-function before(a: { close: number; seq: number }, b: { close: number; seq: number }): boolean {
-  return a.close < b.close || (a.close === b.close && a.seq < b.seq);
 }
 
 function emptyColumns(n: number): WindowColumns {

@@ -1,25 +1,6 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { CHANGED_ROW, UPDATE_ROW, type WindowKernel, windowKernel } from "./window_kernel.ts";
-
-/** Park–Miller: a seeded generator, so a failure can be replayed. */
-function random(seed: number): () => number {
-  let s = seed;
-  return () => (s = (s * 48271) % 2147483647) / 2147483647;
-}
-
-/** Rows of a flat array, sorted so both implementations compare equal whatever tie order. */
-function rows(values: ArrayLike<number>, width: number): number[][] {
-  const all = Array.from(values);
-  const out: number[][] = [];
-  for (let i = 0; i < all.length; i += width) out.push(all.slice(i, i + width));
-  return out;
-}
-
-const canonical = (r: number[][]) =>
-  [...r].sort((a, b) => {
-    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] - b[i];
-    return 0;
-  });
+import { canonical, joined, random, rows } from "./test_rows.ts";
 
 /** Runs a batch through a kernel; results copied (views die with the next call). */
 function run(
@@ -133,11 +114,11 @@ Deno.test("the WebAssembly window operator gives row for row what the TypeScript
       assertEquals(a, b, `${name} batch ${batch}`);
       if (batch % 10 === 9) {
         // A restart: both reload from a snapshot of the other's windows.
-        const snapshot = dumped(ts);
+        const snapshot = joined(ts.dump());
         // Both hold the same windows, whatever their order in memory.
         assertEquals(
-          rowsOf(dumped(wasm), wasm.rows.changed).sort(byKeyStart),
-          rowsOf(snapshot, ts.rows.changed).sort(byKeyStart),
+          rows(joined(wasm.dump()), wasm.rows.changed).sort(byKeyStart),
+          rows(snapshot, ts.rows.changed).sort(byKeyStart),
         );
         const load = new Float64Array(snapshot.length / ts.rows.changed * ts.rows.load);
         for (let i = 0, j = 0; i < snapshot.length; i += ts.rows.changed, j += ts.rows.load) {
@@ -154,20 +135,6 @@ Deno.test("the WebAssembly window operator gives row for row what the TypeScript
   }
 });
 
-/** Every page of a kernel's dump, as one array. */
-function dumped(k: WindowKernel): Float64Array {
-  const pages = [...k.dump()];
-  const out = new Float64Array(pages.reduce((n, p) => n + p.length, 0));
-  pages.reduce((at, p) => (out.set(p, at), at + p.length), 0);
-  return out;
-}
-
-function rowsOf(dump: Float64Array, width = CHANGED_ROW): number[][] {
-  const out: number[][] = [];
-  for (let at = 0; at < dump.length; at += width) out.push([...dump.subarray(at, at + width)]);
-  return out;
-}
-
 const byKeyStart = (a: number[], b: number[]) => a[0] - b[0] || a[1] - b[1];
 
 Deno.test("a dump of 10 000 windows comes in pages and loads back into either implementation as the same windows", () => {
@@ -183,13 +150,13 @@ Deno.test("a dump of 10 000 windows comes in pages and loads back into either im
   source.aggregate(n, false);
   const pages = [...source.dump()];
   assertEquals(pages.map((p) => p.length / CHANGED_ROW), [4096, 4096, 1808]);
-  const all = rowsOf(dumped(source)).sort(byKeyStart);
+  const all = rows(joined(source.dump()), CHANGED_ROW).sort(byKeyStart);
   const load = new Float64Array(all.length * 9);
   all.forEach((row, i) => load.set(row.slice(0, 9), i * 9));
   for (const mode of ["wasm", "ts"] as const) {
     const k = windowKernel(mode, 100, 100, 10);
     k.load(load);
-    assertEquals(rowsOf(dumped(k)).sort(byKeyStart), all, mode);
+    assertEquals(rows(joined(k.dump()), CHANGED_ROW).sort(byKeyStart), all, mode);
     k.release();
   }
   source.release();

@@ -1,7 +1,7 @@
 /**
  * Customer activity: per customer, activity counts per type and an activity score in 5-minute
- * tumbling windows (the window operator's statistics, the activity type as category), and
- * sessions separated by 30 minutes of inactivity.
+ * tumbling windows, and sessions separated by 30 minutes of inactivity: the window and session
+ * operators' statistics, with the activity type as the category.
  *
  * Activity score = Σ over the window's events of the weight of their activityType
  * (`scoreWeights`, unknown types weigh `defaultWeight`).
@@ -28,21 +28,6 @@ const Options = z.strictObject({
   defaultWeight: z.number().default(1),
 });
 
-/**
- * The event behind a session's latest update, named in the output that update emits.
- * Symbol-keyed, so it stays in memory but is never persisted (JSON skips symbol keys): every
- * update is emitted at once, so a restored aggregate needs none.
- */
-const LAST_EVENT = Symbol("lastEvent");
-
-interface Session {
-  events: number;
-  counts: Record<string, number>;
-  [LAST_EVENT]?: string;
-}
-
-const eventIds = (agg: { [LAST_EVENT]?: string }) => agg[LAST_EVENT] ? [agg[LAST_EVENT]] : [];
-
 /** An activity event's id: its `eventId` if it has one, else customer, type and time. */
 function eventId(e: events.CustomerActivityEvent): string {
   return typeof e.eventId === "string"
@@ -50,16 +35,8 @@ function eventId(e: events.CustomerActivityEvent): string {
     : `${e.customerId}:${e.activityType}:${e.timestamp}`;
 }
 
-/** Counts one more of `type`, in place. */
-function countOne(counts: Record<string, number>, type: string): void {
-  counts[type] = (counts[type] ?? 0) + 1;
-}
-
-function addCounts(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
-  const out = { ...a };
-  for (const [k, n] of Object.entries(b)) out[k] = (out[k] ?? 0) + n;
-  return out;
-}
+/** The id of the event behind a result, when it has one (a result on close has none). */
+const eventIds = (e: events.CustomerActivityEvent | null) => e ? [eventId(e)] : [];
 
 export default definePlugin({
   name: "customer_activity",
@@ -88,30 +65,18 @@ export default definePlugin({
           counts: w.counts,
           totalEvents: w.count,
           activityScore: w.sum,
-          eventIds: w.event ? [eventId(w.event)] : [],
+          eventIds: eventIds(w.event),
         },
       }))
       .to(o.aggregatedTopic);
 
     activity.windowedBy(SessionWindows.ofInactivityGapAndGrace(o.sessionGapMs, o.sessionGraceMs))
-      .aggregate<Session>(
-        () => ({ events: 0, counts: {} }),
-        (_k, e, s) => {
-          s.events++;
-          countOne(s.counts, e.activityType);
-          s[LAST_EVENT] = eventId(e);
-          return s;
-        },
-        // Merging into the empty start aggregate (every extension does) gives the other one.
-        (_k, a, b) =>
-          a.events === 0 ? b : {
-            events: a.events + b.events,
-            counts: addCounts(a.counts, b.counts),
-            [LAST_EVENT]: b[LAST_EVENT] ?? a[LAST_EVENT],
-          },
-        // An extended session keeps its start and is just updated; only absorbed ones are retracted.
-        { store: "customer-sessions", retract: "merged" },
-      )
+      // An extended session keeps its start and is just updated; only absorbed ones are retracted.
+      .stats(() => 1, {
+        store: "customer-sessions",
+        retract: "merged",
+        category: (e) => e.activityType,
+      })
       .toStream()
       .map((wk, s) => ({
         key: wk.key,
@@ -128,10 +93,10 @@ export default definePlugin({
             sessionStart: wk.window.start,
             sessionEnd: wk.window.end,
             durationMs: wk.window.end - wk.window.start,
-            events: s.events,
+            events: s.count,
             counts: s.counts,
             state: "ACTIVE",
-            eventIds: eventIds(s),
+            eventIds: eventIds(s.event),
           },
       }))
       .to(o.sessionsTopic);

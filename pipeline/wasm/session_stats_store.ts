@@ -1,0 +1,323 @@
+/**
+ * A store partition of session statistics whose sessions live in a session kernel (WebAssembly
+ * linear memory, or the TypeScript reference): keys and category names are interned here. It
+ * persists as binary pages of the keys whose sessions changed (ChangelogPages: a delta per
+ * commit, snapshots copied from the kernel and written a page per commit), and loads them back
+ * into the kernel on start.
+ */
+import type { Mutation } from "../kv/blob.ts";
+import { ByteReader, ByteWriter } from "../state/byte_codec.ts";
+import { applyEntries, BinarySnapshots } from "../state/binary_pages.ts";
+import { ChangelogPages } from "../state/changelog_pages.ts";
+import type { PersistedState } from "../state/persistent_map.ts";
+import type { SessionWindowSpec } from "../windows.ts";
+import { Categories, readCounts, writeCounts } from "./categories.ts";
+import { KeyIds } from "./key_ids.ts";
+import {
+  SESSION_FIELDS,
+  type SessionColumns,
+  type SessionKernel,
+  sessionKernel,
+  type SessionResult,
+} from "./session_kernel.ts";
+import type { StatsWindow } from "./stats_window_store.ts";
+import type { OperatorMode } from "./window_kernel.ts";
+
+/** A session as stored: start, end, count, sum, min, max, last, and its counts by category. */
+interface StoredSession {
+  readonly fields: Float64Array;
+  readonly counts: ReadonlyMap<string, number>;
+}
+
+/** Keys per snapshot page. */
+const SNAPSHOT_PAGE_KEYS = 2000;
+
+export class SessionStatsStore implements PersistedState {
+  #kernel: SessionKernel;
+  readonly #keys = new KeyIds();
+  readonly #categories = new Categories();
+  /** Each key's sessions read from KV or a changelog topic, until `open` loads the kernel. */
+  #loading: Map<string, StoredSession[]> | null = new Map();
+  #delta = new ByteWriter();
+  #pages!: ChangelogPages;
+  #snapshots!: BinarySnapshots;
+
+  private constructor(
+    readonly name: string,
+    readonly spec: SessionWindowSpec,
+    readonly retractAll: boolean,
+    readonly mode: OperatorMode,
+  ) {
+    this.#kernel = this.#newKernel(0);
+  }
+
+  #newKernel(categories: number): SessionKernel {
+    return sessionKernel(this.mode, this.spec.gap, this.spec.grace, categories, this.retractAll);
+  }
+
+  /** Reads the store's pages under `prefix`; `open` must follow (after any restore). */
+  static async load(
+    kv: Deno.Kv,
+    prefix: Deno.KvKey,
+    name: string,
+    spec: SessionWindowSpec,
+    retractAll: boolean,
+    mode: OperatorMode,
+  ): Promise<SessionStatsStore> {
+    const store = new SessionStatsStore(name, spec, retractAll, mode);
+    store.#pages = await ChangelogPages.load(
+      kv,
+      prefix,
+      (bytes) => applyEntries(store.#loading!, decodeEntries(bytes)),
+    );
+    store.#snapshots = new BinarySnapshots(store.#pages, SNAPSHOT_PAGE_KEYS);
+    return store;
+  }
+
+  /** Loads the sessions read so far into the kernel. */
+  open(): this {
+    const loading = [...this.#loading!];
+    this.#loading = null;
+    for (const [, sessions] of loading) {
+      for (const s of sessions) for (const name of s.counts.keys()) this.#categories.intern(name);
+    }
+    this.#kernel.release();
+    this.#kernel = this.#newKernel(this.#categories.size);
+    const { changed: width, session } = this.#kernel.rows;
+    const rows = new Float64Array(loading.length * width);
+    loading.forEach(([key, sessions], i) => {
+      const at = i * width;
+      rows[at] = this.intern(key);
+      rows[at + 1] = sessions.length;
+      sessions.forEach((s, j) => {
+        rows.set(s.fields, at + 2 + j * session);
+        this.#categories.place(s.counts, rows, at + 2 + j * session + SESSION_FIELDS);
+      });
+    });
+    this.#kernel.load(rows);
+    return this;
+  }
+
+  get map(): PersistedState {
+    return this;
+  }
+
+  release(): void {
+    this.#kernel.release();
+  }
+
+  intern(key: string): number {
+    return this.#keys.intern(key);
+  }
+
+  keyOf(id: number): string {
+    return this.#keys.keyOf(id);
+  }
+
+  /**
+   * The number the kernel counts a category by; a new one widens every session (the kernel is
+   * made again with room for more), so call this for a batch's records before `prepare`.
+   */
+  category(name: string): number {
+    const id = this.#categories.intern(name);
+    if (id >= this.#kernel.categories) this.#widen(Math.max(4, 2 * this.#kernel.categories));
+    return id;
+  }
+
+  /** A session's category counts, from a row's counts at `at` on. */
+  counts(row: Float64Array, at: number): Readonly<Record<string, number>> {
+    return this.#categories.record(row, at, this.#kernel.categories);
+  }
+
+  #widen(categories: number): void {
+    const old = this.#kernel;
+    const next = this.#newKernel(categories);
+    const from = old.rows;
+    const to = next.rows;
+    for (const page of old.dump()) {
+      const n = page.length / from.changed;
+      const rows = new Float64Array(n * to.changed);
+      for (let i = 0; i < n; i++) {
+        const a = i * from.changed;
+        const b = i * to.changed;
+        rows[b] = page[a];
+        rows[b + 1] = page[a + 1];
+        for (let j = 0; j < page[a + 1]; j++) {
+          const s = a + 2 + j * from.session;
+          rows.set(page.subarray(s, s + from.session), b + 2 + j * to.session);
+        }
+      }
+      next.load(rows);
+    }
+    old.release();
+    this.#kernel = next;
+  }
+
+  get rows() {
+    return this.#kernel.rows;
+  }
+
+  prepare(n: number): SessionColumns {
+    return this.#kernel.prepare(n);
+  }
+
+  /** Applies a prepared batch; the keys it changed are persisted with the next commit. */
+  aggregate(n: number): SessionResult {
+    const result = this.#kernel.aggregate(n);
+    const c = result.changed;
+    const width = this.#kernel.rows.changed;
+    const { session, categories } = this.#kernel.rows;
+    for (let at = 0; at < c.length; at += width) {
+      encodeRow(this.#delta, c, at, session, categories, this.#keys, this.#categories);
+    }
+    return result;
+  }
+
+  get size(): number {
+    return this.#loading ? this.#loading.size : this.#kernel.liveSessions;
+  }
+
+  get dirtyBytes(): number {
+    return this.#delta.length + this.#snapshots.pendingBytes;
+  }
+
+  takeCommit(changelog: boolean): { mutations: Mutation[]; changes: [string, string | null][] } {
+    const mutations: Mutation[] = [];
+    const changes: [string, string | null][] = changelog
+      ? [...decodeEntries(this.#delta.bytes())].map(([key, s]) => [key, s && changeText(s)])
+      : [];
+    if (this.#delta.length > 0) mutations.push(...this.#pages.appendDelta(this.#delta.take()));
+    if (!this.#loading) mutations.push(...this.#snapshots.step(() => this.#snapshotEntries()));
+    mutations.push(...this.#pages.takeGarbage(200));
+    return { mutations, changes };
+  }
+
+  /** Every key's sessions now, copied from the kernel at once, encoded a page per commit. */
+  #snapshotEntries(): (page: ByteWriter) => Iterator<unknown> {
+    const dumps = [...this.#kernel.dump()];
+    // As the rows were dumped: the kernel may be widened before the last page is written.
+    const { changed: width, session, categories } = this.#kernel.rows;
+    const keys = this.#keys;
+    const names = this.#categories;
+    return function* (page) {
+      for (const dump of dumps) {
+        for (let at = 0; at < dump.length; at += width) {
+          encodeRow(page, dump, at, session, categories, keys, names);
+          yield;
+        }
+      }
+    };
+  }
+
+  applyChange(key: string, text: string | null): void {
+    const sessions = text === null ? [] : (JSON.parse(text) as ChangedSession[]).map((s) => ({
+      fields: Float64Array.from(s.slice(0, SESSION_FIELDS) as number[]),
+      counts: new Map(Object.entries((s[SESSION_FIELDS] ?? {}) as Record<string, number>)),
+    }));
+    if (sessions.length === 0) this.#loading!.delete(key);
+    else this.#loading!.set(key, sessions);
+    encodeEntry(this.#delta, key, sessions);
+  }
+
+  clear(): void {
+    for (const key of this.#loading!.keys()) encodeEntry(this.#delta, key, []);
+    this.#loading!.clear();
+  }
+
+  /** Every key's sessions under the key, as the changelog names them. */
+  *entries(): Iterable<[string, StatsWindow[]]> {
+    const byKey = new Map<string, StatsWindow[]>();
+    for (const s of this.all()) byKey.set(s.key, [...byKey.get(s.key) ?? [], s]);
+    yield* byKey;
+  }
+
+  /** Every live session as (key, start, end, stats), for queries and tests. */
+  all(): StatsWindow[] {
+    const out: StatsWindow[] = [];
+    const { changed: width, session } = this.#kernel.rows;
+    for (const dump of this.#kernel.dump()) {
+      for (let at = 0; at < dump.length; at += width) {
+        for (let j = 0; j < dump[at + 1]; j++) {
+          const s = at + 2 + j * session;
+          out.push({
+            key: this.#keys.keyOf(dump[at]),
+            start: dump[s],
+            end: dump[s + 1],
+            stats: {
+              count: dump[s + 2],
+              sum: dump[s + 3],
+              min: dump[s + 4],
+              max: dump[s + 5],
+              last: dump[s + 6],
+              counts: this.counts(dump, s + SESSION_FIELDS),
+            },
+          });
+        }
+      }
+    }
+    return out.sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : a.start - b.start);
+  }
+}
+
+/**
+ * Writes a changed (or dumped) row as an entry, its sessions `session` f64s wide with
+ * `categories` counts each: the key's sessions, or its deletion.
+ */
+function encodeRow(
+  w: ByteWriter,
+  row: Float64Array,
+  at: number,
+  session: number,
+  categories: number,
+  keys: KeyIds,
+  names: Categories,
+): void {
+  const sessions: StoredSession[] = [];
+  for (let j = 0; j < row[at + 1]; j++) {
+    const s = at + 2 + j * session;
+    sessions.push({
+      fields: row.subarray(s, s + SESSION_FIELDS),
+      counts: names.named(row, s + SESSION_FIELDS, categories),
+    });
+  }
+  encodeEntry(w, keys.keyOf(row[at]), sessions);
+}
+
+/** A session in a changelog record: its seven fields, then its counts when it has any. */
+type ChangedSession = (number | Record<string, number>)[];
+
+function changeText(sessions: StoredSession[]): string {
+  return JSON.stringify(sessions.map((s) => {
+    const fields: ChangedSession = [...s.fields];
+    if (s.counts.size > 0) fields.push(Object.fromEntries(s.counts));
+    return fields;
+  }));
+}
+
+/**
+ * Writes one key: key (u16 length, UTF-8), its number of sessions (u8; 0: deleted), and per
+ * session start, end, count, sum, min, max, last (f64 each) and its category counts.
+ */
+function encodeEntry(w: ByteWriter, key: string, sessions: readonly StoredSession[]): void {
+  w.str(key);
+  w.u8(sessions.length);
+  for (const s of sessions) {
+    for (let f = 0; f < SESSION_FIELDS; f++) w.f64(s.fields[f]);
+    writeCounts(w, s.counts);
+  }
+}
+
+function* decodeEntries(bytes: Uint8Array): Generator<[string, StoredSession[] | null]> {
+  const r = new ByteReader(bytes);
+  while (!r.done) {
+    const key = r.str();
+    const n = r.u8();
+    const sessions: StoredSession[] = [];
+    for (let j = 0; j < n; j++) {
+      const fields = new Float64Array(SESSION_FIELDS);
+      for (let f = 0; f < SESSION_FIELDS; f++) fields[f] = r.f64();
+      sessions.push({ fields, counts: readCounts(r) });
+    }
+    yield [key, n === 0 ? null : sessions];
+  }
+}
