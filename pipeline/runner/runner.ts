@@ -108,9 +108,11 @@ export class PipelineRunner {
   #repartitions = new Map<string, Repartition>();
   /** Operators that failed, by store: the sub-topologies holding these stores do not run. */
   #failedStores = new Map<string, OperatorFailure>();
-  /** Running estimates of the output and state bytes a cached result becomes. */
-  #cachedCost = CACHED_OUTPUT_BYTES;
-  #cachedStateCost = 0;
+  /**
+   * Per task, running estimates of the output and state bytes one of its cached results (or
+   * deferred records) becomes at the commit: tasks of different plugins differ a lot.
+   */
+  readonly #cachedCosts = new WeakMap<StreamTask, { output: number; state: number }>();
 
   constructor(
     readonly log: TopicLog,
@@ -397,46 +399,51 @@ export class PipelineRunner {
    * became, in bytes per result, refines the estimate the next batches are cut by.
    */
   #flushCaches(batch: Batch): boolean {
-    let results = 0;
-    const before = batch.bytes + batch.handoffBytes;
-    const dirtyBefore = this.#dirtyBytes();
+    let flushed = false;
     for (const task of this.#tasks) {
       if (!task.hasCached) continue;
-      results += task.cachedResults;
+      flushed = true;
+      const results = task.cachedResults;
+      const before = batch.bytes + batch.handoffBytes;
+      const dirtyBefore = taskDirtyBytes(task);
       task.output = batch.outputFor(task);
       task.flushCaches();
+      const cost = this.#cachedCosts.get(task) ?? { output: CACHED_OUTPUT_BYTES, state: 0 };
+      cost.output = 0.8 * cost.output + 0.2 * (batch.bytes + batch.handoffBytes - before) / results;
+      // Deferred records change their stores only now (the operators' batches).
+      cost.state = 0.8 * cost.state +
+        0.2 * Math.max(0, taskDirtyBytes(task) - dirtyBefore) / results;
+      this.#cachedCosts.set(task, cost);
     }
-    if (results > 0) {
-      const perResult = (batch.bytes + batch.handoffBytes - before) / results;
-      this.#cachedCost = 0.8 * this.#cachedCost + 0.2 * perResult;
-      // Deferred records change their stores only now (the window operator's batch).
-      const statePerResult = Math.max(0, this.#dirtyBytes() - dirtyBefore) / results;
-      this.#cachedStateCost = 0.8 * this.#cachedStateCost + 0.2 * statePerResult;
-    }
-    return results > 0;
+    return flushed;
   }
 
   /** Estimated bytes of the outputs the record caches will forward at the commit. */
   #cachedBytes(): number {
-    let results = 0;
-    for (const task of this.#tasks) results += task.cachedResults;
-    return results * this.#cachedCost;
+    let bytes = 0;
+    for (const task of this.#tasks) {
+      const results = task.cachedResults;
+      if (results > 0) {
+        bytes += results * (this.#cachedCosts.get(task)?.output ?? CACHED_OUTPUT_BYTES);
+      }
+    }
+    return bytes;
   }
 
   /** Estimated state bytes the results the record caches hold will change at the commit. */
   #cachedStateBytes(): number {
-    if (this.#cachedStateCost === 0) return 0;
-    let results = 0;
-    for (const task of this.#tasks) results += task.cachedResults;
-    return results * this.#cachedStateCost;
+    let bytes = 0;
+    for (const task of this.#tasks) {
+      const results = task.cachedResults;
+      if (results > 0) bytes += results * (this.#cachedCosts.get(task)?.state ?? 0);
+    }
+    return bytes;
   }
 
   /** Estimated bytes the next commit writes for state (changes and snapshot steps). */
   #dirtyBytes(): number {
     let bytes = 0;
-    for (const task of this.#tasks) {
-      for (const store of task.stores.values()) bytes += store.map.dirtyBytes;
-    }
+    for (const task of this.#tasks) bytes += taskDirtyBytes(task);
     return bytes;
   }
 
@@ -659,6 +666,13 @@ export class PipelineRunner {
  * as SQLite checkpoints) without stalling processing.
  */
 const COMMITS_IN_FLIGHT = 3;
+
+/** Estimated bytes the next commit writes for a task's state. */
+function taskDirtyBytes(task: StreamTask): number {
+  let bytes = 0;
+  for (const store of task.stores.values()) bytes += store.map.dirtyBytes;
+  return bytes;
+}
 
 /** First estimate of the output bytes one cached result becomes when it is forwarded. */
 const CACHED_OUTPUT_BYTES = 400;

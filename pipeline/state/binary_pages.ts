@@ -17,6 +17,9 @@ export function applyEntries<T>(into: Map<string, T>, entries: Iterable<[string,
  * in the deltas after the one it covers, which are replayed over it: what a page holds need only
  * be as of the snapshot's start or later, and every entry live at its start must be in a page.
  */
+/** A first guess of an entry's size in a snapshot page, before one is written. */
+const ENTRY_BYTES = 120;
+
 export class BinarySnapshots {
   #progress: SnapshotInProgress | null = null;
   #entries: Iterator<unknown> | null = null;
@@ -58,8 +61,9 @@ export class BinarySnapshots {
     return out;
   }
 
-  /** About what the next commit writes for a snapshot in progress. */
+  /** About what the next commit writes for a snapshot in progress, or about to begin. */
   get pendingBytes(): number {
-    return this.#progress === null ? 0 : this.#lastPageBytes;
+    if (this.#progress !== null) return this.#lastPageBytes;
+    return this.pages.wantsSnapshot ? this.#lastPageBytes || this.perPage * ENTRY_BYTES : 0;
   }
 }

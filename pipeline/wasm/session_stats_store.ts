@@ -30,7 +30,7 @@ interface StoredSession {
 }
 
 /** Keys per snapshot page. */
-const SNAPSHOT_PAGE_KEYS = 2000;
+const SNAPSHOT_PAGE_KEYS = 1000;
 
 export class SessionStatsStore implements PersistedState {
   #kernel: SessionKernel;

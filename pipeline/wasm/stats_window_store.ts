@@ -54,7 +54,7 @@ interface StoredWindow {
 }
 
 /** Windows per snapshot page. */
-const SNAPSHOT_PAGE_WINDOWS = 2000;
+const SNAPSHOT_PAGE_WINDOWS = 1000;
 
 export class StatsWindowStore implements PersistedState {
   #kernel: WindowKernel;

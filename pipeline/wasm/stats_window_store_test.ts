@@ -62,7 +62,7 @@ Deno.test("a binary snapshot written a page per commit, while windows change, op
       assertEquals(reopened.all(), store.all(), `${mode} batch ${batch}`);
       reopened.release();
     }
-    // Snapshots were written, over several commits each (pages of 2 000 windows).
+    // Snapshots were written, over several commits each (pages of 1 000 windows).
     ok(snapshotCommits >= 4, `${mode}: snapshot pages written in ${snapshotCommits} commits`);
     ok(store.size > 3000, `${mode}: ${store.size} live windows`);
     store.release();
