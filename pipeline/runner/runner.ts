@@ -366,10 +366,14 @@ export class PipelineRunner {
       task.output = batch.outputFor(task);
       batch.handoffBytes -= r.cost;
       const before = batch.bytes + batch.handoffBytes;
+      const cachedBefore = task.cachedResults;
       task.process(log, task.decode(log));
-      // What such a record makes its reader write (outputs, and estimates for records it
-      // hands on), for the budget of the batches that hand it off.
-      r.observe(batch.bytes + batch.handoffBytes - before + HANDOFF_STATE_BYTES);
+      // What such a record makes its reader write (outputs, estimates for records it hands on
+      // and for what it leaves to the commit), for the budget of the batches that hand it off.
+      const cost = this.#cachedCosts.get(task);
+      const deferred = (task.cachedResults - cachedBefore) *
+        ((cost?.output ?? CACHED_OUTPUT_BYTES) + (cost?.state ?? 0));
+      r.observe(batch.bytes + batch.handoffBytes - before + HANDOFF_STATE_BYTES + deferred);
       task.offsets.set(log.topic, log.offset + 1);
       batch.countIn(log.topic);
       processed++;
