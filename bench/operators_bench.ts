@@ -1,6 +1,7 @@
 /**
- * The WebAssembly operators (window aggregation, fraud scoring) against their TypeScript references and against idiomatic
- * TypeScript over `Map<string, …>`, on 1 M decoded events with 10 k, 100 k and 1 M keys.
+ * The WebAssembly operators (window aggregation, sessions, fraud scoring) against their
+ * TypeScript references and against idiomatic TypeScript over `Map<string, …>`, on 1 M decoded
+ * events with 10 k, 100 k and 1 M keys.
  *   deno task bench:operators [--events 1000000]
  * Prints events/s and ratios measured in this run; asserts nothing.
  */
@@ -8,6 +9,7 @@ import { parseArgs } from "node:util";
 import { type OperatorMode, windowKernel } from "../pipeline/wasm/window_kernel.ts";
 import { memory as wasmMemory } from "../operators-wasm/build/window_aggregation.wasm";
 import { fraudKernel, SCORE, SCORE_ROW } from "../pipeline/wasm/fraud_kernel.ts";
+import { sessionKernel } from "../pipeline/wasm/session_kernel.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -293,5 +295,90 @@ for (const keys of [10_000, 100_000, 1_000_000]) {
       `ts reference ${rate(ts.seconds)}/s, idiomatic Map ${rate(plain)}/s; wasm ${
         (ts.seconds / wasm.seconds).toFixed(1)
       }× the reference, ${(plain / wasm.seconds).toFixed(1)}× idiomatic`,
+  );
+}
+
+/** Activities: a customer, an activity type, event times 1 ms apart (so sessions span the run). */
+const TYPES = ["LOGIN", "VIEW", "SEARCH", "ADD_TO_CART", "PURCHASE", "SUPPORT_CALL", "LOGOUT"];
+const GAP = 1_800_000;
+const GRACE = 300_000;
+
+/** Sessions behind their host code: keys and types interned, columns filled, one call a batch. */
+function viaSessionKernel(
+  mode: OperatorMode,
+  input: readonly Event[],
+): { seconds: number; kernel: number } {
+  const k = sessionKernel(mode, GAP, GRACE, TYPES.length, false);
+  const ids = new Map<string, number>();
+  const types = new Map(TYPES.map((t, i) => [t, i]));
+  let kernel = 0;
+  let streamTime = -Infinity;
+  const started = performance.now();
+  for (let at = 0; at < input.length; at += BATCH) {
+    const n = Math.min(BATCH, input.length - at);
+    const c = k.prepare(n);
+    for (let i = 0; i < n; i++) {
+      const e = input[at + i];
+      let id = ids.get(e.key);
+      if (id === undefined) ids.set(e.key, id = ids.size);
+      c.keys[i] = id;
+      c.times[i] = e.time;
+      c.values[i] = 1;
+      c.categories[i] = types.get(TYPES[(at + i) % TYPES.length])!;
+      c.streamTimes[i] = streamTime = Math.max(streamTime, e.time);
+    }
+    const t = performance.now();
+    k.aggregate(n);
+    kernel += performance.now() - t;
+  }
+  const seconds = (performance.now() - started) / 1000;
+  k.release();
+  return { seconds, kernel: kernel / 1000 };
+}
+
+/** Without the operator: each customer's sessions as objects in a Map, counts by type. */
+function idiomaticSessions(input: readonly Event[]): number {
+  type Session = { start: number; end: number; count: number; counts: Record<string, number> };
+  const sessions = new Map<string, Session[]>();
+  const started = performance.now();
+  input.forEach((e, i) => {
+    const type = TYPES[i % TYPES.length];
+    const list = sessions.get(e.key) ?? [];
+    const near = list.filter((s) => s.start <= e.time + GAP && s.end >= e.time - GAP);
+    let s: Session;
+    if (near.length === 0) {
+      s = { start: e.time, end: e.time, count: 0, counts: {} };
+      list.push(s);
+      sessions.set(e.key, list);
+    } else {
+      s = near[0];
+      for (const other of near.slice(1)) {
+        s.count += other.count;
+        for (const [t, n] of Object.entries(other.counts)) s.counts[t] = (s.counts[t] ?? 0) + n;
+        list.splice(list.indexOf(other), 1);
+      }
+      s.start = Math.min(s.start, e.time);
+      s.end = Math.max(s.end, e.time);
+    }
+    s.count++;
+    s.counts[type] = (s.counts[type] ?? 0) + 1;
+  });
+  return (performance.now() - started) / 1000;
+}
+
+console.log(
+  `sessions, ${EVENTS} activities 1 ms apart, 30 min gap, 7 types counted, one call per ${BATCH}:`,
+);
+for (const keys of [10_000, 100_000, 1_000_000]) {
+  const input = events(keys);
+  const wasm = viaSessionKernel("wasm", input);
+  const ts = viaSessionKernel("ts", input);
+  const plain = idiomaticSessions(input);
+  console.log(
+    `  ${keys} keys: wasm ${rate(wasm.seconds)}/s (kernel alone ${rate(wasm.kernel)}/s), ` +
+      `ts reference ${rate(ts.seconds)}/s, idiomatic Map ${rate(plain)}/s; ` +
+      `wasm ${(ts.seconds / wasm.seconds).toFixed(1)}× the reference, ${
+        (plain / wasm.seconds).toFixed(1)
+      }× idiomatic`,
   );
 }
