@@ -147,3 +147,39 @@ Deno.test("session stats keep each key's sessions in the store, by key and start
   ]);
   d.close();
 });
+
+Deno.test("sessions stored under a longer grace (more live sessions per key) load under a shorter one and close by it", async () => {
+  const build = (grace: number) => (b: StreamsBuilder) =>
+    b.stream<Visit>("visits").groupByKey()
+      .windowedBy(SessionWindows.ofInactivityGapAndGrace(10 * MIN, grace))
+      .stats((v) => v.amount, { store: "visit-sessions", retract: "merged" })
+      .toStream()
+      .mapValues((s) => s && [s.count, s.sum])
+      .to("sessions-out");
+  const visit = (at: number) => ({ user: "a", kind: "VIEW", amount: 1, timestamp: at });
+  for (const operators of ["wasm", "ts"] as const) {
+    const dir = await Deno.makeTempDir();
+    const kvPath = `${dir}/state.kv`;
+    // Grace 25 min: room for 2 + 25 / 10 = 4 live sessions per key; three are live at 30 min.
+    let d = await TestDriver.create({ kvPath, operators, build: build(25 * MIN) });
+    for (const at of [0, 15 * MIN, 30 * MIN]) await d.input<Visit>("visits").pipe("a", visit(at));
+    assertEquals(
+      d.statsStore("visit-sessions").all().map((s) => s.start),
+      [0, 15, 30].map((m) => m * MIN),
+    );
+    d.close();
+    // With no grace a key has room for 2; the three stored still load, and stream time 31 min
+    // closes the two that ended 10 min or more before it.
+    d = await TestDriver.create({ kvPath, operators, build: build(0) });
+    assertEquals(d.statsStore("visit-sessions").all().length, 3, operators);
+    await d.input<Visit>("visits").pipe("a", visit(31 * MIN));
+    assertEquals(d.output("sessions-out").readKeyValues(), [
+      [`a@${30 * MIN}-${31 * MIN}`, [2, 2]],
+    ], operators);
+    assertEquals(d.statsStore("visit-sessions").all().map((s) => [s.start, s.end]), [
+      [30 * MIN, 31 * MIN],
+    ], operators);
+    d.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -93,13 +93,17 @@ function use(id: i32): Sessions {
 
 /**
  * A new store of sessions separated by `gap` ms of inactivity, open `grace` ms more, counting
- * records of `categoryCount` categories; `retractAll`: a session whose bounds change is
- * retracted (else only one absorbed into another). Returns its id.
+ * records of `categoryCount` categories, with room for `perKey` sessions per key; `retractAll`:
+ * a session whose bounds change is retracted (else only one absorbed into another). Returns its
+ * id.
  */
-export function create(gap: f64, grace: f64, categoryCount: i32, retractAll: bool): i32 {
-  // Live sessions of a key are more than `gap` apart and all end within gap + grace of stream
-  // time: there are at most 2 + grace / gap of them.
-  const perKey = 2 + <i32>Math.floor(grace / gap);
+export function create(
+  gap: f64,
+  grace: f64,
+  categoryCount: i32,
+  retractAll: bool,
+  perKey: i32,
+): i32 {
   return stores.add(new Sessions(gap, grace, perKey, categoryCount, retractAll));
 }
 
@@ -140,7 +144,6 @@ export function closedRows(): i32 { return closedCount; }
 export function lateRows(): i32 { return lateCount; }
 export function changedRows(): i32 { return changedCount; }
 export function liveSessions(id: i32): i32 { return use(id).live; }
-export function sessionsPerKey(id: i32): i32 { return stores.get(id).perKey; }
 
 /** Where field `f` of session `i` of a slot is. */
 @inline function at(slot: i32, i: i32, f: i32): usize {

@@ -62,7 +62,7 @@ export interface SessionResult {
 
 export interface SessionKernel {
   readonly categories: number;
-  /** Live sessions a key may have at most (2 + grace / gap). */
+  /** Live sessions a key has room for (see `sessionsPerKey`). */
   readonly perKey: number;
   readonly rows: SessionRowWidths;
   prepare(n: number): SessionColumns;
@@ -76,8 +76,18 @@ export interface SessionKernel {
 }
 
 /**
+ * Live sessions a key can have: they are more than `gap` apart and all end within gap + grace of
+ * stream time, so at most 2 + grace / gap of them.
+ */
+export function sessionsPerKey(gap: number, grace: number): number {
+  return 2 + Math.floor(grace / gap);
+}
+
+/**
  * Sessions separated by `gap` ms of inactivity, open `grace` ms after, counting `categories`
  * categories; `retractAll`: a session whose bounds change is retracted, else only one absorbed.
+ * Room for `perKey` sessions per key (more than `sessionsPerKey` when state written with other
+ * bounds holds more).
  */
 export function sessionKernel(
   mode: OperatorMode,
@@ -85,23 +95,28 @@ export function sessionKernel(
   grace: number,
   categories: number,
   retractAll: boolean,
+  perKey = sessionsPerKey(gap, grace),
 ): SessionKernel {
   return mode === "wasm"
-    ? new WasmSessionKernel(gap, grace, categories, retractAll)
-    : new TsSessionKernel(gap, grace, categories, retractAll);
+    ? new WasmSessionKernel(gap, grace, categories, retractAll, perKey)
+    : new TsSessionKernel(gap, grace, categories, retractAll, perKey);
 }
 
 const views = new MemoryViews(wasm.memory);
 
 class WasmSessionKernel implements SessionKernel {
   readonly #id: number;
-  readonly perKey: number;
   readonly rows: SessionRowWidths;
 
-  constructor(gap: number, grace: number, readonly categories: number, retractAll: boolean) {
-    this.#id = wasm.create(gap, grace, categories, retractAll ? 1 : 0);
-    this.perKey = wasm.sessionsPerKey(this.#id);
-    this.rows = rowWidths(categories, this.perKey);
+  constructor(
+    gap: number,
+    grace: number,
+    readonly categories: number,
+    retractAll: boolean,
+    readonly perKey: number,
+  ) {
+    this.#id = wasm.create(gap, grace, categories, retractAll ? 1 : 0, perKey);
+    this.rows = rowWidths(categories, perKey);
   }
 
   prepare(n: number): SessionColumns {
@@ -174,7 +189,6 @@ class TsSessionKernel implements SessionKernel {
   #changedAt = new Map<number, number>();
   #columns: SessionColumns = emptyColumns(0);
   #live = 0;
-  readonly perKey: number;
   readonly rows: SessionRowWidths;
 
   constructor(
@@ -182,9 +196,9 @@ class TsSessionKernel implements SessionKernel {
     readonly grace: number,
     readonly categories: number,
     readonly retractAll: boolean,
+    readonly perKey: number,
   ) {
-    this.perKey = 2 + Math.floor(grace / gap);
-    this.rows = rowWidths(categories, this.perKey);
+    this.rows = rowWidths(categories, perKey);
   }
 
   prepare(n: number): SessionColumns {

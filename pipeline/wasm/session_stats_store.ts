@@ -19,6 +19,7 @@ import {
   type SessionKernel,
   sessionKernel,
   type SessionResult,
+  sessionsPerKey,
 } from "./session_kernel.ts";
 import type { StatsWindow } from "./stats_window_store.ts";
 import type { OperatorMode } from "./window_kernel.ts";
@@ -48,11 +49,12 @@ export class SessionStatsStore implements PersistedState {
     readonly retractAll: boolean,
     readonly mode: OperatorMode,
   ) {
-    this.#kernel = this.#newKernel(0);
+    this.#kernel = this.#newKernel(0, sessionsPerKey(spec.gap, spec.grace));
   }
 
-  #newKernel(categories: number): SessionKernel {
-    return sessionKernel(this.mode, this.spec.gap, this.spec.grace, categories, this.retractAll);
+  #newKernel(categories: number, perKey: number): SessionKernel {
+    const { gap, grace } = this.spec;
+    return sessionKernel(this.mode, gap, grace, categories, this.retractAll, perKey);
   }
 
   /** Reads the store's pages under `prefix`; `open` must follow (after any restore). */
@@ -81,8 +83,11 @@ export class SessionStatsStore implements PersistedState {
     for (const [, sessions] of loading) {
       for (const s of sessions) for (const name of s.counts.keys()) this.#categories.intern(name);
     }
+    // State written with a longer grace (or shorter gap) may hold more sessions per key.
+    let perKey = sessionsPerKey(this.spec.gap, this.spec.grace);
+    for (const [, sessions] of loading) perKey = Math.max(perKey, sessions.length);
     this.#kernel.release();
-    this.#kernel = this.#newKernel(this.#categories.size);
+    this.#kernel = this.#newKernel(this.#categories.size, perKey);
     const { changed: width, session } = this.#kernel.rows;
     const rows = new Float64Array(loading.length * width);
     loading.forEach(([key, sessions], i) => {
@@ -131,7 +136,7 @@ export class SessionStatsStore implements PersistedState {
 
   #widen(categories: number): void {
     const old = this.#kernel;
-    const next = this.#newKernel(categories);
+    const next = this.#newKernel(categories, old.perKey);
     const from = old.rows;
     const to = next.rows;
     for (const page of old.dump()) {
