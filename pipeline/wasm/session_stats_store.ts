@@ -1,18 +1,14 @@
 /**
  * A store partition of session statistics whose sessions live in a session kernel (WebAssembly
- * linear memory, or the TypeScript reference): keys and category names are interned here. It
- * persists as binary pages of the keys whose sessions changed (ChangelogPages: a delta per
- * commit, snapshots copied from the kernel and written a page per commit), and loads them back
- * into the kernel on start.
+ * linear memory, or the TypeScript reference), persisted as binary pages of the keys whose
+ * sessions changed and loaded back into the kernel on start (see CountingStore).
  */
-import type { Mutation } from "../kv/blob.ts";
-import { ByteReader, ByteWriter } from "../state/byte_codec.ts";
-import { applyEntries, BinarySnapshots } from "../state/binary_pages.ts";
-import { ChangelogPages } from "../state/changelog_pages.ts";
-import type { PersistedState } from "../state/persistent_map.ts";
+import { ByteReader, type ByteWriter } from "../state/byte_codec.ts";
+import { applyEntries } from "../state/binary_pages.ts";
 import type { SessionWindowSpec } from "../windows.ts";
-import { Categories, readCounts, writeCounts } from "./categories.ts";
-import { KeyIds } from "./key_ids.ts";
+import { type Categories, readCounts, writeCounts } from "./categories.ts";
+import { CountingStore } from "./counting_store.ts";
+import type { KeyIds } from "./key_ids.ts";
 import {
   SESSION_FIELDS,
   type SessionColumns,
@@ -33,15 +29,10 @@ interface StoredSession {
 /** Keys per snapshot page. */
 const SNAPSHOT_PAGE_KEYS = 1000;
 
-export class SessionStatsStore implements PersistedState {
-  #kernel: SessionKernel;
-  readonly #keys = new KeyIds();
-  readonly #categories = new Categories();
+export class SessionStatsStore extends CountingStore<SessionKernel> {
+  protected kernel: SessionKernel;
   /** Each key's sessions read from KV or a changelog topic, until `open` loads the kernel. */
   #loading: Map<string, StoredSession[]> | null = new Map();
-  #delta = new ByteWriter();
-  #pages!: ChangelogPages;
-  #snapshots!: BinarySnapshots;
 
   private constructor(
     readonly name: string,
@@ -49,7 +40,8 @@ export class SessionStatsStore implements PersistedState {
     readonly retractAll: boolean,
     readonly mode: OperatorMode,
   ) {
-    this.#kernel = this.#newKernel(0, sessionsPerKey(spec.gap, spec.grace));
+    super();
+    this.kernel = this.#newKernel(0, sessionsPerKey(spec.gap, spec.grace));
   }
 
   #newKernel(categories: number, perKey: number): SessionKernel {
@@ -67,12 +59,12 @@ export class SessionStatsStore implements PersistedState {
     mode: OperatorMode,
   ): Promise<SessionStatsStore> {
     const store = new SessionStatsStore(name, spec, retractAll, mode);
-    store.#pages = await ChangelogPages.load(
+    await store.loadPages(
       kv,
       prefix,
       (bytes) => applyEntries(store.#loading!, decodeEntries(bytes)),
+      SNAPSHOT_PAGE_KEYS,
     );
-    store.#snapshots = new BinarySnapshots(store.#pages, SNAPSHOT_PAGE_KEYS);
     return store;
   }
 
@@ -81,14 +73,14 @@ export class SessionStatsStore implements PersistedState {
     const loading = [...this.#loading!];
     this.#loading = null;
     for (const [, sessions] of loading) {
-      for (const s of sessions) for (const name of s.counts.keys()) this.#categories.intern(name);
+      for (const s of sessions) for (const name of s.counts.keys()) this.names.intern(name);
     }
     // State written with a longer grace (or shorter gap) may hold more sessions per key.
     let perKey = sessionsPerKey(this.spec.gap, this.spec.grace);
     for (const [, sessions] of loading) perKey = Math.max(perKey, sessions.length);
-    this.#kernel.release();
-    this.#kernel = this.#newKernel(this.#categories.size, perKey);
-    const { changed: width, session } = this.#kernel.rows;
+    this.kernel.release();
+    this.kernel = this.#newKernel(this.names.size, perKey);
+    const { changed: width, session } = this.kernel.rows;
     const rows = new Float64Array(loading.length * width);
     loading.forEach(([key, sessions], i) => {
       const at = i * width;
@@ -96,46 +88,19 @@ export class SessionStatsStore implements PersistedState {
       rows[at + 1] = sessions.length;
       sessions.forEach((s, j) => {
         rows.set(s.fields, at + 2 + j * session);
-        this.#categories.place(s.counts, rows, at + 2 + j * session + SESSION_FIELDS);
+        this.names.place(s.counts, rows, at + 2 + j * session + SESSION_FIELDS);
       });
     });
-    this.#kernel.load(rows);
+    this.kernel.load(rows);
     return this;
   }
 
-  get map(): PersistedState {
-    return this;
+  protected get loading(): boolean {
+    return this.#loading !== null;
   }
 
-  release(): void {
-    this.#kernel.release();
-  }
-
-  intern(key: string): number {
-    return this.#keys.intern(key);
-  }
-
-  keyOf(id: number): string {
-    return this.#keys.keyOf(id);
-  }
-
-  /**
-   * The number the kernel counts a category by; a new one widens every session (the kernel is
-   * made again with room for more), so call this for a batch's records before `prepare`.
-   */
-  category(name: string): number {
-    const id = this.#categories.intern(name);
-    if (id >= this.#kernel.categories) this.#widen(Math.max(4, 2 * this.#kernel.categories));
-    return id;
-  }
-
-  /** A session's category counts, from a row's counts at `at` on. */
-  counts(row: Float64Array, at: number): Readonly<Record<string, number>> {
-    return this.#categories.record(row, at, this.#kernel.categories);
-  }
-
-  #widen(categories: number): void {
-    const old = this.#kernel;
+  protected widen(categories: number): void {
+    const old = this.kernel;
     const next = this.#newKernel(categories, old.perKey);
     const from = old.rows;
     const to = next.rows;
@@ -155,55 +120,44 @@ export class SessionStatsStore implements PersistedState {
       next.load(rows);
     }
     old.release();
-    this.#kernel = next;
+    this.kernel = next;
   }
 
   get rows() {
-    return this.#kernel.rows;
+    return this.kernel.rows;
   }
 
   prepare(n: number): SessionColumns {
-    return this.#kernel.prepare(n);
+    return this.kernel.prepare(n);
   }
 
   /** Applies a prepared batch; the keys it changed are persisted with the next commit. */
   aggregate(n: number): SessionResult {
-    const result = this.#kernel.aggregate(n);
+    const result = this.kernel.aggregate(n);
     const c = result.changed;
-    const width = this.#kernel.rows.changed;
-    const { session, categories } = this.#kernel.rows;
+    const width = this.kernel.rows.changed;
+    const { session, categories } = this.kernel.rows;
     for (let at = 0; at < c.length; at += width) {
-      encodeRow(this.#delta, c, at, session, categories, this.#keys, this.#categories);
+      encodeRow(this.delta, c, at, session, categories, this.keys, this.names);
     }
     return result;
   }
 
   get size(): number {
-    return this.#loading ? this.#loading.size : this.#kernel.liveSessions;
+    return this.#loading ? this.#loading.size : this.kernel.liveSessions;
   }
 
-  get dirtyBytes(): number {
-    return this.#delta.length + this.#snapshots.pendingBytes;
-  }
-
-  takeCommit(changelog: boolean): { mutations: Mutation[]; changes: [string, string | null][] } {
-    const mutations: Mutation[] = [];
-    const changes: [string, string | null][] = changelog
-      ? [...decodeEntries(this.#delta.bytes())].map(([key, s]) => [key, s && changeText(s)])
-      : [];
-    if (this.#delta.length > 0) mutations.push(...this.#pages.appendDelta(this.#delta.take()));
-    if (!this.#loading) mutations.push(...this.#snapshots.step(() => this.#snapshotEntries()));
-    mutations.push(...this.#pages.takeGarbage(200));
-    return { mutations, changes };
+  protected changes(delta: Uint8Array): [string, string | null][] {
+    return [...decodeEntries(delta)].map(([key, s]) => [key, s && changeText(s)]);
   }
 
   /** Every key's sessions now, copied from the kernel at once, encoded a page per commit. */
-  #snapshotEntries(): (page: ByteWriter) => Iterator<unknown> {
-    const dumps = [...this.#kernel.dump()];
+  protected snapshotEntries(): (page: ByteWriter) => Iterator<unknown> {
+    const dumps = [...this.kernel.dump()];
     // As the rows were dumped: the kernel may be widened before the last page is written.
-    const { changed: width, session, categories } = this.#kernel.rows;
-    const keys = this.#keys;
-    const names = this.#categories;
+    const { changed: width, session, categories } = this.kernel.rows;
+    const keys = this.keys;
+    const names = this.names;
     return function* (page) {
       for (const dump of dumps) {
         for (let at = 0; at < dump.length; at += width) {
@@ -221,11 +175,11 @@ export class SessionStatsStore implements PersistedState {
     }));
     if (sessions.length === 0) this.#loading!.delete(key);
     else this.#loading!.set(key, sessions);
-    encodeEntry(this.#delta, key, sessions);
+    encodeEntry(this.delta, key, sessions);
   }
 
   clear(): void {
-    for (const key of this.#loading!.keys()) encodeEntry(this.#delta, key, []);
+    for (const key of this.#loading!.keys()) encodeEntry(this.delta, key, []);
     this.#loading!.clear();
   }
 
@@ -239,13 +193,13 @@ export class SessionStatsStore implements PersistedState {
   /** Every live session as (key, start, end, stats), for queries and tests. */
   all(): StatsWindow[] {
     const out: StatsWindow[] = [];
-    const { changed: width, session } = this.#kernel.rows;
-    for (const dump of this.#kernel.dump()) {
+    const { changed: width, session } = this.kernel.rows;
+    for (const dump of this.kernel.dump()) {
       for (let at = 0; at < dump.length; at += width) {
         for (let j = 0; j < dump[at + 1]; j++) {
           const s = at + 2 + j * session;
           out.push({
-            key: this.#keys.keyOf(dump[at]),
+            key: this.keys.keyOf(dump[at]),
             start: dump[s],
             end: dump[s + 1],
             stats: {

@@ -1,17 +1,13 @@
 /**
  * A store partition of windowed statistics whose windows live in a window kernel (WebAssembly
- * linear memory, or the TypeScript reference): keys are interned here, strings stay in
- * TypeScript. It persists as binary pages of changed windows (ChangelogPages: a delta per
- * commit, snapshots dumped from the kernel), and loads them back into the kernel on start.
+ * linear memory, or the TypeScript reference), persisted as binary pages of changed windows and
+ * loaded back into the kernel on start (see CountingStore).
  */
-import type { Mutation } from "../kv/blob.ts";
-import { ByteReader, ByteWriter } from "../state/byte_codec.ts";
-import { applyEntries, BinarySnapshots } from "../state/binary_pages.ts";
-import { ChangelogPages } from "../state/changelog_pages.ts";
-import type { PersistedState } from "../state/persistent_map.ts";
+import { ByteReader, type ByteWriter } from "../state/byte_codec.ts";
+import { applyEntries } from "../state/binary_pages.ts";
 import type { TimeWindowSpec } from "../windows.ts";
-import { Categories, NONE, readCounts, writeCounts } from "./categories.ts";
-import { KeyIds } from "./key_ids.ts";
+import { NONE, readCounts, writeCounts } from "./categories.ts";
+import { CountingStore } from "./counting_store.ts";
 import {
   CHANGED_ROW,
   LOAD_ROW,
@@ -56,24 +52,18 @@ interface StoredWindow {
 /** Windows per snapshot page. */
 const SNAPSHOT_PAGE_WINDOWS = 1000;
 
-export class StatsWindowStore implements PersistedState {
-  #kernel: WindowKernel;
-  readonly #keys = new KeyIds();
-  /** Category names as the kernel's category numbers; its windows count as many as it has. */
-  readonly #categories = new Categories();
+export class StatsWindowStore extends CountingStore<WindowKernel> {
+  protected kernel: WindowKernel;
   /** Windows read from KV or a changelog topic, until `open` hands them to the kernel. */
   #loading: Map<string, StoredWindow> | null = new Map();
-  /** This commit's changes as binary entries (changelog records are decoded from them). */
-  #delta = new ByteWriter();
-  #pages!: ChangelogPages;
-  #snapshots!: BinarySnapshots;
 
   private constructor(
     readonly name: string,
     readonly spec: TimeWindowSpec,
     readonly mode: OperatorMode,
   ) {
-    this.#kernel = this.#newKernel(0);
+    super();
+    this.kernel = this.#newKernel(0);
   }
 
   #newKernel(categories: number): WindowKernel {
@@ -90,12 +80,12 @@ export class StatsWindowStore implements PersistedState {
     mode: OperatorMode,
   ): Promise<StatsWindowStore> {
     const store = new StatsWindowStore(name, spec, mode);
-    store.#pages = await ChangelogPages.load(
+    await store.loadPages(
       kv,
       prefix,
       (bytes) => applyEntries(store.#loading!, decodeEntries(bytes)),
+      SNAPSHOT_PAGE_WINDOWS,
     );
-    store.#snapshots = new BinarySnapshots(store.#pages, SNAPSHOT_PAGE_WINDOWS);
     return store;
   }
 
@@ -103,58 +93,26 @@ export class StatsWindowStore implements PersistedState {
   open(): this {
     const windows = [...this.#loading!.values()];
     this.#loading = null;
-    for (const w of windows) for (const name of w.counts.keys()) this.#categories.intern(name);
-    this.#kernel.release();
-    this.#kernel = this.#newKernel(this.#categories.size);
-    const width = this.#kernel.rows.load;
+    for (const w of windows) for (const name of w.counts.keys()) this.names.intern(name);
+    this.kernel.release();
+    this.kernel = this.#newKernel(this.names.size);
+    const width = this.kernel.rows.load;
     const rows = new Float64Array(windows.length * width);
     windows.forEach((w, i) => {
       rows[i * width] = this.intern(w.key);
       rows.set(w.fields, i * width + 1);
-      this.#categories.place(w.counts, rows, i * width + LOAD_ROW);
+      this.names.place(w.counts, rows, i * width + LOAD_ROW);
     });
-    this.#kernel.load(rows);
+    this.kernel.load(rows);
     return this;
   }
 
-  /** What the runner persists at each commit: the store itself. */
-  get map(): PersistedState {
-    return this;
+  protected get loading(): boolean {
+    return this.#loading !== null;
   }
 
-  /** Frees the kernel's memory; the store is unusable after. */
-  release(): void {
-    this.#kernel.release();
-  }
-
-  /** The id the kernel knows a key by. */
-  intern(key: string): number {
-    return this.#keys.intern(key);
-  }
-
-  keyOf(id: number): string {
-    return this.#keys.keyOf(id);
-  }
-
-  /**
-   * The number the kernel counts a category by. A category it has not seen before widens every
-   * window (the kernel is made again with room for more and its windows loaded into it), so
-   * call this for a batch's records before `prepare`.
-   */
-  category(name: string): number {
-    const id = this.#categories.intern(name);
-    if (id >= this.#kernel.categories) this.#widen(Math.max(4, 2 * this.#kernel.categories));
-    return id;
-  }
-
-  /** A window's category counts, from a row's counts at `at` on. */
-  counts(row: Float64Array, at: number): Readonly<Record<string, number>> {
-    return this.#categories.record(row, at, this.#kernel.categories);
-  }
-
-  /** Makes the kernel again counting `categories` categories, with the same windows. */
-  #widen(categories: number): void {
-    const old = this.#kernel;
+  protected widen(categories: number): void {
+    const old = this.kernel;
     const next = this.#newKernel(categories);
     const from = old.rows.changed;
     const to = next.rows.load;
@@ -168,68 +126,55 @@ export class StatsWindowStore implements PersistedState {
       next.load(rows);
     }
     old.release();
-    this.#kernel = next;
+    this.kernel = next;
   }
 
   /** f64s per row of each kind the kernel writes. */
   get rows() {
-    return this.#kernel.rows;
+    return this.kernel.rows;
   }
 
   /** Columns for a batch of `n` records (fill them, then `aggregate`). */
   prepare(n: number): WindowColumns {
-    return this.#kernel.prepare(n);
+    return this.kernel.prepare(n);
   }
 
   /** Applies a prepared batch; its changed windows are persisted with the next commit. */
   aggregate(n: number, withUpdates: boolean): WindowResult {
-    const result = this.#kernel.aggregate(n, withUpdates);
+    const result = this.kernel.aggregate(n, withUpdates);
     const c = result.changed;
-    const width = this.#kernel.rows.changed;
+    const width = this.kernel.rows.changed;
     for (let at = 0; at < c.length; at += width) {
-      const key = this.#keys.keyOf(c[at]);
+      const key = this.keys.keyOf(c[at]);
       const live = c[at + 9] === OPEN;
-      encodeEntry(this.#delta, key, c[at + 1], live ? c : null, at + 1, this.#rowCounts(c, at));
+      encodeEntry(this.delta, key, c[at + 1], live ? c : null, at + 1, this.#rowCounts(c, at));
     }
     return result;
   }
 
   get size(): number {
-    return this.#loading ? this.#loading.size : this.#kernel.liveWindows;
-  }
-
-  get dirtyBytes(): number {
-    return this.#delta.length + this.#snapshots.pendingBytes;
+    return this.#loading ? this.#loading.size : this.kernel.liveWindows;
   }
 
   /** A changed row's category counts by name (none when the store counts no categories). */
   #rowCounts(row: Float64Array, at: number): ReadonlyMap<string, number> {
-    return this.#categories.named(row, at + CHANGED_ROW, this.#kernel.categories);
+    return this.names.named(row, at + CHANGED_ROW, this.kernel.categories);
   }
 
-  takeCommit(changelog: boolean): { mutations: Mutation[]; changes: [string, string | null][] } {
-    const mutations: Mutation[] = [];
-    const changes: [string, string | null][] = changelog
-      ? [...decodeEntries(this.#delta.bytes())].map(([id, w]) => [id, w && changeText(w)])
-      : [];
-    if (this.#delta.length > 0) {
-      mutations.push(...this.#pages.appendDelta(this.#delta.take()));
-    }
-    if (!this.#loading) mutations.push(...this.#snapshots.step(() => this.#snapshotEntries()));
-    mutations.push(...this.#pages.takeGarbage(200));
-    return { mutations, changes };
+  protected changes(delta: Uint8Array): [string, string | null][] {
+    return [...decodeEntries(delta)].map(([id, w]) => [id, w && changeText(w)]);
   }
 
   /**
    * Writes every window live now into a snapshot's pages: the kernel's dump is copied at once
    * (its slots move as its table grows), and encoded a page per commit.
    */
-  #snapshotEntries(): (page: ByteWriter) => Iterator<unknown> {
-    const dumps = [...this.#kernel.dump()];
-    const width = this.#kernel.rows.changed;
-    const categories = this.#kernel.categories;
-    const keys = this.#keys;
-    const names = this.#categories;
+  protected snapshotEntries(): (page: ByteWriter) => Iterator<unknown> {
+    const dumps = [...this.kernel.dump()];
+    const width = this.kernel.rows.changed;
+    const categories = this.kernel.categories;
+    const keys = this.keys;
+    const names = this.names;
     return function* (page) {
       for (const dump of dumps) {
         for (let at = 0; at < dump.length; at += width) {
@@ -272,12 +217,12 @@ export class StatsWindowStore implements PersistedState {
       counts = new Map(Object.entries(named ?? {}));
       this.#loading!.set(id, { key, fields, counts });
     }
-    encodeEntry(this.#delta, key, start, fields, 0, counts);
+    encodeEntry(this.delta, key, start, fields, 0, counts);
   }
 
   clear(): void {
     for (const w of this.#loading!.values()) {
-      encodeEntry(this.#delta, w.key, w.fields[0], null, 0, NONE);
+      encodeEntry(this.delta, w.key, w.fields[0], null, 0, NONE);
     }
     this.#loading!.clear();
   }
@@ -290,11 +235,11 @@ export class StatsWindowStore implements PersistedState {
   /** Every live window as (key, start, end, stats), for queries and tests. */
   all(): StatsWindow[] {
     const out: StatsWindow[] = [];
-    const width = this.#kernel.rows.changed;
-    for (const dump of this.#kernel.dump()) {
+    const width = this.kernel.rows.changed;
+    for (const dump of this.kernel.dump()) {
       for (let at = 0; at < dump.length; at += width) {
         out.push({
-          key: this.#keys.keyOf(dump[at]),
+          key: this.keys.keyOf(dump[at]),
           start: dump[at + 1],
           end: dump[at + 2],
           stats: {
