@@ -274,20 +274,7 @@ class TsWindowKernel implements WindowKernel {
     for (const w of touched) {
       if (w.epoch !== epoch || this.#windows.get(`${w.key}|${w.start}`) !== w) continue;
       w.epoch = -1;
-      changed.push(
-        w.key,
-        w.start,
-        w.end,
-        w.close,
-        w.count,
-        w.sum,
-        w.min,
-        w.max,
-        w.last,
-        OPEN,
-        w.record,
-        ...w.counts,
-      );
+      pushChanged(changed, w, OPEN, w.record);
     }
     return {
       updates: Float64Array.from(updates),
@@ -310,13 +297,8 @@ class TsWindowKernel implements WindowKernel {
       if (!w || w.close !== close) continue;
       this.#windows.delete(id);
       closed.push(record, w.key, w.start, w.end, w.count, w.sum, w.min, w.max, w.last, ...w.counts);
-      if (w.epoch === epoch) {
-        changed.push(w.key, w.start, w.end, w.close, w.count, w.sum, w.min, w.max, w.last);
-        changed.push(UPDATED_CLOSED, w.record, ...w.counts);
-      } else {
-        changed.push(w.key, w.start, w.end, w.close, 0, 0, 0, 0, 0, CLOSED, record);
-        for (let c = 0; c < this.categories; c++) changed.push(0);
-      }
+      if (w.epoch === epoch) pushChanged(changed, w, UPDATED_CLOSED, w.record);
+      else pushChanged(changed, w, CLOSED, record);
     }
   }
 
@@ -346,20 +328,7 @@ class TsWindowKernel implements WindowKernel {
   *dump(): Iterable<Float64Array> {
     let out: number[] = [];
     for (const w of this.#windows.values()) {
-      out.push(
-        w.key,
-        w.start,
-        w.end,
-        w.close,
-        w.count,
-        w.sum,
-        w.min,
-        w.max,
-        w.last,
-        OPEN,
-        -1,
-        ...w.counts,
-      );
+      pushChanged(out, w, OPEN, -1);
       if (out.length === DUMP_PAGE_ROWS * this.rows.changed) {
         yield Float64Array.from(out);
         out = [];
@@ -375,6 +344,17 @@ class TsWindowKernel implements WindowKernel {
   release(): void {
     this.#windows.clear();
     this.#expiry.clear();
+  }
+}
+
+/** Appends a window's changed row; a CLOSED one's statistics and counts are zeros. */
+function pushChanged(out: number[], w: TsWindow, live: number, record: number): void {
+  out.push(w.key, w.start, w.end, w.close);
+  if (live === CLOSED) {
+    out.push(0, 0, 0, 0, 0, CLOSED, record);
+    for (let c = 0; c < w.counts.length; c++) out.push(0);
+  } else {
+    out.push(w.count, w.sum, w.min, w.max, w.last, live, record, ...w.counts);
   }
 }
 
