@@ -12,7 +12,14 @@ import {
   type ProcessorContext,
   ProcessorNode,
 } from "./node.ts";
-import { type Measured, measured, type WindowStatsOf, writeColumns } from "./stats_window_node.ts";
+import {
+  type Measured,
+  measured,
+  reportLate,
+  statsOf,
+  type WindowStatsOf,
+  writeColumns,
+} from "./stats_window_node.ts";
 
 /**
  * Count, sum, min, max and last of a number taken from each record, and optionally a count per
@@ -55,21 +62,19 @@ export class SessionStatsNode extends ProcessorNode
     } catch (e) {
       throw new OperatorFailure("session_windows", this.plugin, this.storeName, e);
     }
-    for (const i of result.late) {
-      ctx.within(items[i], () =>
-        ctx.late(
-          this.plugin,
-          this.storeName,
-          items[i].record,
-          "the record's session has closed (end + gap + grace <= stream time)",
-        ));
-    }
+    reportLate(
+      ctx,
+      this,
+      items,
+      result.late,
+      "the record's session has closed (end + gap + grace <= stream time)",
+    );
     const widths = store.rows;
     if (this.emit === "close") {
       const c = result.closed;
       for (let at = 0; at < c.length; at += widths.closed) {
         const key = store.keyOf(c[at + 1]);
-        const value = this.#stats(store, c, at + 4, at + SESSION_CLOSED_ROW, null);
+        const value = statsOf(store, c, at + 4, at + SESSION_CLOSED_ROW, null);
         const record = this.#record(key, c[at + 2], c[at + 3], value, c[at + 3]);
         ctx.within(items[c[at]], () => this.forward(record, ctx));
       }
@@ -83,7 +88,7 @@ export class SessionStatsNode extends ProcessorNode
       const end = u[at + 4];
       const value = u[at + 1] === 1
         ? null
-        : this.#stats(store, u, at + 5, at + SESSION_UPDATE_ROW, item.record.value);
+        : statsOf(store, u, at + 5, at + SESSION_UPDATE_ROW, item.record.value);
       const record = this.#record(key, start, end, value, item.record.timestamp);
       const cacheKey = this.retract === "merged" ? `${key}@${start}` : `${key}@${start}-${end}`;
       ctx.within(item, () => ctx.emitCached(this, cacheKey, record));
@@ -92,24 +97,6 @@ export class SessionStatsNode extends ProcessorNode
 
   flushCached(record: AnyRecord, ctx: ProcessorContext): void {
     this.forward(record, ctx);
-  }
-
-  #stats(
-    store: SessionStatsStore,
-    row: Float64Array,
-    at: number,
-    countsAt: number,
-    event: unknown,
-  ): WindowStatsOf<unknown> {
-    return {
-      count: row[at],
-      sum: row[at + 1],
-      min: row[at + 2],
-      max: row[at + 3],
-      last: row[at + 4],
-      counts: store.counts(row, countsAt),
-      event,
-    };
   }
 
   #record(

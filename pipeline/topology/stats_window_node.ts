@@ -80,6 +80,38 @@ export function writeColumns(
   if (categories) c.categories.set(categories);
 }
 
+/** A result's statistics from `row` (count, sum, min, max, last from `at`, counts from `countsAt`). */
+export function statsOf<V>(
+  store: { counts(row: Float64Array, at: number): Readonly<Record<string, number>> },
+  row: Float64Array,
+  at: number,
+  countsAt: number,
+  event: V | null,
+): WindowStatsOf<V> {
+  return {
+    count: row[at],
+    sum: row[at + 1],
+    min: row[at + 2],
+    max: row[at + 3],
+    last: row[at + 4],
+    counts: store.counts(row, countsAt),
+    event,
+  };
+}
+
+/** Reports the batch's late records (indices into `items`), each as of its own record. */
+export function reportLate(
+  ctx: ProcessorContext,
+  node: { readonly plugin: string; readonly storeName: string },
+  items: readonly DeferredRecord<Measured>[],
+  late: Int32Array,
+  reason: string,
+): void {
+  for (const i of late) {
+    ctx.within(items[i], () => ctx.late(node.plugin, node.storeName, items[i].record, reason));
+  }
+}
+
 /**
  * Count, sum, min, max and last of a number taken from each record, and optionally a count per
  * category the record falls in, per key and tumbling or hopping window, computed by the window operator once per batch: the records are held until
@@ -119,15 +151,13 @@ export class StatsWindowAggregateNode extends ProcessorNode implements Deferring
     } catch (e) {
       throw new OperatorFailure("window_aggregation", this.plugin, this.storeName, e);
     }
-    for (const i of result.late) {
-      ctx.within(items[i], () =>
-        ctx.late(
-          this.plugin,
-          this.storeName,
-          items[i].record,
-          "every window containing the record has closed (end + grace <= stream time)",
-        ));
-    }
+    reportLate(
+      ctx,
+      this,
+      items,
+      result.late,
+      "every window containing the record has closed (end + grace <= stream time)",
+    );
     const widths = store.rows;
     if (this.emit === "close") {
       const c = result.closed;
@@ -182,15 +212,7 @@ export class StatsWindowAggregateNode extends ProcessorNode implements Deferring
     const end = row[at + 1];
     const s = at + 2 + skip;
     const windowed: Windowed = { key, window: { start, end } };
-    const value: WindowStatsOf<unknown> = {
-      count: row[s],
-      sum: row[s + 1],
-      min: row[s + 2],
-      max: row[s + 3],
-      last: row[s + 4],
-      counts: store.counts(row, countsAt),
-      event,
-    };
+    const value = statsOf(store, row, s, countsAt, event);
     const timestamp = event === null ? end - 1 : item.record.timestamp;
     ctx.within(item, () => this.forward({ key: windowed, value, timestamp, headers: {} }, ctx));
   }
