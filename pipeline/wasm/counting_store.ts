@@ -11,6 +11,7 @@ import { ChangelogPages } from "../state/changelog_pages.ts";
 import type { PersistedState } from "../state/persistent_map.ts";
 import { Categories } from "./categories.ts";
 import { KeyIds } from "./key_ids.ts";
+import type { StatsWindow } from "./stats_window_store.ts";
 
 /** What the stores need of a kernel. */
 export interface CountingKernel {
@@ -95,6 +96,32 @@ export abstract class CountingStore<K extends CountingKernel> implements Persist
     return this.names.record(row, at, this.kernel.categories);
   }
 
+  /**
+   * A live window or session for queries and tests: key id at `keyAt`, start and end at
+   * `startAt`, count, sum, min, max and last at `statsAt`, the counts at `countsAt`.
+   */
+  protected window(
+    row: Float64Array,
+    keyAt: number,
+    startAt: number,
+    statsAt: number,
+    countsAt: number,
+  ): StatsWindow {
+    return {
+      key: this.keys.keyOf(row[keyAt]),
+      start: row[startAt],
+      end: row[startAt + 1],
+      stats: {
+        count: row[statsAt],
+        sum: row[statsAt + 1],
+        min: row[statsAt + 2],
+        max: row[statsAt + 3],
+        last: row[statsAt + 4],
+        counts: this.counts(row, countsAt),
+      },
+    };
+  }
+
   get dirtyBytes(): number {
     return this.delta.length + this.#snapshots.pendingBytes;
   }
@@ -107,4 +134,9 @@ export abstract class CountingStore<K extends CountingKernel> implements Persist
     mutations.push(...this.#pages.takeGarbage(200));
     return { mutations, changes };
   }
+}
+
+/** Windows or sessions in key order, then by start. */
+export function byKeyAndStart(windows: StatsWindow[]): StatsWindow[] {
+  return windows.sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : a.start - b.start);
 }

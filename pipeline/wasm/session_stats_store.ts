@@ -7,7 +7,7 @@ import { ByteReader, type ByteWriter } from "../state/byte_codec.ts";
 import { applyEntries } from "../state/binary_pages.ts";
 import type { SessionWindowSpec } from "../windows.ts";
 import { type Categories, readCounts, writeCounts } from "./categories.ts";
-import { CountingStore } from "./counting_store.ts";
+import { byKeyAndStart, CountingStore } from "./counting_store.ts";
 import type { KeyIds } from "./key_ids.ts";
 import {
   SESSION_FIELDS,
@@ -198,23 +198,11 @@ export class SessionStatsStore extends CountingStore<SessionKernel> {
       for (let at = 0; at < dump.length; at += width) {
         for (let j = 0; j < dump[at + 1]; j++) {
           const s = at + 2 + j * session;
-          out.push({
-            key: this.keys.keyOf(dump[at]),
-            start: dump[s],
-            end: dump[s + 1],
-            stats: {
-              count: dump[s + 2],
-              sum: dump[s + 3],
-              min: dump[s + 4],
-              max: dump[s + 5],
-              last: dump[s + 6],
-              counts: this.counts(dump, s + SESSION_FIELDS),
-            },
-          });
+          out.push(this.window(dump, at, s, s + 2, s + SESSION_FIELDS));
         }
       }
     }
-    return out.sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : a.start - b.start);
+    return byKeyAndStart(out);
   }
 }
 

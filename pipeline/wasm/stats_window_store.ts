@@ -7,7 +7,7 @@ import { ByteReader, type ByteWriter } from "../state/byte_codec.ts";
 import { applyEntries } from "../state/binary_pages.ts";
 import type { TimeWindowSpec } from "../windows.ts";
 import { NONE, readCounts, writeCounts } from "./categories.ts";
-import { CountingStore } from "./counting_store.ts";
+import { byKeyAndStart, CountingStore } from "./counting_store.ts";
 import {
   CHANGED_ROW,
   LOAD_ROW,
@@ -238,22 +238,10 @@ export class StatsWindowStore extends CountingStore<WindowKernel> {
     const width = this.kernel.rows.changed;
     for (const dump of this.kernel.dump()) {
       for (let at = 0; at < dump.length; at += width) {
-        out.push({
-          key: this.keys.keyOf(dump[at]),
-          start: dump[at + 1],
-          end: dump[at + 2],
-          stats: {
-            count: dump[at + 4],
-            sum: dump[at + 5],
-            min: dump[at + 6],
-            max: dump[at + 7],
-            last: dump[at + 8],
-            counts: this.counts(dump, at + CHANGED_ROW),
-          },
-        });
+        out.push(this.window(dump, at, at + 1, at + 4, at + CHANGED_ROW));
       }
     }
-    return out.sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : a.start - b.start);
+    return byKeyAndStart(out);
   }
 }
 
