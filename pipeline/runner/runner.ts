@@ -336,11 +336,7 @@ export class PipelineRunner {
         if (
           batch.bytes + batch.handoffBytes > budget.outputBytes ||
           ((processed & 63) === 0 &&
-            (performance.now() > deadline ||
-              batch.bytes + batch.handoffBytes + this.#cachedBytes() > budget.outputBytes ||
-              this.#dirtyBytes() + this.#cachedStateBytes() +
-                    (budget.shared ? batch.bytes + batch.handoffBytes + this.#cachedBytes() : 0) >
-                budget.stateBytes))
+            (performance.now() > deadline || this.#overBudget(batch, budget)))
         ) {
           full = true;
           break;
@@ -370,9 +366,8 @@ export class PipelineRunner {
       task.process(log, task.decode(log));
       // What such a record makes its reader write (outputs, estimates for records it hands on
       // and for what it leaves to the commit), for the budget of the batches that hand it off.
-      const cost = this.#cachedCosts.get(task);
-      const deferred = (task.cachedResults - cachedBefore) *
-        ((cost?.output ?? CACHED_OUTPUT_BYTES) + (cost?.state ?? 0));
+      const cost = this.#costOf(task);
+      const deferred = (task.cachedResults - cachedBefore) * (cost.output + cost.state);
       r.observe(batch.bytes + batch.handoffBytes - before + HANDOFF_STATE_BYTES + deferred);
       task.offsets.set(log.topic, log.offset + 1);
       batch.countIn(log.topic);
@@ -412,7 +407,7 @@ export class PipelineRunner {
       const dirtyBefore = taskDirtyBytes(task);
       task.output = batch.outputFor(task);
       task.flushCaches();
-      const cost = this.#cachedCosts.get(task) ?? { output: CACHED_OUTPUT_BYTES, state: 0 };
+      const cost = this.#costOf(task);
       cost.output = 0.8 * cost.output + 0.2 * (batch.bytes + batch.handoffBytes - before) / results;
       // Deferred records change their stores only now (the operators' batches).
       cost.state = 0.8 * cost.state +
@@ -422,33 +417,29 @@ export class PipelineRunner {
     return flushed;
   }
 
-  /** Estimated bytes of the outputs the record caches will forward at the commit. */
-  #cachedBytes(): number {
-    let bytes = 0;
-    for (const task of this.#tasks) {
-      const results = task.cachedResults;
-      if (results > 0) {
-        bytes += results * (this.#cachedCosts.get(task)?.output ?? CACHED_OUTPUT_BYTES);
-      }
-    }
-    return bytes;
+  /** The running estimate of what one of a task's cached results becomes at the commit. */
+  #costOf(task: StreamTask): { output: number; state: number } {
+    return this.#cachedCosts.get(task) ?? { output: CACHED_OUTPUT_BYTES, state: 0 };
   }
 
-  /** Estimated state bytes the results the record caches hold will change at the commit. */
-  #cachedStateBytes(): number {
-    let bytes = 0;
+  /**
+   * Whether the commit would outgrow its budget: the batch's outputs, with what the record
+   * caches and deferred records will write at the commit, and the state changed (and, when
+   * outputs and state share one KV commit, both together).
+   */
+  #overBudget(batch: Batch, budget: TopicLog["commitBudget"]): boolean {
+    let output = batch.bytes + batch.handoffBytes;
+    let state = 0;
     for (const task of this.#tasks) {
+      state += taskDirtyBytes(task);
       const results = task.cachedResults;
-      if (results > 0) bytes += results * (this.#cachedCosts.get(task)?.state ?? 0);
+      if (results === 0) continue;
+      const cost = this.#costOf(task);
+      output += results * cost.output;
+      state += results * cost.state;
     }
-    return bytes;
-  }
-
-  /** Estimated bytes the next commit writes for state (changes and snapshot steps). */
-  #dirtyBytes(): number {
-    let bytes = 0;
-    for (const task of this.#tasks) bytes += taskDirtyBytes(task);
-    return bytes;
+    return output > budget.outputBytes ||
+      state + (budget.shared ? output : 0) > budget.stateBytes;
   }
 
   /** A batch's outputs, offsets, stream times and changed state, as one commit. */
