@@ -5,6 +5,8 @@
  * Without --brokers it starts a broker of its own (tests/kafka/broker.sh; Java and Maven).
  * Prints its figures and their ratio; it asserts nothing.
  */
+// Before kafkajs, as in the pipeline (kafka_client.ts): its faster produce path.
+import "../pipeline/topics/kafka/kafkajs_fast_paths.ts";
 import { parseArgs } from "node:util";
 import { Kafka, logLevel } from "kafkajs";
 import { Pipeline } from "../pipeline/app.ts";

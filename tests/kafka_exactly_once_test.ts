@@ -1,3 +1,5 @@
+// Before kafkajs, as in the pipeline (kafka_client.ts): its faster produce path.
+import "../pipeline/topics/kafka/kafkajs_fast_paths.ts";
 import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { Kafka, logLevel, type Producer } from "kafkajs";

@@ -1,3 +1,5 @@
+// Before kafkajs, as in the pipeline (kafka_client.ts): its faster produce path.
+import "../pipeline/topics/kafka/kafkajs_fast_paths.ts";
 import { deepStrictEqual as assertEquals, ok, rejects } from "node:assert/strict";
 import { Kafka, logLevel } from "kafkajs";
 import { toNewRecord } from "../pipeline/plugin.ts";

@@ -1,6 +1,8 @@
 // The offsets a restarting task reads are stable: while a transaction that commits offsets is
 // open, the pipeline's fetch waits (the broker says UNSTABLE_OFFSET_COMMIT), where kafkajs' own
 // fetch returns the offsets from before it.
+// Before kafkajs, as in the pipeline (kafka_client.ts): its faster produce path.
+import "../pipeline/topics/kafka/kafkajs_fast_paths.ts";
 import { deepStrictEqual as assertEquals, rejects } from "node:assert/strict";
 import { Kafka, logLevel } from "kafkajs";
 import { createCluster } from "../pipeline/topics/kafka/kafka_client.ts";

@@ -1,4 +1,6 @@
 /** Reads Kafka topics as any other client would: a kafkajs consumer of its own group. */
+// Before kafkajs, as in the pipeline (kafka_client.ts): its faster produce path.
+import "../../pipeline/topics/kafka/kafkajs_fast_paths.ts";
 import { Kafka, logLevel } from "kafkajs";
 import type { LogRecord } from "../../pipeline/record.ts";
 

@@ -3,6 +3,8 @@
  * short client-side retries (the runner retries with its own backoff and reports why on
  * /health), and kafkajs' log lines folded into one line each.
  */
+// First: it changes kafkajs internals before kafkajs loads.
+import "./kafkajs_fast_paths.ts";
 import { Kafka, type KafkaConfig, logLevel, type SASLOptions } from "kafkajs";
 import process from "node:process";
 import type { CoordinatorLookup } from "./stable_offsets.ts";

@@ -1,0 +1,152 @@
+/**
+ * Faster versions of three kafkajs 2.2.4 internals (its last release) on the produce path, applied
+ * when this module is first imported, which must be before kafkajs itself (kafka_client.ts
+ * imports it first):
+ * - the protocol encoder wrote every varint through a fresh array and `Buffer.from`, and every
+ *   64-bit varint through BigInt arithmetic: ~8 such buffers per produced record. The
+ *   replacements write the same bytes straight into the encoder's buffer; values they do not
+ *   handle go to the originals.
+ * - grouping a request's messages by partition copied the partition's list for every message
+ *   (quadratic in the messages per partition). The replacement appends.
+ * - record batches were checksummed a byte at a time; crc32c.ts takes eight per step.
+ * Both are byte-for-byte and order-for-order the same as kafkajs' (tested against the originals).
+ */
+import Module from "node:module";
+import Encoder from "kafkajs/src/protocol/encoder.js";
+import kafkajsGroupMessagesPerPartition from "kafkajs/src/producer/groupMessagesPerPartition.js";
+import kafkajsCrc32C from "kafkajs/src/protocol/recordBatch/crc32C/index.js";
+import { crc32c } from "./crc32c.ts";
+
+/** The encoder methods replaced, as kafkajs defines them. */
+interface EncoderInstance {
+  buf: Uint8Array;
+  offset: number;
+  ensureAvailable(length: number): void;
+}
+interface EncoderClass {
+  prototype: EncoderInstance & {
+    writeUVarInt(value: number): unknown;
+    writeVarLong(value: unknown): unknown;
+    writeBufferInternal(buffer: Uint8Array): void;
+  };
+  sizeOfVarLong(value: unknown): number;
+}
+
+/** What kafkajs passes to its partition grouping. */
+export interface GroupingInput<M> {
+  topic: string;
+  partitionMetadata: readonly unknown[];
+  messages: readonly M[];
+  partitioner: (
+    args: { topic: string; partitionMetadata: readonly unknown[]; message: M },
+  ) => number;
+}
+type Grouping = <M>(input: GroupingInput<M>) => Record<number, M[]>;
+
+const kafkajsEncoder = Encoder as unknown as EncoderClass;
+
+/** kafkajs' own implementations, for values the fast paths leave to them, and for tests. */
+export const originals = {
+  writeUVarInt: kafkajsEncoder.prototype.writeUVarInt,
+  writeVarLong: kafkajsEncoder.prototype.writeVarLong,
+  writeBufferInternal: kafkajsEncoder.prototype.writeBufferInternal,
+  sizeOfVarLong: kafkajsEncoder.sizeOfVarLong,
+  groupMessagesPerPartition: kafkajsGroupMessagesPerPartition as Grouping,
+  crc32C: kafkajsCrc32C as (bytes: Uint8Array) => number,
+};
+
+/** |value| below this: its zigzag form is a safe integer, written with float arithmetic. */
+const SAFE_VARLONG = 2 ** 51;
+
+function isSmallInteger(value: unknown): value is number {
+  return typeof value === "number" && Number.isInteger(value) && Math.abs(value) < SAFE_VARLONG;
+}
+
+function zigZag64(value: number): number {
+  return value >= 0 ? value * 2 : -value * 2 - 1;
+}
+
+/** The same 32-bit operations as kafkajs (the same bytes for any input), at most 5 bytes. */
+function writeUVarInt(this: EncoderInstance, value: number) {
+  this.ensureAvailable(5);
+  const buf = this.buf;
+  let at = this.offset;
+  while ((value & 0xffffff80) !== 0) {
+    buf[at++] = (value & 0x7f) | 0x80;
+    value >>>= 7;
+  }
+  buf[at++] = value & 0x7f;
+  this.offset = at;
+  return this;
+}
+
+function writeVarLong(this: EncoderInstance, value: unknown) {
+  if (!isSmallInteger(value)) return originals.writeVarLong.call(this, value);
+  this.ensureAvailable(10);
+  const buf = this.buf;
+  let at = this.offset;
+  let z = zigZag64(value);
+  while (z >= 0x80) {
+    buf[at++] = (z % 0x80) | 0x80;
+    z = Math.floor(z / 0x80);
+  }
+  buf[at++] = z;
+  this.offset = at;
+  return this;
+}
+
+function writeBufferInternal(this: EncoderInstance, buffer: Uint8Array) {
+  this.ensureAvailable(buffer.length);
+  this.buf.set(buffer, this.offset);
+  this.offset += buffer.length;
+}
+
+function sizeOfVarLong(value: unknown): number {
+  if (!isSmallInteger(value)) return originals.sizeOfVarLong.call(kafkajsEncoder, value);
+  let z = zigZag64(value);
+  let bytes = 1;
+  while (z >= 0x80) {
+    z = Math.floor(z / 0x80);
+    bytes++;
+  }
+  return bytes;
+}
+
+/** Messages by the partition the partitioner gives, in their order. */
+export function groupMessagesPerPartition<M>(
+  { topic, partitionMetadata, messages, partitioner }: GroupingInput<M>,
+): Record<number, M[]> {
+  const groups: Record<number, M[]> = {};
+  if (partitionMetadata.length === 0) return groups;
+  for (const message of messages) {
+    const partition = partitioner({ topic, partitionMetadata, message });
+    (groups[partition] ??= []).push(message);
+  }
+  return groups;
+}
+
+export const fastPaths = { writeUVarInt, writeVarLong, writeBufferInternal, sizeOfVarLong };
+
+kafkajsEncoder.prototype.writeUVarInt = writeUVarInt;
+kafkajsEncoder.prototype.writeVarLong = writeVarLong;
+kafkajsEncoder.prototype.writeBufferInternal = writeBufferInternal;
+kafkajsEncoder.sizeOfVarLong = sizeOfVarLong;
+
+// kafkajs' producer and record batches take the grouping and the checksum from the CommonJS
+// module cache when they load: replacing the cached modules' exports now gives them these.
+// Where a module is not found there (a loader without that cache), kafkajs keeps its own, which
+// is only slower.
+const cache = (Module as unknown as { _cache?: Record<string, { exports: unknown }> })._cache;
+const replacements = new Map<unknown, unknown>([
+  [kafkajsGroupMessagesPerPartition, groupMessagesPerPartition],
+  [kafkajsCrc32C, crc32c],
+]);
+for (const entry of Object.values(cache ?? {})) {
+  if (replacements.has(entry.exports)) entry.exports = replacements.get(entry.exports);
+}
+
+/** Whether kafkajs' module cache now gives the faster grouping and checksum to its modules. */
+export function modulesReplaced(): boolean {
+  const exports = new Set(Object.values(cache ?? {}).map((e) => e.exports));
+  return exports.has(groupMessagesPerPartition) && exports.has(crc32c);
+}

@@ -1,0 +1,121 @@
+import { deepStrictEqual as assertEquals, ok, throws } from "node:assert/strict";
+import {
+  fastPaths,
+  groupMessagesPerPartition,
+  modulesReplaced,
+  originals,
+} from "./kafkajs_fast_paths.ts";
+import { crc32c } from "./crc32c.ts";
+import Encoder from "kafkajs/src/protocol/encoder.js";
+import Record from "kafkajs/src/protocol/recordBatch/record/v0/index.js";
+
+// deno-lint-ignore no-explicit-any
+type AnyEncoder = any;
+const EncoderClass = Encoder as AnyEncoder;
+
+/** Runs `fn` with kafkajs' own encoder methods in place, then puts the fast paths back. */
+function withOriginals<T>(fn: () => T): T {
+  const proto = EncoderClass.prototype;
+  proto.writeUVarInt = originals.writeUVarInt;
+  proto.writeVarLong = originals.writeVarLong;
+  proto.writeBufferInternal = originals.writeBufferInternal;
+  EncoderClass.sizeOfVarLong = originals.sizeOfVarLong;
+  try {
+    return fn();
+  } finally {
+    proto.writeUVarInt = fastPaths.writeUVarInt;
+    proto.writeVarLong = fastPaths.writeVarLong;
+    proto.writeBufferInternal = fastPaths.writeBufferInternal;
+    EncoderClass.sizeOfVarLong = fastPaths.sizeOfVarLong;
+  }
+}
+
+function bytes(write: (e: AnyEncoder) => void): number[] {
+  const e = new EncoderClass();
+  write(e);
+  return [...e.buffer];
+}
+
+/** Edges of every varint length, signs, the fast paths' own limit, and seeded random values. */
+function values(): number[] {
+  const edges = [0, 1, 63, 64, 127, 128, 300, 8191, 8192, 16383, 16384];
+  for (let bits = 20; bits <= 53; bits++) edges.push(2 ** bits - 1, 2 ** bits);
+  edges.push(2 ** 31 - 1, 2 ** 32 - 1, 2 ** 51 - 1, Number.MAX_SAFE_INTEGER);
+  let s = 7;
+  const next = () => (s = (s * 48271) % 2147483647) / 2147483647;
+  for (let i = 0; i < 2000; i++) edges.push(Math.floor(next() * 2 ** Math.floor(next() * 52)));
+  return edges.flatMap((v) => [v, -v]);
+}
+
+Deno.test("the varint fast paths write exactly kafkajs' bytes and sizes", () => {
+  for (const v of values()) {
+    const fast = {
+      varLong: bytes((e) => e.writeVarLong(v)),
+      size: EncoderClass.sizeOfVarLong(v),
+      varInt: bytes((e) => e.writeVarInt(v)),
+      uVarInt: bytes((e) => e.writeUVarInt(v)),
+    };
+    const kafkajs = withOriginals(() => ({
+      varLong: bytes((e) => e.writeVarLong(v)),
+      size: EncoderClass.sizeOfVarLong(v),
+      varInt: bytes((e) => e.writeVarInt(v)),
+      uVarInt: bytes((e) => e.writeUVarInt(v)),
+    }));
+    assertEquals(fast, kafkajs, `value ${v}`);
+    assertEquals(fast.size, fast.varLong.length, `size of ${v}`);
+  }
+  // What kafkajs refuses, refused alike.
+  throws(() => bytes((e) => e.writeVarLong(1.5)), RangeError);
+});
+
+Deno.test("records encode to exactly kafkajs' bytes, in a buffer that grows on the way", () => {
+  const records = [
+    { key: "C0000001", value: '{"amount":12.5}', timestampDelta: 0, offsetDelta: 0 },
+    { key: null, value: null, timestampDelta: 1_800_000, offsetDelta: 300 },
+    {
+      key: "é-ключ",
+      value: "x".repeat(70_000),
+      timestampDelta: -5,
+      offsetDelta: 2 ** 20,
+      headers: { "bss.origin": "bss.order.events:1:42:0", multi: ["a", "b"] },
+    },
+  ];
+  for (const r of records) {
+    const fast = [...Record(r).buffer];
+    assertEquals(fast, withOriginals(() => [...Record(r).buffer]));
+  }
+});
+
+Deno.test("messages are grouped by partition in their order, as kafkajs groups them", () => {
+  let s = 11;
+  const next = () => (s = (s * 48271) % 2147483647) / 2147483647;
+  const messages = Array.from(
+    { length: 5000 },
+    (_, i) => ({ i, partition: Math.floor(next() * 7) }),
+  );
+  const input = {
+    topic: "t",
+    partitionMetadata: [{}, {}],
+    messages,
+    partitioner: ({ message }: { message: { partition: number } }) => message.partition,
+  };
+  const grouped = groupMessagesPerPartition(input);
+  assertEquals(grouped, originals.groupMessagesPerPartition(input));
+  assertEquals(Object.values(grouped).flat().length, messages.length);
+  assertEquals(groupMessagesPerPartition({ ...input, partitionMetadata: [] }), {});
+});
+
+Deno.test("CRC-32C eight bytes at a time equals kafkajs' checksum, and the standard check value", () => {
+  assertEquals(crc32c(new TextEncoder().encode("123456789")), 0xe3069283);
+  let s = 5;
+  const next = () => (s = (s * 48271) % 2147483647) / 2147483647;
+  for (const length of [0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000, 70_001]) {
+    const bytes = Uint8Array.from({ length }, () => Math.floor(next() * 256));
+    assertEquals(crc32c(bytes), originals.crc32C(bytes), `length ${length}`);
+    assertEquals(crc32c(bytes.subarray(3)), originals.crc32C(bytes.subarray(3)), `offset 3`);
+  }
+});
+
+Deno.test("kafkajs' module cache hands its producer and record batches the faster modules", () => {
+  ok(modulesReplaced());
+});
