@@ -4,10 +4,12 @@ import {
   groupMessagesPerPartition,
   modulesReplaced,
   originals,
+  record,
 } from "./kafkajs_fast_paths.ts";
 import { crc32c } from "./crc32c.ts";
 import Encoder from "kafkajs/src/protocol/encoder.js";
-import Record from "kafkajs/src/protocol/recordBatch/record/v0/index.js";
+import { Buffer } from "node:buffer";
+import recordBatchV0 from "kafkajs/src/protocol/recordBatch/v0/index.js";
 
 // deno-lint-ignore no-explicit-any
 type AnyEncoder = any;
@@ -68,22 +70,34 @@ Deno.test("the varint fast paths write exactly kafkajs' bytes and sizes", () => 
   throws(() => bytes((e) => e.writeVarLong(1.5)), RangeError);
 });
 
-Deno.test("records encode to exactly kafkajs' bytes, in a buffer that grows on the way", () => {
-  const records = [
-    { key: "C0000001", value: '{"amount":12.5}', timestampDelta: 0, offsetDelta: 0 },
+Deno.test("records and record batches encode to exactly kafkajs' bytes", async () => {
+  const records: Record<string, unknown>[] = [
+    { key: Buffer.from("C0000001"), value: Buffer.from('{"amount":12.5}'), offsetDelta: 0 },
     { key: null, value: null, timestampDelta: 1_800_000, offsetDelta: 300 },
+    { key: "text key", value: "é-ключ", timestampDelta: -5, offsetDelta: 2 ** 20 },
     {
-      key: "é-ключ",
-      value: "x".repeat(70_000),
-      timestampDelta: -5,
-      offsetDelta: 2 ** 20,
-      headers: { "bss.origin": "bss.order.events:1:42:0", multi: ["a", "b"] },
+      key: Buffer.from("k"),
+      value: Buffer.from("x".repeat(70_000)),
+      headers: { "bss.origin": Buffer.from("bss.order.events:1:42:0"), "ключ": "значение" },
     },
+    { key: "", value: "", headers: {} },
+    // Left to kafkajs: several values per header, huge time deltas.
+    { key: "k", value: "v", headers: { multi: ["a", "b"] } },
+    { key: "k", value: "v", timestampDelta: 2 ** 60 },
   ];
   for (const r of records) {
-    const fast = [...Record(r).buffer];
-    assertEquals(fast, withOriginals(() => [...Record(r).buffer]));
+    const fast = [...record(r).buffer];
+    assertEquals(fast, withOriginals(() => [...originals.record(r).buffer]), JSON.stringify(r));
   }
+  const batch = (recordOf: (r: Record<string, unknown>) => unknown) =>
+    recordBatchV0.RecordBatch({
+      firstTimestamp: 1_795_651_200_000,
+      maxTimestamp: 1_795_651_200_000,
+      records: records.slice(0, 5).map(recordOf),
+    });
+  const fastBatch = [...(await batch(record)).buffer];
+  const kafkajsBatch = await withOriginals(() => batch(originals.record));
+  assertEquals(fastBatch, [...kafkajsBatch.buffer]);
 });
 
 Deno.test("messages are grouped by partition in their order, as kafkajs groups them", () => {
