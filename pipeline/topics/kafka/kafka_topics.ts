@@ -25,7 +25,7 @@ import {
   type KafkaSourceConfig,
 } from "./kafka_client.ts";
 import { KafkaReader, type PartitionState } from "./kafka_reader.ts";
-import { encodeMessages, toMessage } from "./record_codec.ts";
+import { toMessage } from "./record_codec.ts";
 import { TaskProducers, type TaskTransaction } from "./task_producers.ts";
 
 /** Options of `KafkaTopics.open`. */
@@ -396,20 +396,20 @@ export class KafkaTopics implements TopicLog {
       if (!partitioner) throw new UnknownTopicError(topic);
       messages.push({
         topic,
-        messages: encodeMessages(
-          records.map((r) => toMessage(r, r.partition ?? partitioner.partitionFor(r.key), now)),
+        messages: records.map((r) =>
+          toMessage(r, r.partition ?? partitioner.partitionFor(r.key), now)
         ),
       });
     }
     for (const c of t.changes) {
       messages.push({
         topic: changelogTopic(this.o.applicationId, c.store),
-        messages: encodeMessages(c.entries.map(([key, value]): Message => ({
+        messages: c.entries.map(([key, value]): Message => ({
           key,
           value,
           partition: c.partition,
           timestamp: String(now),
-        }))),
+        })),
       });
     }
     const metadata = JSON.stringify({

@@ -75,12 +75,22 @@ Deno.test("records and record batches encode to exactly kafkajs' bytes", async (
     { key: Buffer.from("C0000001"), value: Buffer.from('{"amount":12.5}'), offsetDelta: 0 },
     { key: null, value: null, timestampDelta: 1_800_000, offsetDelta: 300 },
     { key: "text key", value: "é-ключ", timestampDelta: -5, offsetDelta: 2 ** 20 },
+    { key: "C0000002", value: '{"city":"Zürich","emoji":"📦"}', headers: { "bss.origin": "x" } },
     {
       key: Buffer.from("k"),
       value: Buffer.from("x".repeat(70_000)),
-      headers: { "bss.origin": Buffer.from("bss.order.events:1:42:0"), "ключ": "значение" },
+      headers: {
+        "bss.origin": Buffer.from("bss.order.events:1:42:0"),
+        "ключ": "значение",
+        text: "bss.order.events:1:42:1",
+        empty: "",
+      },
     },
     { key: "", value: "", headers: {} },
+    // Text whose length prefix takes 1, 2 and 3 bytes, and text too long to write in place.
+    { key: "k".repeat(33), value: "v".repeat(100), headers: { h: "ü".repeat(40) } },
+    { key: "k", value: "é".repeat(70_000) },
+    { key: "k", value: "v".repeat(300_001) },
     // Left to kafkajs: several values per header, huge time deltas.
     { key: "k", value: "v", headers: { multi: ["a", "b"] } },
     { key: "k", value: "v", timestampDelta: 2 ** 60 },

@@ -1,9 +1,10 @@
 /**
- * One record of a Kafka record batch (the format kafkajs calls Record v0), encoded in one pass
+ * One record of a Kafka record batch (the format kafkajs calls Record v0), written in one pass
  * into a shared arena: kafkajs builds each record from a 512-byte buffer of its own plus one per
- * header and copies them together. The result is a kafkajs Encoder holding the record's bytes,
- * as its record batch expects. Records this does not handle (headers with several values, keys
- * or values that are neither text nor bytes, timestamps past 2^51 ms apart) go to kafkajs.
+ * header, copies them together, and measures and writes each string with Buffer calls of its
+ * own. The result is a kafkajs Encoder holding the record's bytes, as its record batch expects.
+ * Records this does not handle (headers with several values, keys or values that are neither
+ * text nor bytes, time deltas past 2^51 ms) go to kafkajs.
  */
 import { Buffer } from "node:buffer";
 
@@ -26,27 +27,30 @@ const ARENA_BYTES = 1 << 20;
 let arena = Buffer.allocUnsafe(ARENA_BYTES);
 let used = 0;
 
-/** `n` bytes of the arena (a new arena once this one is full; old ones live while referenced). */
-function take(n: number): Buffer {
-  if (used + n > arena.length) {
-    arena = Buffer.allocUnsafe(Math.max(ARENA_BYTES, n));
-    used = 0;
-  }
-  const bytes = arena.subarray(used, used + n);
-  used += n;
-  return bytes;
+/** Room for `n` bytes from `used` on (a new arena once this one is full; old ones live on while
+ * records refer to them). */
+function reserve(n: number): void {
+  if (used + n <= arena.length) return;
+  arena = Buffer.allocUnsafe(Math.max(ARENA_BYTES, n));
+  used = 0;
 }
 
 const encoder = new TextEncoder();
 
-type Field = Uint8Array | null;
+/** Text up to this long is written in place (its length prefix fits 3 bytes); longer, encoded. */
+const IN_PLACE_CHARS = 300_000;
 
-/** Bytes as kafkajs writes them: a Buffer as it is, text as UTF-8, null for none. */
-function asField(v: unknown): Field | undefined {
-  if (v === null || v === undefined) return null;
-  if (Buffer.isBuffer(v)) return v;
-  if (typeof v === "string") return encoder.encode(v);
-  return undefined;
+/** A field as kafkajs writes it: a Buffer as it is, text as UTF-8, null for none. */
+type Field = Uint8Array | string | null;
+
+function isField(v: unknown): v is Field | undefined {
+  return v === null || v === undefined || typeof v === "string" || Buffer.isBuffer(v);
+}
+
+/** The most bytes a field can take. */
+function maxFieldSize(f: Field | undefined): number {
+  if (f === null || f === undefined) return 1;
+  return 5 + (typeof f === "string" ? 3 * f.length : f.length);
 }
 
 /** Header names as UTF-8, cached (a pipeline uses a handful). */
@@ -88,15 +92,31 @@ function writeVarint(out: Uint8Array, at: number, z: number): number {
   return at;
 }
 
-function fieldSize(f: Field): number {
-  return f === null ? 1 : varintSize(zigZag32(f.length)) + f.length;
-}
-
-function writeField(out: Uint8Array, at: number, f: Field): number {
-  if (f === null) return writeVarint(out, at, 1); // -1
-  at = writeVarint(out, at, zigZag32(f.length));
-  out.set(f, at);
-  return at + f.length;
+function writeField(out: Uint8Array, at: number, f: Field | undefined): number {
+  if (f === null || f === undefined) return writeVarint(out, at, 1); // -1
+  if (typeof f === "string" && f.length > IN_PLACE_CHARS) f = encoder.encode(f);
+  if (typeof f !== "string") {
+    at = writeVarint(out, at, zigZag32(f.length));
+    out.set(f, at);
+    return at + f.length;
+  }
+  // Text goes 3 bytes on (room for its length), then the length is written before it and the
+  // text moved back when the length took fewer.
+  const text = at + 3;
+  let n = 0;
+  if (f.length <= 32) {
+    for (; n < f.length; n++) {
+      const c = f.charCodeAt(n);
+      if (c > 0x7f) break;
+      out[text + n] = c;
+    }
+  }
+  if (n < f.length) n = encoder.encodeInto(f, out.subarray(text, text + 3 * f.length)).written;
+  const length = zigZag32(n);
+  const prefix = varintSize(length);
+  writeVarint(out, at, length);
+  if (prefix < 3) out.copyWithin(at + prefix, text, text + n);
+  return at + prefix + n;
 }
 
 /**
@@ -114,24 +134,24 @@ export function encodeRecord<E extends EncoderLike>(
     typeof timestampDelta !== "number" || !Number.isInteger(timestampDelta) ||
     Math.abs(timestampDelta) >= 2 ** 51
   ) return undefined;
-  const key = asField(r.key);
-  const value = asField(r.value);
-  if (key === undefined || value === undefined) return undefined;
-  const headers: [Uint8Array, Uint8Array][] = [];
+  const { key, value } = r;
+  if (!isField(key) || !isField(value)) return undefined;
+  const headers: [Uint8Array, Field][] = [];
+  let max = 5 + 1 + 10 + 5 + maxFieldSize(key) + maxFieldSize(value) + 5;
   if (r.headers !== undefined) {
     if (typeof r.headers !== "object" || r.headers === null) return undefined;
     for (const [k, v] of Object.entries(r.headers)) {
-      const field = asField(v);
-      if (!field) return undefined;
-      headers.push([headerName(k), field]);
+      if (v === null || v === undefined || !isField(v)) return undefined;
+      const name = headerName(k);
+      headers.push([name, v as Field]);
+      max += maxFieldSize(name) + maxFieldSize(v);
     }
   }
-  let body = 1 + varintSize(zigZag64(timestampDelta)) + varintSize(zigZag32(offsetDelta)) +
-    fieldSize(key) + fieldSize(value) + varintSize(zigZag32(headers.length));
-  for (const [k, v] of headers) body += fieldSize(k) + fieldSize(v);
-  const length = zigZag32(body);
-  const out = take(varintSize(length) + body);
-  let at = writeVarint(out, 0, length);
+  // The body goes 5 bytes on (room for its length), the length right before it.
+  reserve(max);
+  const out = arena;
+  const start = used + 5;
+  let at = start;
   out[at++] = 0; // attributes
   at = writeVarint(out, at, zigZag64(timestampDelta));
   at = writeVarint(out, at, zigZag32(offsetDelta));
@@ -139,8 +159,12 @@ export function encodeRecord<E extends EncoderLike>(
   at = writeField(out, at, value);
   at = writeVarint(out, at, zigZag32(headers.length));
   for (const [k, v] of headers) at = writeField(out, writeField(out, at, k), v);
+  const length = zigZag32(at - start);
+  const begin = start - varintSize(length);
+  writeVarint(out, begin, length);
+  used = at;
   const e = makeEncoder();
-  e.buf = out;
-  e.offset = at;
+  e.buf = out.subarray(begin, at);
+  e.offset = at - begin;
   return e;
 }
