@@ -184,7 +184,7 @@ Deno.test("killed with kill -9 at random points and restarted, the pipeline ends
   }
 });
 
-Deno.test("with the broker stopped mid-run, /health says why, the pipeline resumes by itself when it is back, and the outputs are exact", async () => {
+Deno.test("with the broker killed mid-run, /health says why, the pipeline resumes by itself when it is back, and the outputs are exact", async () => {
   let broker: TestBroker | null = null;
   const dir = await Deno.makeTempDir();
   const prefix = `down${crypto.randomUUID().slice(0, 8)}.`;
@@ -217,7 +217,10 @@ Deno.test("with the broker stopped mid-run, /health says why, the pipeline resum
     await pipeline.start();
     await new Promise((r) => setTimeout(r, 300));
     await producer.disconnect();
-    await broker.stop();
+    // A crash, not a clean shutdown: a broker shutting down cleanly while a transaction commits
+    // can skip that transaction's markers ("partitions are likely deleted already") and leave its
+    // offsets pending for good, which no client can clear (a hanging transaction).
+    await broker.kill();
     // Unhealthy, naming Kafka, and still alive.
     let reasons: string[] = [];
     for (let i = 0; i < 200 && reasons.length === 0; i++) {

@@ -8,6 +8,7 @@
 #                                                its bootstrap address; data and broker.log stay
 #                                                in dir, so start again restarts the same broker
 #   tests/kafka/broker.sh stop [dir]             stop it
+#   tests/kafka/broker.sh kill [dir]             kill it (SIGKILL: a crash, no clean shutdown)
 #
 # Env: KAFKA_VERSION (default 4.4.0), BSS_KAFKA_CACHE (default ~/.cache/bss-streams).
 set -euo pipefail
@@ -118,9 +119,23 @@ stop() {
   rm -f "$dir/broker.pid"
 }
 
+crash() {
+  local dir="${1:-.kafka}"
+  [ -f "$dir/broker.pid" ] || return 0
+  local pid
+  pid="$(cat "$dir/broker.pid")"
+  kill -9 "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  rm -f "$dir/broker.pid"
+}
+
 case "${1:-}" in
   fetch) fetch ;;
   start) shift; start "$@" ;;
   stop) shift; stop "$@" ;;
+  kill) shift; crash "$@" ;;
   *) sed -n '2,14p' "$0" >&2; exit 2 ;;
 esac

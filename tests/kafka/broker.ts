@@ -15,6 +15,8 @@ export interface TestBroker {
   readonly dir: string | null;
   /** Stops it (kept stopped until `start`). */
   stop(): Promise<void>;
+  /** Kills it with SIGKILL, as a crash (kept down until `start`). */
+  kill(): Promise<void>;
   /** Starts it again with the same data and address. */
   start(): Promise<void>;
 }
@@ -42,6 +44,7 @@ export async function startBroker(): Promise<TestBroker> {
     bootstrap,
     dir,
     stop: async () => void await run(["stop", dir]),
+    kill: async () => void await run(["kill", dir]),
     start: async () => void await run(["start", dir]),
   };
 }
@@ -54,7 +57,7 @@ export function sharedBroker(): Promise<TestBroker> {
     const external = Deno.env.get("KAFKA_TEST_BROKERS");
     if (external) {
       const none = () => Promise.reject(new Error("an external test broker is not stopped"));
-      return { bootstrap: external, dir: null, stop: none, start: none };
+      return { bootstrap: external, dir: null, stop: none, kill: none, start: none };
     }
     const broker = await startBroker();
     globalThis.addEventListener("unload", () => {

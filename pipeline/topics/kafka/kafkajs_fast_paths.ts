@@ -1,7 +1,7 @@
 /**
- * Faster versions of four kafkajs 2.2.4 internals (its last release) on the produce path, applied
- * when this module is first imported, which must be before kafkajs itself (kafka_client.ts
- * imports it first):
+ * Faster versions of five kafkajs 2.2.4 internals (its last release) on the produce and fetch
+ * paths, applied when this module is first imported, which must be before kafkajs itself
+ * (kafka_client.ts imports it first):
  * - the protocol encoder wrote every varint through a fresh array and `Buffer.from`, and every
  *   64-bit varint through BigInt arithmetic: ~8 such buffers per produced record. The
  *   replacements write the same bytes straight into the encoder's buffer; values they do not
@@ -11,6 +11,8 @@
  * - each record was built from a 512-byte buffer of its own plus one per header;
  *   record_encoder.ts writes it in one pass into a shared arena.
  * - record batches were checksummed a byte at a time; crc32c.ts takes eight per step.
+ * - each fetched record's time and offset were computed in BigInt; record_decoder.ts uses numbers
+ *   while they are exact.
  * Each is byte-for-byte and order-for-order the same as kafkajs' (tested against the originals).
  */
 import Module from "node:module";
@@ -18,7 +20,9 @@ import Encoder from "kafkajs/src/protocol/encoder.js";
 import kafkajsGroupMessagesPerPartition from "kafkajs/src/producer/groupMessagesPerPartition.js";
 import kafkajsCrc32C from "kafkajs/src/protocol/recordBatch/crc32C/index.js";
 import kafkajsRecord from "kafkajs/src/protocol/recordBatch/record/v0/index.js";
+import kafkajsRecordDecoder from "kafkajs/src/protocol/recordBatch/record/v0/decoder.js";
 import { crc32c } from "./crc32c.ts";
+import { type BatchContext, decodeRecord, type DecoderLike } from "./record_decoder.ts";
 import { encodeRecord, type RecordInput } from "./record_encoder.ts";
 
 /** The encoder methods replaced, as kafkajs defines them. */
@@ -60,6 +64,7 @@ export const originals = {
   groupMessagesPerPartition: kafkajsGroupMessagesPerPartition as Grouping,
   crc32C: kafkajsCrc32C as (bytes: Uint8Array) => number,
   record: kafkajsRecord as (record: RecordInput) => EncoderInstance,
+  recordDecoder: kafkajsRecordDecoder as (d: DecoderLike, context?: BatchContext) => unknown,
 };
 
 /** |value| below this: its zigzag form is a safe integer, written with float arithmetic. */
@@ -139,6 +144,11 @@ export function record(r: RecordInput): EncoderInstance {
   return encodeRecord(r, newEncoder) ?? originals.record(r);
 }
 
+/** A fetched record as kafkajs' record batch decoder takes it. */
+export function recordDecoder(d: DecoderLike, context?: BatchContext): unknown {
+  return decodeRecord(d, context) ?? originals.recordDecoder(d, context);
+}
+
 export const fastPaths = { writeUVarInt, writeVarLong, writeBufferInternal, sizeOfVarLong };
 
 kafkajsEncoder.prototype.writeUVarInt = writeUVarInt;
@@ -146,15 +156,16 @@ kafkajsEncoder.prototype.writeVarLong = writeVarLong;
 kafkajsEncoder.prototype.writeBufferInternal = writeBufferInternal;
 kafkajsEncoder.sizeOfVarLong = sizeOfVarLong;
 
-// kafkajs' producer, produce request and record batches take the grouping, the record and the
-// checksum from the CommonJS module cache when they load: replacing the cached modules' exports
-// now gives them these. Where a module is not found there (a loader without that cache),
-// kafkajs keeps its own, which is only slower.
+// kafkajs' producer, produce request and record batches take the grouping, the record, the
+// record decoder and the checksum from the CommonJS module cache when they load: replacing the
+// cached modules' exports now gives them these. Where a module is not found there (a loader
+// without that cache), kafkajs keeps its own, which is only slower.
 const cache = (Module as unknown as { _cache?: Record<string, { exports: unknown }> })._cache;
 const replacements = new Map<unknown, unknown>([
   [kafkajsGroupMessagesPerPartition, groupMessagesPerPartition],
   [kafkajsCrc32C, crc32c],
   [kafkajsRecord, record],
+  [kafkajsRecordDecoder, recordDecoder],
 ]);
 for (const entry of Object.values(cache ?? {})) {
   if (replacements.has(entry.exports)) entry.exports = replacements.get(entry.exports);

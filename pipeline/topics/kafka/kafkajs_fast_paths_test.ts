@@ -5,7 +5,9 @@ import {
   modulesReplaced,
   originals,
   record,
+  recordDecoder,
 } from "./kafkajs_fast_paths.ts";
+import Decoder from "kafkajs/src/protocol/decoder.js";
 import { crc32c } from "./crc32c.ts";
 import Encoder from "kafkajs/src/protocol/encoder.js";
 import { Buffer } from "node:buffer";
@@ -108,6 +110,46 @@ Deno.test("records and record batches encode to exactly kafkajs' bytes", async (
   const fastBatch = [...(await batch(record)).buffer];
   const kafkajsBatch = await withOriginals(() => batch(originals.record));
   assertEquals(fastBatch, [...kafkajsBatch.buffer]);
+});
+
+Deno.test("fetched records decode to exactly what kafkajs' record decoder gives", () => {
+  const records: Record<string, unknown>[] = [
+    { key: "C0000001", value: '{"amount":12.5}', headers: { "bss.origin": "in:0:5:0" } },
+    { key: null, value: null, timestampDelta: -1_800_000, offsetDelta: 300 },
+    { key: "é-ключ", value: "x".repeat(20_000), timestampDelta: 2 ** 40, offsetDelta: 2 ** 30 },
+    // A repeated header (kafkajs gives its values as an array), a header with no value.
+    { key: "k", value: "v", headers: { multi: ["a", "b", "c"], one: "d" } },
+    { key: "k", value: "v", timestampDelta: 2 ** 50 }, // left to kafkajs: past 2^48
+  ];
+  const contexts = [
+    { firstOffset: "0", firstTimestamp: "1795651200000", magicByte: 2, timestampType: 0 },
+    { firstOffset: "9007199254740990", firstTimestamp: "-5", isControlBatch: true },
+    { firstOffset: "7", firstTimestamp: "1", timestampType: 1, maxTimestamp: "1795651209999" },
+  ];
+  const decoded = (decode: (d: unknown, c: unknown) => unknown, bytes: Uint8Array, c: unknown) =>
+    decode(new (Decoder as AnyEncoder)(Buffer.from(bytes)), c);
+  for (const r of records) {
+    // A record batch holds each record as its length and its body; the decoder reads the body.
+    const encoded = Buffer.from(withOriginals(() => [...originals.record(r).buffer]));
+    const bytes = new (Decoder as AnyEncoder)(encoded).readVarIntBytes();
+    for (const c of contexts) {
+      assertEquals(
+        decoded(recordDecoder as (d: unknown, c: unknown) => unknown, bytes, c),
+        decoded(originals.recordDecoder as (d: unknown, c: unknown) => unknown, bytes, c),
+        `${JSON.stringify(r)} in ${JSON.stringify(c)}`,
+      );
+    }
+  }
+  // A header whose value is null, encoded by hand (kafkajs cannot produce one).
+  const nullHeader = Uint8Array.from([0, 0, 0, 2, 0x6b, 2, 0x76, 2, 2, 0x68, 1]);
+  assertEquals(
+    decoded(recordDecoder as (d: unknown, c: unknown) => unknown, nullHeader, contexts[0]),
+    decoded(
+      originals.recordDecoder as (d: unknown, c: unknown) => unknown,
+      nullHeader,
+      contexts[0],
+    ),
+  );
 });
 
 Deno.test("messages are grouped by partition in their order, as kafkajs groups them", () => {
