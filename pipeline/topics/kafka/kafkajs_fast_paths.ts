@@ -1,5 +1,5 @@
 /**
- * Faster versions of five kafkajs 2.2.4 internals (its last release) on the produce and fetch
+ * Faster versions of six kafkajs 2.2.4 internals (its last release) on the produce and fetch
  * paths, applied when this module is first imported, which must be before kafkajs itself
  * (kafka_client.ts imports it first):
  * - the protocol encoder wrote every varint through a fresh array and `Buffer.from`, and every
@@ -10,6 +10,8 @@
  *   (quadratic in the messages per partition). The replacement appends.
  * - each record was built from a 512-byte buffer of its own plus one per header;
  *   record_encoder.ts writes it in one pass into a shared arena.
+ * - each record batch was copied three times over (records into a growing body, the body into
+ *   the batch, the batch into its result); record_batch_encoder.ts writes it once.
  * - record batches were checksummed a byte at a time; crc32c.ts takes eight per step.
  * - each fetched record's time and offset were computed in BigInt; record_decoder.ts uses numbers
  *   while they are exact.
@@ -20,8 +22,14 @@ import Encoder from "kafkajs/src/protocol/encoder.js";
 import kafkajsGroupMessagesPerPartition from "kafkajs/src/producer/groupMessagesPerPartition.js";
 import kafkajsCrc32C from "kafkajs/src/protocol/recordBatch/crc32C/index.js";
 import kafkajsRecord from "kafkajs/src/protocol/recordBatch/record/v0/index.js";
+import kafkajsRecordBatchV0 from "kafkajs/src/protocol/recordBatch/v0/index.js";
 import kafkajsRecordDecoder from "kafkajs/src/protocol/recordBatch/record/v0/decoder.js";
 import { crc32c } from "./crc32c.ts";
+import {
+  type BatchEncoder,
+  encodeRecordBatch,
+  type RecordBatchInput,
+} from "./record_batch_encoder.ts";
 import { type BatchContext, decodeRecord, type DecoderLike } from "./record_decoder.ts";
 import { encodeRecord, type RecordInput } from "./record_encoder.ts";
 
@@ -64,6 +72,9 @@ export const originals = {
   groupMessagesPerPartition: kafkajsGroupMessagesPerPartition as Grouping,
   crc32C: kafkajsCrc32C as (bytes: Uint8Array) => number,
   record: kafkajsRecord as (record: RecordInput) => EncoderInstance,
+  recordBatch:
+    (kafkajsRecordBatchV0 as { RecordBatch: (input: RecordBatchInput) => Promise<EncoderInstance> })
+      .RecordBatch,
   recordDecoder: kafkajsRecordDecoder as (d: DecoderLike, context?: BatchContext) => unknown,
 };
 
@@ -144,6 +155,14 @@ export function record(r: RecordInput): EncoderInstance {
   return encodeRecord(r, newEncoder) ?? originals.record(r);
 }
 
+const KafkajsEncoder = Encoder as unknown as new () => EncoderInstance & BatchEncoder;
+
+/** A record batch as kafkajs' produce request takes it. */
+export function recordBatch(input: RecordBatchInput): Promise<EncoderInstance> {
+  const batch = encodeRecordBatch(input, () => new KafkajsEncoder());
+  return batch ? Promise.resolve(batch) : originals.recordBatch(input);
+}
+
 /** A fetched record as kafkajs' record batch decoder takes it. */
 export function recordDecoder(d: DecoderLike, context?: BatchContext): unknown {
   return decodeRecord(d, context) ?? originals.recordDecoder(d, context);
@@ -157,15 +176,16 @@ kafkajsEncoder.prototype.writeBufferInternal = writeBufferInternal;
 kafkajsEncoder.sizeOfVarLong = sizeOfVarLong;
 
 // kafkajs' producer, produce request and record batches take the grouping, the record, the
-// record decoder and the checksum from the CommonJS module cache when they load: replacing the
-// cached modules' exports now gives them these. Where a module is not found there (a loader
-// without that cache), kafkajs keeps its own, which is only slower.
+// record batch, the record decoder and the checksum from the CommonJS module cache when they load:
+// replacing the cached modules' exports now gives them these. Where a module is not found there
+// (a loader without that cache), kafkajs keeps its own, which is only slower.
 const cache = (Module as unknown as { _cache?: Record<string, { exports: unknown }> })._cache;
 const replacements = new Map<unknown, unknown>([
   [kafkajsGroupMessagesPerPartition, groupMessagesPerPartition],
   [kafkajsCrc32C, crc32c],
   [kafkajsRecord, record],
   [kafkajsRecordDecoder, recordDecoder],
+  [kafkajsRecordBatchV0, { ...kafkajsRecordBatchV0 as object, RecordBatch: recordBatch }],
 ]);
 for (const entry of Object.values(cache ?? {})) {
   if (replacements.has(entry.exports)) entry.exports = replacements.get(entry.exports);

@@ -5,13 +5,13 @@ import {
   modulesReplaced,
   originals,
   record,
+  recordBatch,
   recordDecoder,
 } from "./kafkajs_fast_paths.ts";
 import Decoder from "kafkajs/src/protocol/decoder.js";
 import { crc32c } from "./crc32c.ts";
 import Encoder from "kafkajs/src/protocol/encoder.js";
 import { Buffer } from "node:buffer";
-import recordBatchV0 from "kafkajs/src/protocol/recordBatch/v0/index.js";
 
 // deno-lint-ignore no-explicit-any
 type AnyEncoder = any;
@@ -101,15 +101,32 @@ Deno.test("records and record batches encode to exactly kafkajs' bytes", async (
     const fast = [...record(r).buffer];
     assertEquals(fast, withOriginals(() => [...originals.record(r).buffer]), JSON.stringify(r));
   }
-  const batch = (recordOf: (r: Record<string, unknown>) => unknown) =>
-    recordBatchV0.RecordBatch({
-      firstTimestamp: 1_795_651_200_000,
-      maxTimestamp: 1_795_651_200_000,
-      records: records.slice(0, 5).map(recordOf),
-    });
-  const fastBatch = [...(await batch(record)).buffer];
-  const kafkajsBatch = await withOriginals(() => batch(originals.record));
-  assertEquals(fastBatch, [...kafkajsBatch.buffer]);
+  // Batches of them, as one transactional producer's, and as a plain one's with defaults.
+  const inputs = [
+    {
+      firstTimestamp: "1795651200000",
+      maxTimestamp: "1795651260000",
+      transactional: true,
+      producerId: "4611686018427387904",
+      producerEpoch: 3,
+      firstSequence: 17,
+      partitionLeaderEpoch: 2,
+      lastOffsetDelta: 4,
+    },
+    { firstTimestamp: 5, maxTimestamp: 5, firstOffset: 12 },
+  ];
+  for (const input of inputs) {
+    const fast = await recordBatch({ ...input, records: records.slice(0, 5).map(record) });
+    const kafkajs = await withOriginals(() =>
+      originals.recordBatch({ ...input, records: records.slice(0, 5).map(originals.record) })
+    );
+    assertEquals([...fast.buffer], [...kafkajs.buffer], JSON.stringify(input));
+  }
+  const empty = await recordBatch({ firstTimestamp: 1, maxTimestamp: 1, records: [] });
+  assertEquals(
+    [...empty.buffer],
+    [...(await originals.recordBatch({ firstTimestamp: 1, maxTimestamp: 1, records: [] })).buffer],
+  );
 });
 
 Deno.test("fetched records decode to exactly what kafkajs' record decoder gives", () => {
