@@ -588,7 +588,10 @@ export class PipelineRunner {
           this.#wake = () => wait.abort();
           this.#idle = true;
           try {
-            await this.#reader.fetch(this.#fetchRequests(), 1000, wait.signal);
+            // A fetch with nothing to fetch returns at once; should no task take what it holds,
+            // wait a moment rather than loop in microtasks, which would starve timers and I/O.
+            await (this.#reader.fetch(this.#fetchRequests(), 1000, wait.signal) ??
+              new Promise((r) => setTimeout(r, 1)));
           } finally {
             this.#idle = false;
           }
