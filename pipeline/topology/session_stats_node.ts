@@ -1,5 +1,4 @@
 import type { Windowed } from "../record.ts";
-import { OperatorFailure } from "../task.ts";
 import { SESSION_CLOSED_ROW, SESSION_UPDATE_ROW } from "../wasm/session_kernel.ts";
 import type { SessionStatsStore } from "../wasm/session_stats_store.ts";
 import type { SessionWindowSpec } from "../windows.ts";
@@ -13,12 +12,11 @@ import {
   ProcessorNode,
 } from "./node.ts";
 import {
+  aggregateHeld,
   type Measured,
   measured,
-  reportLate,
   statsOf,
   type WindowStatsOf,
-  writeColumns,
 } from "./stats_window_node.ts";
 
 /**
@@ -55,18 +53,13 @@ export class SessionStatsNode extends ProcessorNode
   flushDeferred(items: readonly DeferredRecord<Measured>[], ctx: ProcessorContext): void {
     const store = ctx.store<SessionStatsStore>(this.storeName);
     const n = items.length;
-    let result;
-    try {
-      writeColumns(store, items, this.categorize !== null);
-      result = store.aggregate(n);
-    } catch (e) {
-      throw new OperatorFailure("session_windows", this.plugin, this.storeName, e);
-    }
-    reportLate(
+    const result = aggregateHeld(
       ctx,
       this,
+      "session_windows",
+      store,
       items,
-      result.late,
+      () => store.aggregate(n),
       "the record's session has closed (end + gap + grace <= stream time)",
     );
     const widths = store.rows;

@@ -62,7 +62,7 @@ interface ColumnStore {
 }
 
 /** Writes a batch of measured records into a store's columns (categories first: see `category`). */
-export function writeColumns(
+function writeColumns(
   store: ColumnStore,
   items: readonly DeferredRecord<Measured>[],
   categorized: boolean,
@@ -99,17 +99,35 @@ export function statsOf<V>(
   };
 }
 
-/** Reports the batch's late records (indices into `items`), each as of its own record. */
-export function reportLate(
+/**
+ * Runs a batch of held records through a stats operator: writes them into its columns, applies
+ * them (`aggregate`; a failure in there is the operator's, which stops its tasks), and reports
+ * the records it found late, each as of its own record.
+ */
+export function aggregateHeld<R extends { readonly late: Int32Array }>(
   ctx: ProcessorContext,
-  node: { readonly plugin: string; readonly storeName: string },
+  node: {
+    readonly plugin: string;
+    readonly storeName: string;
+    readonly categorize: unknown;
+  },
+  operator: string,
+  store: ColumnStore,
   items: readonly DeferredRecord<Measured>[],
-  late: Int32Array,
-  reason: string,
-): void {
-  for (const i of late) {
-    ctx.within(items[i], () => ctx.late(node.plugin, node.storeName, items[i].record, reason));
+  aggregate: () => R,
+  lateReason: string,
+): R {
+  let result: R;
+  try {
+    writeColumns(store, items, node.categorize !== null);
+    result = aggregate();
+  } catch (e) {
+    throw new OperatorFailure(operator, node.plugin, node.storeName, e);
   }
+  for (const i of result.late) {
+    ctx.within(items[i], () => ctx.late(node.plugin, node.storeName, items[i].record, lateReason));
+  }
+  return result;
 }
 
 /**
@@ -144,18 +162,13 @@ export class StatsWindowAggregateNode extends ProcessorNode implements Deferring
     const store = ctx.store<StatsWindowStore>(this.storeName);
     const n = items.length;
     const everyUpdate = this.emit === "update" && !ctx.coalesces;
-    let result;
-    try {
-      writeColumns(store, items, this.categorize !== null);
-      result = store.aggregate(n, everyUpdate);
-    } catch (e) {
-      throw new OperatorFailure("window_aggregation", this.plugin, this.storeName, e);
-    }
-    reportLate(
+    const result = aggregateHeld(
       ctx,
       this,
+      "window_aggregation",
+      store,
       items,
-      result.late,
+      () => store.aggregate(n, everyUpdate),
       "every window containing the record has closed (end + grace <= stream time)",
     );
     const widths = store.rows;
