@@ -32,6 +32,7 @@ import {
 } from "./record_batch_encoder.ts";
 import { type BatchContext, decodeRecord, type DecoderLike } from "./record_decoder.ts";
 import { encodeRecord, type RecordInput } from "./record_encoder.ts";
+import { isVarlongNumber, varintSize, writeVarint, zigZag64 } from "./varints.ts";
 
 /** The encoder methods replaced, as kafkajs defines them. */
 interface EncoderInstance {
@@ -78,17 +79,6 @@ export const originals = {
   recordDecoder: kafkajsRecordDecoder as (d: DecoderLike, context?: BatchContext) => unknown,
 };
 
-/** |value| below this: its zigzag form is a safe integer, written with float arithmetic. */
-const SAFE_VARLONG = 2 ** 51;
-
-function isSmallInteger(value: unknown): value is number {
-  return typeof value === "number" && Number.isInteger(value) && Math.abs(value) < SAFE_VARLONG;
-}
-
-function zigZag64(value: number): number {
-  return value >= 0 ? value * 2 : -value * 2 - 1;
-}
-
 /** The same 32-bit operations as kafkajs (the same bytes for any input), at most 5 bytes. */
 function writeUVarInt(this: EncoderInstance, value: number) {
   this.ensureAvailable(5);
@@ -104,17 +94,9 @@ function writeUVarInt(this: EncoderInstance, value: number) {
 }
 
 function writeVarLong(this: EncoderInstance, value: unknown) {
-  if (!isSmallInteger(value)) return originals.writeVarLong.call(this, value);
+  if (!isVarlongNumber(value)) return originals.writeVarLong.call(this, value);
   this.ensureAvailable(10);
-  const buf = this.buf;
-  let at = this.offset;
-  let z = zigZag64(value);
-  while (z >= 0x80) {
-    buf[at++] = (z % 0x80) | 0x80;
-    z = Math.floor(z / 0x80);
-  }
-  buf[at++] = z;
-  this.offset = at;
+  this.offset = writeVarint(this.buf, this.offset, zigZag64(value));
   return this;
 }
 
@@ -125,14 +107,8 @@ function writeBufferInternal(this: EncoderInstance, buffer: Uint8Array) {
 }
 
 function sizeOfVarLong(value: unknown): number {
-  if (!isSmallInteger(value)) return originals.sizeOfVarLong.call(kafkajsEncoder, value);
-  let z = zigZag64(value);
-  let bytes = 1;
-  while (z >= 0x80) {
-    z = Math.floor(z / 0x80);
-    bytes++;
-  }
-  return bytes;
+  if (!isVarlongNumber(value)) return originals.sizeOfVarLong.call(kafkajsEncoder, value);
+  return varintSize(zigZag64(value));
 }
 
 /** Messages by the partition the partitioner gives, in their order. */

@@ -7,6 +7,7 @@
  * text nor bytes, time deltas past 2^51 ms) go to kafkajs.
  */
 import { Buffer } from "node:buffer";
+import { isVarlongNumber, varintSize, writeVarint, zigZag32, zigZag64 } from "./varints.ts";
 
 /** A record as kafkajs' produce request passes it. */
 export interface RecordInput {
@@ -65,33 +66,6 @@ function headerName(name: string): Uint8Array {
   return bytes;
 }
 
-function zigZag32(v: number): number {
-  return ((v << 1) ^ (v >> 31)) >>> 0;
-}
-
-function zigZag64(v: number): number {
-  return v >= 0 ? v * 2 : -v * 2 - 1;
-}
-
-/** Bytes of an unsigned varint (`z` below 2^53). */
-function varintSize(z: number): number {
-  let n = 1;
-  while (z >= 0x80) {
-    z = Math.floor(z / 0x80);
-    n++;
-  }
-  return n;
-}
-
-function writeVarint(out: Uint8Array, at: number, z: number): number {
-  while (z >= 0x80) {
-    out[at++] = (z % 0x80) | 0x80;
-    z = Math.floor(z / 0x80);
-  }
-  out[at++] = z;
-  return at;
-}
-
 function writeField(out: Uint8Array, at: number, f: Field | undefined): number {
   if (f === null || f === undefined) return writeVarint(out, at, 1); // -1
   if (typeof f === "string" && f.length > IN_PLACE_CHARS) f = encoder.encode(f);
@@ -131,8 +105,7 @@ export function encodeRecord<E extends EncoderLike>(
   const timestampDelta = r.timestampDelta ?? 0;
   if (
     typeof offsetDelta !== "number" || (offsetDelta | 0) !== offsetDelta ||
-    typeof timestampDelta !== "number" || !Number.isInteger(timestampDelta) ||
-    Math.abs(timestampDelta) >= 2 ** 51
+    !isVarlongNumber(timestampDelta)
   ) return undefined;
   const { key, value } = r;
   if (!isField(key) || !isField(value)) return undefined;
