@@ -217,9 +217,10 @@ Deno.test("with the broker killed mid-run, /health says why, the pipeline resume
     await pipeline.start();
     await new Promise((r) => setTimeout(r, 300));
     await producer.disconnect();
-    // A crash, not a clean shutdown: a broker shutting down cleanly while a transaction commits
-    // can skip that transaction's markers ("partitions are likely deleted already") and leave its
-    // offsets pending for good, which no client can clear (a hanging transaction).
+    // A crash, not a clean shutdown: a single broker shutting down cleanly while a transaction
+    // commits can skip that transaction's markers ("partitions are likely deleted already") and
+    // leave its offsets pending for good, which no client can clear (a hanging transaction).
+    // The controller, a process of its own, stays up and fences the broker before it returns.
     await broker.kill();
     // Unhealthy, naming Kafka, and still alive.
     let reasons: string[] = [];

@@ -1,8 +1,9 @@
 /**
- * The Apache Kafka broker of the tests and the Kafka benchmark, run by `broker.sh` (Java and
- * Maven needed; the jars are fetched once). `sharedBroker()` starts one per test process and
- * stops it when the process ends; its data and `broker.log` stay in a temporary folder, named
- * on failure. With KAFKA_TEST_BROKERS=host:port an already running broker is used instead.
+ * The Apache Kafka broker of the tests and the Kafka benchmark, with its KRaft controller in a
+ * process of its own, run by `broker.sh` (Java and Maven needed; the jars are fetched once).
+ * `sharedBroker()` starts one per test process and stops it when the process ends; its data and
+ * `broker.log` stay in a temporary folder, named on failure. With KAFKA_TEST_BROKERS=host:port
+ * an already running broker is used instead.
  */
 import { fileURLToPath } from "node:url";
 
@@ -15,7 +16,10 @@ export interface TestBroker {
   readonly dir: string | null;
   /** Stops it (kept stopped until `start`). */
   stop(): Promise<void>;
-  /** Kills it with SIGKILL, as a crash (kept down until `start`). */
+  /**
+   * Kills the broker with SIGKILL, as a crash, and waits until the controller (still up) fenced
+   * it (kept down until `start`).
+   */
   kill(): Promise<void>;
   /** Starts it again with the same data and address. */
   start(): Promise<void>;
@@ -61,10 +65,11 @@ export function sharedBroker(): Promise<TestBroker> {
     }
     const broker = await startBroker();
     globalThis.addEventListener("unload", () => {
-      const pid = Number(Deno.readTextFileSync(`${broker.dir}/broker.pid`).trim());
-      try {
-        Deno.kill(pid, "SIGKILL");
-      } catch { /* already gone */ }
+      for (const role of ["broker", "controller"]) {
+        try {
+          Deno.kill(Number(Deno.readTextFileSync(`${broker.dir}/${role}.pid`).trim()), "SIGKILL");
+        } catch { /* already gone */ }
+      }
     });
     return broker;
   })();
