@@ -1,8 +1,16 @@
 /**
- * Values larger than Deno KV's 64 KiB limit are split into parts stored under `[...key, i]`;
- * readers group parts back by their key prefix.
+ * Blobs: byte strings of any size in Deno KV. A blob is deflated (JSON pages shrink 4-6×, which
+ * is what a commit's time in KV goes with) and split into parts of at most PART_BYTES, under the
+ * 64 KiB value limit, stored under `[...key, i]` with `i` a bigint; readers group parts back by
+ * their key prefix. Parts keyed by a plain number are a blob stored as it is (earlier versions),
+ * still read.
  */
+import { deflateRawSync, inflateRawSync } from "node:zlib";
+
 export const PART_BYTES = 60_000;
+
+/** Fastest deflate: most of the size for a fraction of a millisecond per commit. */
+const DEFLATE_LEVEL = 1;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -13,28 +21,45 @@ export interface Mutation {
   readonly value: Uint8Array | number | string | null;
 }
 
-/** Mutations that store `data` (text as UTF-8) under `key` in parts of at most PART_BYTES bytes. */
-export function blobMutations(key: Deno.KvKey, data: string | Uint8Array): Mutation[] {
-  const bytes = typeof data === "string" ? encoder.encode(data) : data;
-  const out: Mutation[] = [];
-  for (let i = 0, part = 0; i < bytes.length || part === 0; i += PART_BYTES, part++) {
-    out.push({ key: [...key, part], value: bytes.subarray(i, i + PART_BYTES) });
-  }
-  return out;
-}
-
-/** Deletes of the parts of a blob written by blobMutations. */
-export function blobDeletes(key: Deno.KvKey, parts: number): Mutation[] {
-  return Array.from({ length: parts }, (_, i) => ({ key: [...key, i], value: null }));
-}
-
-/** A blob read back: its key without the part number, its bytes and how many parts it had. */
-export interface Blob {
+/** Where a blob's parts are: enough to delete it. */
+export interface StoredBlob {
   readonly key: Deno.KvKey;
+  readonly parts: number;
+  /** False for a blob stored as it is, by an earlier version. */
+  readonly deflated: boolean;
+}
+
+/**
+ * Mutations that store `data` (text as UTF-8) deflated under `key`, in parts of at most
+ * PART_BYTES bytes; `stored` says where they are.
+ */
+export function blobMutations(
+  key: Deno.KvKey,
+  data: string | Uint8Array,
+): { mutations: Mutation[]; stored: StoredBlob } {
+  const bytes = deflateRawSync(typeof data === "string" ? encoder.encode(data) : data, {
+    level: DEFLATE_LEVEL,
+  });
+  const mutations: Mutation[] = [];
+  for (let i = 0, part = 0; i < bytes.length || part === 0; i += PART_BYTES, part++) {
+    mutations.push({ key: [...key, BigInt(part)], value: bytes.subarray(i, i + PART_BYTES) });
+  }
+  return { mutations, stored: { key, parts: mutations.length, deflated: true } };
+}
+
+/** Deletes of a blob's parts. */
+export function blobDeletes(blob: StoredBlob): Mutation[] {
+  return Array.from({ length: blob.parts }, (_, i) => ({
+    key: [...blob.key, blob.deflated ? BigInt(i) : i],
+    value: null,
+  }));
+}
+
+/** A blob read back: where it is, and its bytes. */
+export interface Blob extends StoredBlob {
   readonly bytes: Uint8Array;
   /** The bytes as UTF-8 text. */
   readonly text: string;
-  readonly parts: number;
 }
 
 /** Lists the blobs under a prefix, or in a key range, in key order, joining their parts. */
@@ -43,22 +68,26 @@ export async function* listBlobs(
   selector: Deno.KvKey | { start: Deno.KvKey; end: Deno.KvKey },
 ): AsyncGenerator<Blob> {
   let currentKey: Deno.KvKey | null = null;
+  let deflated = false;
   let chunks: Uint8Array[] = [];
   const flush = (): Blob => {
     const total = chunks.reduce((n, c) => n + c.length, 0);
-    const joined = new Uint8Array(total);
+    let joined = new Uint8Array(total);
     let at = 0;
     for (const c of chunks) {
       joined.set(c, at);
       at += c.length;
     }
+    if (deflated) joined = new Uint8Array(inflateRawSync(joined));
+    const bytes = joined;
     return {
       key: currentKey!,
-      bytes: joined,
+      bytes,
       get text() {
-        return decoder.decode(joined);
+        return decoder.decode(bytes);
       },
       parts: chunks.length,
+      deflated,
     };
   };
   const range: Deno.KvListSelector = "start" in selector
@@ -66,11 +95,13 @@ export async function* listBlobs(
     : { prefix: selector as Deno.KvKey };
   for await (const entry of kv.list<Uint8Array>(range, { batchSize: 500 })) {
     const blobKey = entry.key.slice(0, -1);
-    if (currentKey && !sameKey(currentKey, blobKey)) {
+    const partDeflated = typeof entry.key[entry.key.length - 1] === "bigint";
+    if (currentKey && (!sameKey(currentKey, blobKey) || partDeflated !== deflated)) {
       yield flush();
       chunks = [];
     }
     currentKey = blobKey;
+    deflated = partDeflated;
     chunks.push(entry.value);
   }
   if (currentKey) yield flush();

@@ -1,9 +1,10 @@
-import { blobDeletes, blobMutations, listBlobs, type Mutation } from "../kv/blob.ts";
-
-interface StoredBlob {
-  readonly key: Deno.KvKey;
-  readonly parts: number;
-}
+import {
+  blobDeletes,
+  blobMutations,
+  listBlobs,
+  type Mutation,
+  type StoredBlob,
+} from "../kv/blob.ts";
 
 interface DeltaBlob extends StoredBlob {
   readonly seq: number;
@@ -69,22 +70,23 @@ export class ChangelogPages {
       log.#maxGen = Math.max(log.#maxGen, gen);
       if (gen !== log.#gen) {
         // Left by an unfinished or superseded snapshot.
-        log.#garbage.push(...blobDeletes(blob.key, blob.parts));
+        log.#garbage.push(...blobDeletes(blob));
         continue;
       }
       apply(blob.bytes);
-      log.#snapshot.push({ key: blob.key, parts: blob.parts });
+      log.#snapshot.push({ key: blob.key, parts: blob.parts, deflated: blob.deflated });
       log.#snapshotBytes += blob.bytes.length;
     }
     for await (const blob of listBlobs(kv, [...prefix, "d"])) {
       const seq = blob.key[prefix.length + 1] as number;
       log.#nextSeq = Math.max(log.#nextSeq, seq + 1);
       if (seq <= log.#covers) {
-        log.#garbage.push(...blobDeletes(blob.key, blob.parts));
+        log.#garbage.push(...blobDeletes(blob));
         continue;
       }
       apply(blob.bytes);
-      log.#deltas.push({ key: blob.key, parts: blob.parts, seq, bytes: blob.bytes.length });
+      const { key, parts, deflated } = blob;
+      log.#deltas.push({ key, parts, deflated, seq, bytes: blob.bytes.length });
       log.#deltaBytes += blob.bytes.length;
     }
     return log;
@@ -95,9 +97,9 @@ export class ChangelogPages {
     const seq = this.#nextSeq++;
     const key = [...this.prefix, "d", seq];
     const blob = blobMutations(key, bytes);
-    this.#deltas.push({ key, parts: blob.length, seq, bytes: bytes.length });
+    this.#deltas.push({ ...blob.stored, seq, bytes: bytes.length });
     this.#deltaBytes += bytes.length;
-    return blob;
+    return blob.mutations;
   }
 
   /** Whether the deltas now outweigh the snapshot enough to write a new one. */
@@ -115,16 +117,16 @@ export class ChangelogPages {
   snapshotPage(s: SnapshotInProgress, bytes: Uint8Array | string): Mutation[] {
     const key = [...this.prefix, "s", s.gen, s.pages.length];
     const blob = blobMutations(key, bytes);
-    s.pages.push({ key, parts: blob.length });
+    s.pages.push(blob.stored);
     s.bytes += bytes.length;
-    return blob;
+    return blob.mutations;
   }
 
   /** Switches to a completed snapshot: its meta, with the blobs it supersedes left as garbage. */
   finishSnapshot(s: SnapshotInProgress): Mutation[] {
-    for (const old of this.#snapshot) this.#garbage.push(...blobDeletes(old.key, old.parts));
+    for (const old of this.#snapshot) this.#garbage.push(...blobDeletes(old));
     const covered = this.#deltas.filter((d) => d.seq <= s.covers);
-    for (const old of covered) this.#garbage.push(...blobDeletes(old.key, old.parts));
+    for (const old of covered) this.#garbage.push(...blobDeletes(old));
     this.#deltas = this.#deltas.filter((d) => d.seq > s.covers);
     this.#deltaBytes = this.#deltas.reduce((n, d) => n + d.bytes, 0);
     this.#gen = s.gen;

@@ -353,8 +353,8 @@ export class EmbeddedLog {
         for (const page of splitIntoPages(recs)) {
           const text = encodePage(page);
           const blob = blobMutations(pageKey(name, partition, page[0].offset), text);
-          const meta = pageOf(page, blob.length, text.length);
-          mutations.push(...blob, pageIndexEntry(name, partition, meta));
+          const meta = pageOf(page, blob.stored, text.length);
+          mutations.push(...blob.mutations, pageIndexEntry(name, partition, meta));
           metas.push(meta);
         }
         return metas;
@@ -429,7 +429,7 @@ export class EmbeddedLog {
     if (dropped.length === 0) return;
     for (const page of dropped) {
       this.#pendingMutations.push(
-        ...blobDeletes(pageKey(name, partition, page.base), page.parts),
+        ...blobDeletes({ key: pageKey(name, partition, page.base), ...page }),
         { key: pageIndexKey(name, partition, page.base), value: null },
       );
     }

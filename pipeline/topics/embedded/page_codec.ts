@@ -16,6 +16,8 @@ export interface Page {
   readonly count: number;
   /** KV parts of its blob. */
   readonly parts: number;
+  /** Whether its blob is deflated (false: written by an earlier version). */
+  readonly deflated: boolean;
   /** Largest record timestamp in the page (for time retention). */
   readonly maxTimestamp: number;
   /** Size of the page's text, for the memory bounds. */
@@ -47,14 +49,15 @@ export function pageIndexKey(topic: string, partition: number, base?: number): D
 export function pageIndexEntry(topic: string, partition: number, page: Page): Mutation {
   return {
     key: pageIndexKey(topic, partition, page.base),
-    value: JSON.stringify([page.count, page.parts, page.maxTimestamp, page.bytes]),
+    value: JSON.stringify([page.count, page.parts, page.maxTimestamp, page.bytes, +page.deflated]),
   };
 }
 
 /** A page index entry read back. */
 export function decodePageIndexEntry(base: number, text: string): Page {
-  const [count, parts, maxTimestamp, bytes] = JSON.parse(text) as number[];
-  return { base, count, parts, maxTimestamp, bytes };
+  // Entries of earlier versions have no fifth element: their pages are not deflated.
+  const [count, parts, maxTimestamp, bytes, deflated] = JSON.parse(text) as number[];
+  return { base, count, parts, maxTimestamp, bytes, deflated: deflated === 1 };
 }
 
 /**
@@ -104,10 +107,15 @@ export function decodePage(
 }
 
 /** The page index entry of records about to be stored as one page. */
-export function pageOf(records: readonly LogRecord[], parts: number, bytes: number): Page {
+export function pageOf(
+  records: readonly LogRecord[],
+  blob: { parts: number; deflated: boolean },
+  bytes: number,
+): Page {
   let maxTimestamp = -Infinity;
   for (const r of records) if (r.timestamp > maxTimestamp) maxTimestamp = r.timestamp;
-  return { base: records[0].offset, count: records.length, parts, maxTimestamp, bytes };
+  const { parts, deflated } = blob;
+  return { base: records[0].offset, count: records.length, parts, deflated, maxTimestamp, bytes };
 }
 
 /** Approximate bytes a record takes in memory and in a page. */
