@@ -264,7 +264,9 @@ export class StreamTask implements ProcessorContext {
 
   /**
    * Forwards every result the record cache holds, oldest first, as of their own records (for
-   * dead letters and origins), and empties it: before each commit.
+   * dead letters and origins), and empties it: before each commit. What the forwarded results
+   * put into caches already flushed stays held, counted in `hasCached`, for the caller to flush
+   * again before the commit.
    */
   flushCaches(): void {
     // Deferring nodes first: what they emit may go through caches further down.
@@ -277,11 +279,13 @@ export class StreamTask implements ProcessorContext {
     // What a deferring node's results evicted from a full cache is older than what it holds.
     this.#forwardEvicted();
     for (const [node, cache] of this.#caches) {
-      for (const result of cache.values()) this.#forwardCached(node, result);
+      if (cache.size === 0) continue;
+      const results = [...cache.values()];
       cache.clear();
+      this.#cached -= results.length;
+      for (const result of results) this.#forwardCached(node, result);
       this.#forwardEvicted();
     }
-    this.#cached = 0;
   }
 
   /** Lets a deferring node process its batch; a failure of its code is the batch's records'. */

@@ -318,6 +318,26 @@ Deno.test("the record cache forwards each key's latest aggregate once per commit
   off.close();
 });
 
+Deno.test("a cached result forwarded into a cache flushed before it in the same commit is forwarded in that commit too", async () => {
+  // The totals' cache holds a direct record's update before the counts' cache exists, so it is
+  // flushed first; the counts then forwarded into it must still come out of this commit.
+  const d = await TestDriver.create({
+    cacheMaxBytes: 10 * 1024 * 1024,
+    build: (b) => {
+      const counts = b.stream<Sale>("sales").groupByKey().count({ store: "counts" }).toStream();
+      b.stream<number>("direct").merge(counts).groupByKey()
+        .reduce((a, c) => a + c, { store: "totals" }).toStream().to("totals");
+    },
+  });
+  await d.input<number>("direct").pipeMany([{ key: "k", value: 10 }]);
+  assertEquals(d.output<number>("totals").readKeyValues(), [["k", 10]]);
+  await d.input<number>("direct").pipeMany([{ key: "k", value: 100 }]);
+  await d.input<Sale>("sales").pipeMany([{ key: "k", value: sale("k", "p", 1, 1) }]);
+  assertEquals(d.output<number>("totals").readKeyValues(), [["k", 110], ["k", 111]]);
+  assertEquals(d.keyValueStore("totals").get("k"), 111);
+  d.close();
+});
+
 Deno.test("processValues emits per event with its stores, never through the cache; windowed results coalesce per window", async () => {
   const d = await TestDriver.create({
     cacheMaxBytes: 10 * 1024 * 1024,
