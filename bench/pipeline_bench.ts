@@ -1,14 +1,15 @@
 /**
  * Benchmark: all five plugins over the embedded log, default commit interval.
  *   deno task bench [--events 1000000] [--customers 100000] [--products 10000] [--rate 10000]
- *                   [--seconds 10] [--cache 10485760] [--compare true]
+ *                   [--seconds 10] [--warmup 4] [--cache 10485760] [--compare true]
  * 1. Throughput: the events are appended first, then processed from the log: events/s, and
  *    events per CPU-second counting every thread (JS, the KV writer, GC helpers), outputs and KV
  *    bytes per event, resident memory. With --compare (default) it runs three ways in one run:
  *    WebAssembly operators with the record cache (the default), the TypeScript reference
  *    operators with the cache, and WebAssembly operators with no cache, and prints the ratios.
  * 2. Latency: a producer appends at a steady rate while the pipeline runs: p50/p99 from append to
- *    the commit that makes the outputs visible (all records, and those that raised a fraud alert).
+ *    the commit that makes the outputs visible (all records, and those that raised a fraud alert),
+ *    counted after a warm-up (the customer table loaded just before writes its first snapshot).
  * 3. Floor: the same events through a pass-through plugin with no state, writing as many
  *    outputs per event as the five plugins do: what parsing, routing, serializing and durably
  *    committing alone allow on this machine, and the five plugins' throughput as a share of it.
@@ -35,6 +36,8 @@ const { values } = parseArgs({
     products: { type: "string", default: "10000" },
     rate: { type: "string", default: "10000" },
     seconds: { type: "string", default: "10" },
+    /** Seconds at the steady rate before latencies are counted. */
+    warmup: { type: "string", default: "4" },
     /** Comma-separated plugin names; default all five. */
     plugins: { type: "string", default: "" },
     /** The record cache's size (cacheMaxBytes); 0 forwards every update. */
@@ -46,6 +49,7 @@ const { values } = parseArgs({
 const EVENTS = Number(values.events);
 const RATE = Number(values.rate);
 const SECONDS = Number(values.seconds);
+const WARMUP = Number(values.warmup);
 
 function model(seed: number) {
   return trafficModel(seed, Number(values.customers), Number(values.products));
@@ -259,15 +263,18 @@ if (figures.length > 1) {
   const alertLatencies: number[] = [];
   const priceLatencies: number[] = [];
   const latencies: number[] = [];
+  // Counted once the warm-up is over: records appended from then on.
+  const countFrom = Date.now() + WARMUP * 1000;
   const original = p.metrics.batch.bind(p.metrics);
   p.metrics.batch = (info) => {
-    latencies.push(...info.latenciesMs);
+    const committedAt = Date.now();
+    for (const ms of info.latenciesMs) if (committedAt - ms >= countFrom) latencies.push(ms);
     original(info);
   };
   await p.start();
   const tickMs = 20;
   const perTick = (RATE * tickMs) / 1000;
-  const until = performance.now() + SECONDS * 1000;
+  const until = performance.now() + (WARMUP + SECONDS) * 1000;
   // Each new output once: read every partition from where the last read stopped, as soon as
   // the log has it.
   const reader = p.log.reader();
@@ -320,7 +327,7 @@ if (figures.length > 1) {
         : topic === TOPICS.orders
         ? { map: orderAppendedAt, field: "orderId" }
         : null;
-      for (const r of stamps ? records : []) {
+      for (const r of stamps && now >= countFrom ? records : []) {
         const id = (r.value as Record<string, unknown> | undefined)?.[stamps!.field];
         if (typeof id === "string") stamps!.map.set(id, now);
       }
@@ -337,7 +344,7 @@ if (figures.length > 1) {
   latencies.sort((a, b) => a - b);
   alertLatencies.sort((a, b) => a - b);
   console.log(
-    `steady ${RATE} events/s for ${SECONDS} s (achieved ${
+    `steady ${RATE} events/s for ${SECONDS} s after ${WARMUP} s of warm-up (achieved ${
       Math.round(achieved)
     }/s): ingest→output p50 ${quantile(latencies, 0.5)} ms, p99 ${
       quantile(latencies, 0.99)
