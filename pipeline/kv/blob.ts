@@ -1,6 +1,6 @@
 /**
- * Blobs: byte strings of any size in Deno KV. A blob is deflated (JSON pages shrink 4-6×, which
- * is what a commit's time in KV goes with) and split into parts of at most PART_BYTES, under the
+ * Blobs: byte strings of any size in Deno KV. A blob is deflated (JSON pages shrink 4-6×: a fifth
+ * of the bytes for KV to write and keep) and split into parts of at most PART_BYTES, under the
  * 64 KiB value limit, stored under `[...key, i]` with `i` a bigint; readers group parts back by
  * their key prefix. Parts keyed by a plain number are a blob stored as it is (earlier versions),
  * still read.
@@ -72,14 +72,13 @@ export async function* listBlobs(
   let chunks: Uint8Array[] = [];
   const flush = (): Blob => {
     const total = chunks.reduce((n, c) => n + c.length, 0);
-    let joined = new Uint8Array(total);
+    const joined = new Uint8Array(total);
     let at = 0;
     for (const c of chunks) {
       joined.set(c, at);
       at += c.length;
     }
-    if (deflated) joined = new Uint8Array(inflateRawSync(joined));
-    const bytes = joined;
+    const bytes = deflated ? new Uint8Array(inflateRawSync(joined)) : joined;
     return {
       key: currentKey!,
       bytes,

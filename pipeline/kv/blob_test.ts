@@ -1,6 +1,5 @@
 import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
 import { blobDeletes, blobMutations, listBlobs, PART_BYTES } from "./blob.ts";
-import { decodePageIndexEntry } from "../topics/embedded/page_codec.ts";
 
 async function withKv(fn: (kv: Deno.Kv) => Promise<void>) {
   const dir = await Deno.makeTempDir();
@@ -76,16 +75,4 @@ Deno.test("a blob an earlier version stored as it is, in number-keyed parts, is 
     await write(kv, blobs.flatMap((b) => blobDeletes(b)));
     assertEquals(await Array.fromAsync(kv.list({ prefix: ["b"] })), []);
   });
-});
-
-Deno.test("a page index entry of an earlier version, without the deflated flag, names a page stored as it is", () => {
-  assertEquals(decodePageIndexEntry(40, "[10,1,1700000000000,2048]"), {
-    base: 40,
-    count: 10,
-    parts: 1,
-    maxTimestamp: 1700000000000,
-    bytes: 2048,
-    deflated: false,
-  });
-  assertEquals(decodePageIndexEntry(40, "[10,2,1700000000000,2048,1]").deflated, true);
 });

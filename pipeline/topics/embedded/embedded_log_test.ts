@@ -1,7 +1,8 @@
-import { deepStrictEqual as assertEquals, throws } from "node:assert/strict";
+import { deepStrictEqual as assertEquals, ok, throws } from "node:assert/strict";
 import { KvCommitter } from "../../kv/committer.ts";
 import { partitionForKey } from "../partitioner.ts";
 import { EmbeddedLog } from "./embedded_log.ts";
+import { encodePage } from "./page_codec.ts";
 
 async function withKvFile<T>(fn: (path: string) => Promise<T>): Promise<T> {
   const dir = await Deno.makeTempDir();
@@ -223,6 +224,45 @@ Deno.test("a reopened log reads only its page index, records come from KV when f
     await reopened.append("t", []); // commits the deletes
     assertEquals((await Array.fromAsync(kv2.list({ prefix: ["logpage"] }))).length, 3);
     kv2.close();
+  });
+});
+
+Deno.test("a log an earlier version wrote (pages stored as they are, index entries without the deflated flag) opens, reads, goes on and trims", async () => {
+  await withKvFile(async (path) => {
+    const kv = await Deno.openKv(path);
+    const old = ["0", "1", "2"].map((value, offset) => ({
+      topic: "t",
+      partition: 0,
+      offset,
+      key: `k${offset}`,
+      value,
+      timestamp: 1_000 + offset,
+      headers: {},
+    }));
+    const text = encodePage(old);
+    const stored = await kv.atomic()
+      .set(["topic", "t"], 1)
+      .set(["log", "t", 0, 0, 0], new TextEncoder().encode(text))
+      .set(["logpage", "t", 0, 0], JSON.stringify([3, 1, 1_002, text.length]))
+      .commit();
+    ok(stored.ok);
+    const log = await EmbeddedLog.open(new KvCommitter(kv), () => 5_000);
+    assertEquals([log.startOffset("t", 0), log.endOffset("t", 0)], [0, 3]);
+    await log.prefetch("t", 0, 0, 10);
+    assertEquals(log.read("t", 0, 0, 10).map((r) => [r.offset, r.key, r.value]), [
+      [0, "k0", "0"],
+      [1, "k1", "1"],
+      [2, "k2", "2"],
+    ]);
+    await log.append("t", [{ key: "k3", value: "3", partition: 0 }]);
+    assertEquals(log.read("t", 0, 2, 10).map((r) => [r.offset, r.value]), [[2, "2"], [3, "3"]]);
+    // Retention deletes the old page by its own keys.
+    log.ensureTopic("t", { partitions: 1, retention: { records: 1 } });
+    await log.append("t", [{ key: "k4", value: "4", partition: 0 }]);
+    await log.append("t", []); // commits the deletes
+    assertEquals(await Array.fromAsync(kv.list({ prefix: ["log", "t", 0, 0] })), []);
+    assertEquals((await kv.get(["logpage", "t", 0, 0])).value, null);
+    kv.close();
   });
 });
 
