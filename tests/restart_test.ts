@@ -3,6 +3,7 @@ import { KvCommitter } from "../pipeline/kv/committer.ts";
 import type { PipelineRunner } from "../pipeline/runner/runner.ts";
 import type { TopicLog } from "../pipeline/topics/mod.ts";
 import { openRunner, OUTPUTS, restartInput } from "./fixtures/restart_topology.ts";
+import { storedPages } from "./fixtures/stored_pages.ts";
 
 const USERS = Array.from(
   { length: 8 },
@@ -173,11 +174,7 @@ Deno.test("after repartition topics were consumed and purged, a restart loses no
     // A commit with no re-keyed records persists the purge: no repartition page is left in KV.
     await first.log.append("users", [{ key: "u0", value: JSON.stringify({ tier: "T9" }) }]);
     await first.runner.runUntilIdle();
-    let pages = 0;
-    for await (
-      const _ of first.kv.list({ prefix: ["log", "restart-clicks-per-page-repartition"] })
-    ) pages++;
-    assertEquals(pages, 0);
+    assertEquals(await storedPages(first.kv, "restart-clicks-per-page-repartition"), []);
     first.kv.close();
 
     const second = await openRunner(path, 1000);

@@ -1,4 +1,12 @@
-import { blobDeletes, blobMutations, listBlobs, type Mutation, sameKey } from "../../kv/blob.ts";
+import {
+  blobDeletes,
+  blobMutations,
+  listBlobs,
+  type Mutation,
+  readBlobs,
+  sameKey,
+  type StoredBlob,
+} from "../../kv/blob.ts";
 import type { KvCommitter } from "../../kv/committer.ts";
 import { type LogRecord, type NewRecord, serializedValue } from "../../record.ts";
 import { Partitioner } from "../partitioner.ts";
@@ -6,16 +14,22 @@ import { type RecordPosition, type TopicSpec, UnknownTopicError } from "../topic
 import {
   decodePage,
   decodePageIndexEntry,
+  decodeSegmentIndex,
   encodePage,
+  encodeSegmentIndex,
   NO_HEADERS,
   type Page,
-  pageIndexEntry,
   pageIndexKey,
   pageKey,
   pageOf,
+  SEGMENT_INDEXES,
+  segmentIndexKey,
+  type SegmentPage,
   splitIntoPages,
 } from "./page_codec.ts";
 import { type MemoryBounds, PartitionLog } from "./partition_log.ts";
+
+const decoder = new TextDecoder();
 
 /** Default retention: one million records per partition. */
 export const DEFAULT_RETENTION_RECORDS = 1_000_000;
@@ -67,6 +81,10 @@ export class EmbeddedLog {
   readonly #topics = new Map<string, TopicLog>();
   readonly #listeners = new Set<() => void>();
   #pendingMutations: Mutation[] = [];
+  /** The segment the next commit's pages go to. */
+  #nextSegment = 0;
+  /** Per segment with pages left: its index, and how many of its pages are not deleted. */
+  readonly #segments = new Map<number, { index: StoredBlob; live: number }>();
   /** Appends waiting for their turn to commit, all in one (null: none waiting). */
   #queuedAppends: QueuedAppend[] | null = null;
   #seq = 0;
@@ -97,16 +115,41 @@ export class EmbeddedLog {
       const topic = log.#newTopic({ partitions: e.value }, true);
       log.#topics.set(e.key[1] as string, topic);
     }
+    // Per partition: where it starts once pages were deleted (or ended, with none left), and
+    // its pages, those stored on their own by earlier versions first.
+    const partitions = new Map<string, { start: number; pages: Page[] }[]>();
     for (const [name, topic] of log.#topics) {
+      const list = [];
       for (let p = 0; p < topic.partitions.length; p++) {
-        // With every page deleted, offsets go on from where the partition ended.
-        const end = (await kv.get<number>(["logend", name, p])).value ?? 0;
+        const start = (await kv.get<number>(["logend", name, p])).value ?? 0;
         const pages: Page[] = [];
         for await (const e of kv.list<string>({ prefix: pageIndexKey(name, p) })) {
           pages.push(decodePageIndexEntry(e.key[3] as number, e.value));
         }
-        topic.partitions[p].reopen(end, pages);
+        list.push({ start, pages });
       }
+      partitions.set(name, list);
+    }
+    for await (const blob of listBlobs(kv, SEGMENT_INDEXES)) {
+      const segment = blob.key[1] as number;
+      log.#nextSegment = Math.max(log.#nextSegment, segment + 1);
+      let live = 0;
+      for (const { topic, partition, page } of decodeSegmentIndex(segment, blob.text)) {
+        const p = partitions.get(topic)?.[partition];
+        // Below the partition's start: deleted, while others of its segment are not.
+        if (!p || page.base < p.start) continue;
+        p.pages.push(page);
+        live++;
+      }
+      const index = { key: blob.key, parts: blob.parts, deflated: blob.deflated };
+      if (live > 0) log.#segments.set(segment, { index, live });
+      else log.#pendingMutations.push(...blobDeletes(index));
+    }
+    for (const [name, list] of partitions) {
+      list.forEach(({ start, pages }, p) => {
+        pages.sort((a, b) => a.base - b.base);
+        log.#topic(name).partitions[p].reopen(start, pages);
+      });
     }
     return log;
   }
@@ -205,18 +248,16 @@ export class EmbeddedLog {
     const needed = p.pagesToRead(offset, max, maxBytes);
     const missing = needed.filter((page) => !p.loaded.has(page.base));
     if (missing.length > 0) {
-      // One range read for every missing page.
-      const range = {
-        start: pageKey(topic, partition, missing[0].base),
-        end: pageKey(topic, partition, missing[missing.length - 1].base + 1),
-      };
-      const wanted = new Map(missing.map((page) => [page.base, page]));
-      for await (const blob of listBlobs(this.committer.kv, range)) {
-        const page = wanted.get(blob.key[3] as number);
+      const blobs = await readBlobs(
+        this.committer.kv,
+        missing.map((page) => ({ key: pageKey(topic, partition, page), ...page })),
+      );
+      missing.forEach((page, i) => {
+        const bytes = blobs[i];
         // A page deleted by retention meanwhile is simply not cached.
-        if (!page || !p.has(page)) continue;
-        p.loaded.set(page.base, decodePage(blob.text, topic, partition, page.base));
-      }
+        if (bytes === null || !p.has(page)) return;
+        p.loaded.set(page.base, decodePage(decoder.decode(bytes), topic, partition, page.base));
+      });
     }
     p.boundCache(t.memory, new Set(needed.map((page) => page.base)));
   }
@@ -288,6 +329,8 @@ export class EmbeddedLog {
       skipped: number[];
     }[] = [];
     const now = this.now();
+    const segment = this.#nextSegment;
+    const segmentPages: SegmentPage[] = [];
     for (const [name, all] of appends) {
       if (all.length === 0) continue;
       let records = all;
@@ -352,16 +395,28 @@ export class EmbeddedLog {
         const metas: Page[] = [];
         for (const page of splitIntoPages(recs)) {
           const text = encodePage(page);
-          const blob = blobMutations(pageKey(name, partition, page[0].offset), text);
-          const meta = pageOf(page, blob.stored, text.length);
-          mutations.push(...blob.mutations, pageIndexEntry(name, partition, meta));
+          const blob = blobMutations(
+            pageKey(name, partition, { base: page[0].offset, segment }),
+            text,
+          );
+          const meta = pageOf(page, blob.stored, text.length, segment);
+          mutations.push(...blob.mutations);
+          segmentPages.push({ topic: name, partition, page: meta });
           metas.push(meta);
         }
         return metas;
       });
       staged.push({ topic: name, records: perPartition, pages, positions, skipped });
     }
+    let index: StoredBlob | null = null;
+    if (segmentPages.length > 0) {
+      this.#nextSegment++;
+      const blob = blobMutations(segmentIndexKey(segment), encodeSegmentIndex(segmentPages));
+      mutations.push(...blob.mutations);
+      index = blob.stored;
+    }
     const publish = () => {
+      if (index) this.#segments.set(segment, { index, live: segmentPages.length });
       const result = new Map<string, RecordPosition[]>();
       for (const s of staged) {
         const topic = this.#topics.get(s.topic)!;
@@ -428,10 +483,17 @@ export class EmbeddedLog {
     const dropped = p.dropOldest(count);
     if (dropped.length === 0) return;
     for (const page of dropped) {
-      this.#pendingMutations.push(
-        ...blobDeletes({ key: pageKey(name, partition, page.base), ...page }),
-        { key: pageIndexKey(name, partition, page.base), value: null },
-      );
+      this.#pendingMutations.push(...blobDeletes({ key: pageKey(name, partition, page), ...page }));
+      if (page.segment === null) {
+        this.#pendingMutations.push({ key: pageIndexKey(name, partition, page.base), value: null });
+        continue;
+      }
+      // A segment's index goes with the last of its pages.
+      const s = this.#segments.get(page.segment);
+      if (s && --s.live === 0) {
+        this.#pendingMutations.push(...blobDeletes(s.index));
+        this.#segments.delete(page.segment);
+      }
     }
     // Offsets must not restart at 0 after a reopen even when no page is left.
     this.#pendingMutations.push({ key: ["logend", name, partition], value: p.start });

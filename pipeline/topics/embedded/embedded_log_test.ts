@@ -3,6 +3,7 @@ import { KvCommitter } from "../../kv/committer.ts";
 import { partitionForKey } from "../partitioner.ts";
 import { EmbeddedLog } from "./embedded_log.ts";
 import { encodePage } from "./page_codec.ts";
+import { storedPages, storedSegmentIndexes } from "../../../tests/fixtures/stored_pages.ts";
 
 async function withKvFile<T>(fn: (path: string) => Promise<T>): Promise<T> {
   const dir = await Deno.makeTempDir();
@@ -222,7 +223,39 @@ Deno.test("a reopened log reads only its page index, records come from KV when f
     await reopened.append("t", [{ key: null, value: "late" }]);
     assertEquals(reopened.startOffset("t", 0), 512);
     await reopened.append("t", []); // commits the deletes
-    assertEquals((await Array.fromAsync(kv2.list({ prefix: ["logpage"] }))).length, 3);
+    // The two dropped pages' segments held nothing else: their indexes went with them.
+    assertEquals(await storedPages(kv2, "t"), [512, 768, 1024]);
+    assertEquals(await storedSegmentIndexes(kv2), 3);
+    kv2.close();
+  });
+});
+
+Deno.test("a commit's pages, whatever their partitions, are stored side by side in one segment; its index goes with its last page", async () => {
+  await withKvFile(async (path) => {
+    const kv = await Deno.openKv(path);
+    const log = await EmbeddedLog.open(new KvCommitter(kv), () => 0);
+    log.ensureTopic("a", { partitions: 3 });
+    await log.append("a", [0, 1, 2].map((p) => ({ key: null, value: `v${p}`, partition: p })));
+    const segments = new Set<unknown>();
+    for await (const e of kv.list({ prefix: ["lseg"] })) segments.add(e.key[1]);
+    assertEquals([segments.size, await storedSegmentIndexes(kv)], [1, 1]);
+    assertEquals(await storedPages(kv, "a"), [0, 0, 0]);
+
+    // Partition 0's page deleted: a reopen does not bring it back from the segment's index.
+    log.truncateBefore("a", 0, 1);
+    await log.append("a", []);
+    kv.close();
+    const kv2 = await Deno.openKv(path);
+    const reopened = await EmbeddedLog.open(new KvCommitter(kv2), () => 0);
+    assertEquals([0, 1, 2].map((p) => reopened.startOffset("a", p)), [1, 0, 0]);
+    assertEquals([0, 1, 2].map((p) => reopened.endOffset("a", p)), [1, 1, 1]);
+    await reopened.prefetch("a", 1, 0, 10);
+    assertEquals(reopened.read("a", 1, 0, 10).map((r) => r.value), ["v1"]);
+    assertEquals(await storedSegmentIndexes(kv2), 1);
+    reopened.truncateBefore("a", 1, 1);
+    reopened.truncateBefore("a", 2, 1);
+    await reopened.append("a", []);
+    assertEquals([await storedPages(kv2, "a"), await storedSegmentIndexes(kv2)], [[], 0]);
     kv2.close();
   });
 });
@@ -289,9 +322,7 @@ Deno.test("large records are bounded in memory by bytes, paged by size, and read
     assertEquals(log.needsPrefetch("t", 0, 3), true);
     // One append of several large records is split into pages of about 512 KB.
     await log.append("t", Array.from({ length: 4 }, (_, i) => ({ key: null, value: big(10 + i) })));
-    let pages = 0;
-    for await (const e of kv.list({ prefix: ["logpage", "t", 0] })) pages += e ? 1 : 0;
-    assertEquals(pages, 10 + 2);
+    assertEquals((await storedPages(kv, "t", 0)).length, 10 + 2);
     kv.close();
   });
 });

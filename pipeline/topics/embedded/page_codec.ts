@@ -1,8 +1,11 @@
 /**
  * How the embedded log stores records in Deno KV: pages of consecutive records of one
- * partition (one KV blob each, split in parts past 64 KiB), and a page index entry per page.
+ * partition, one KV blob each. The pages one commit stores are a segment: their blobs side by side
+ * under the segment's number, with one index of them, so that a commit writes to one part of the
+ * key space however many topics and partitions it appends to (what a KV commit costs goes with the
+ * parts of the key space it touches). Earlier versions stored each page under its topic and
+ * partition with an index entry of its own; those are still read and deleted.
  */
-import type { Mutation } from "../../kv/blob.ts";
 import type { Headers, LogRecord } from "../../record.ts";
 
 /** Records per page at most. */
@@ -22,6 +25,8 @@ export interface Page {
   readonly maxTimestamp: number;
   /** Size of the page's text, for the memory bounds. */
   readonly bytes: number;
+  /** The segment holding its blob; null for a page an earlier version stored on its own. */
+  readonly segment: number | null;
 }
 
 /** Shared by records without headers (headers are read-only). */
@@ -37,27 +42,65 @@ type PageMeta = [string | null, number, Headers | string | 0, number];
 const ORIGIN = "bss.origin";
 
 /** A page's blob key. */
-export function pageKey(topic: string, partition: number, base: number): Deno.KvKey {
-  return ["log", topic, partition, base];
+export function pageKey(
+  topic: string,
+  partition: number,
+  page: { readonly base: number; readonly segment: number | null },
+): Deno.KvKey {
+  return page.segment === null
+    ? ["log", topic, partition, page.base]
+    : ["lseg", page.segment, topic, partition, page.base];
 }
 
-/** A page's key in the page index; without `base`, the prefix of the partition's entries. */
+/** The key of a segment's index of its pages. */
+export function segmentIndexKey(segment: number): Deno.KvKey {
+  return ["lidx", segment];
+}
+
+/** The prefix of every segment index, in segment order. */
+export const SEGMENT_INDEXES: Deno.KvKey = ["lidx"];
+
+/** A page of a segment, with the partition it belongs to. */
+export interface SegmentPage {
+  readonly topic: string;
+  readonly partition: number;
+  readonly page: Page;
+}
+
+/** A segment's index: per page, topic, partition, base, count, parts, max timestamp, bytes. */
+export function encodeSegmentIndex(pages: readonly SegmentPage[]): string {
+  return JSON.stringify(
+    pages.map(({ topic, partition, page: p }) => [
+      topic,
+      partition,
+      p.base,
+      p.count,
+      p.parts,
+      p.maxTimestamp,
+      p.bytes,
+    ]),
+  );
+}
+
+export function decodeSegmentIndex(segment: number, text: string): SegmentPage[] {
+  const rows = JSON.parse(text) as [string, number, number, number, number, number, number][];
+  return rows.map(([topic, partition, base, count, parts, maxTimestamp, bytes]) => ({
+    topic,
+    partition,
+    page: { base, count, parts, maxTimestamp, bytes, deflated: true, segment },
+  }));
+}
+
+/** An earlier version's index entry of a page; without `base`, a partition's prefix of them. */
 export function pageIndexKey(topic: string, partition: number, base?: number): Deno.KvKey {
   return base === undefined ? ["logpage", topic, partition] : ["logpage", topic, partition, base];
 }
 
-export function pageIndexEntry(topic: string, partition: number, page: Page): Mutation {
-  return {
-    key: pageIndexKey(topic, partition, page.base),
-    value: JSON.stringify([page.count, page.parts, page.maxTimestamp, page.bytes, +page.deflated]),
-  };
-}
-
-/** A page index entry read back. */
+/** An earlier version's page index entry read back. */
 export function decodePageIndexEntry(base: number, text: string): Page {
-  // Entries of earlier versions have no fifth element: their pages are not deflated.
+  // Entries without a fifth element are of pages stored as they are.
   const [count, parts, maxTimestamp, bytes, deflated] = JSON.parse(text) as number[];
-  return { base, count, parts, maxTimestamp, bytes, deflated: deflated === 1 };
+  return { base, count, parts, maxTimestamp, bytes, deflated: deflated === 1, segment: null };
 }
 
 /**
@@ -111,11 +154,13 @@ export function pageOf(
   records: readonly LogRecord[],
   blob: { parts: number; deflated: boolean },
   bytes: number,
+  segment: number,
 ): Page {
   let maxTimestamp = -Infinity;
   for (const r of records) if (r.timestamp > maxTimestamp) maxTimestamp = r.timestamp;
   const { parts, deflated } = blob;
-  return { base: records[0].offset, count: records.length, parts, deflated, maxTimestamp, bytes };
+  const base = records[0].offset;
+  return { base, count: records.length, parts, deflated, maxTimestamp, bytes, segment };
 }
 
 /** Approximate bytes a record takes in memory and in a page. */
