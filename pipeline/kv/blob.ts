@@ -62,6 +62,11 @@ export interface Blob extends StoredBlob {
   readonly text: string;
 }
 
+/** Where a blob read back is stored, without its bytes (to keep, for deleting it later). */
+export function storedOf(blob: StoredBlob): StoredBlob {
+  return { key: blob.key, parts: blob.parts, deflated: blob.deflated };
+}
+
 /** Lists the blobs under a prefix, or in a key range, in key order, joining their parts. */
 export async function* listBlobs(
   kv: Deno.Kv,

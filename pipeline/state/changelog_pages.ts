@@ -4,6 +4,7 @@ import {
   listBlobs,
   type Mutation,
   type StoredBlob,
+  storedOf,
 } from "../kv/blob.ts";
 
 interface DeltaBlob extends StoredBlob {
@@ -74,7 +75,7 @@ export class ChangelogPages {
         continue;
       }
       apply(blob.bytes);
-      log.#snapshot.push({ key: blob.key, parts: blob.parts, deflated: blob.deflated });
+      log.#snapshot.push(storedOf(blob));
       log.#snapshotBytes += blob.bytes.length;
     }
     for await (const blob of listBlobs(kv, [...prefix, "d"])) {
@@ -85,8 +86,7 @@ export class ChangelogPages {
         continue;
       }
       apply(blob.bytes);
-      const { key, parts, deflated } = blob;
-      log.#deltas.push({ key, parts, deflated, seq, bytes: blob.bytes.length });
+      log.#deltas.push({ ...storedOf(blob), seq, bytes: blob.bytes.length });
       log.#deltaBytes += blob.bytes.length;
     }
     return log;

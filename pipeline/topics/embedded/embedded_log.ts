@@ -6,6 +6,7 @@ import {
   readBlobs,
   sameKey,
   type StoredBlob,
+  storedOf,
 } from "../../kv/blob.ts";
 import type { KvCommitter } from "../../kv/committer.ts";
 import { type LogRecord, type NewRecord, serializedValue } from "../../record.ts";
@@ -141,7 +142,7 @@ export class EmbeddedLog {
         p.pages.push(page);
         live++;
       }
-      const index = { key: blob.key, parts: blob.parts, deflated: blob.deflated };
+      const index = storedOf(blob);
       if (live > 0) log.#segments.set(segment, { index, live });
       else log.#pendingMutations.push(...blobDeletes(index));
     }
