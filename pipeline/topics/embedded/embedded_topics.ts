@@ -1,4 +1,3 @@
-import type { Mutation } from "../../kv/blob.ts";
 import type { KvCommitter } from "../../kv/committer.ts";
 import type { LogRecord, NewRecord } from "../../record.ts";
 import type {
@@ -12,6 +11,7 @@ import type {
   TopicRequest,
 } from "../topic_log.ts";
 import { TopicMismatchError } from "../topic_log.ts";
+import { CommittedPositions } from "./committed_positions.ts";
 import { EmbeddedLog, type EmbeddedLogOptions } from "./embedded_log.ts";
 
 /**
@@ -27,12 +27,15 @@ export class EmbeddedTopics implements TopicLog {
    * the write-ahead log.
    */
   readonly commitBudget = { outputBytes: 550 * 1024, stateBytes: 550 * 1024, shared: true };
+  readonly #positions: CommittedPositions;
 
   private constructor(
     readonly log: EmbeddedLog,
     readonly committer: KvCommitter,
     readonly applicationId: string,
-  ) {}
+  ) {
+    this.#positions = new CommittedPositions(committer.kv, applicationId);
+  }
 
   static async open(
     committer: KvCommitter,
@@ -120,21 +123,11 @@ export class EmbeddedTopics implements TopicLog {
     return this.log.append(topic, records);
   }
 
-  async positions(tasks: readonly TaskRef[]): Promise<Map<string, TaskPositions>> {
-    const kv = this.committer.kv;
-    const out = new Map<string, TaskPositions>();
-    for (const task of tasks) {
-      const offsets = new Map<string, number>();
-      for (const topic of task.topics) {
-        const committed = await kv.get<number>(
-          offsetKey(this.applicationId, topic, task.partition),
-        );
-        if (committed.value !== null) offsets.set(topic, committed.value);
-      }
-      const time = await kv.get<number>(timeKey(this.applicationId, task));
-      out.set(task.id, { offsets, streamTime: time.value });
-    }
-    return out;
+  positions(tasks: readonly TaskRef[]): Promise<Map<string, TaskPositions>> {
+    return this.committer.serialize(async () => {
+      await this.#positions.load();
+      return new Map(tasks.map((task) => [task.id, this.#positions.of(task)]));
+    });
   }
 
   /** Local state is what was committed: nothing to catch up. */
@@ -143,23 +136,12 @@ export class EmbeddedTopics implements TopicLog {
   }
 
   commit(batch: BatchCommit, abandoned: () => boolean = () => false): Promise<void> {
-    const mutations: Mutation[] = [];
-    for (const t of batch.tasks) {
-      for (const [topic, offset] of t.offsets) {
-        mutations.push({
-          key: offsetKey(this.applicationId, topic, t.task.partition),
-          value: offset,
-        });
-      }
-      if (Number.isFinite(t.streamTime)) {
-        mutations.push({ key: timeKey(this.applicationId, t.task), value: t.streamTime });
-      }
-    }
-    mutations.push(...batch.state);
     return this.committer.serialize(async () => {
       if (abandoned()) return;
       const staged = this.log.stage(batch.appends, batch.handedOff);
-      await this.committer.write([...staged.mutations, ...mutations]);
+      const positions = this.#positions.advance(batch.tasks);
+      await this.committer.write([...staged.mutations, ...batch.state, ...positions.mutations]);
+      positions.landed();
       staged.publish();
       // Repartition records every reader has committed past are no longer needed.
       for (const c of batch.consumed) this.log.truncateBefore(c.topic, c.partition, c.offset);
@@ -167,13 +149,11 @@ export class EmbeddedTopics implements TopicLog {
   }
 
   reset(internalTopics: readonly string[]): Promise<void> {
-    const kv = this.committer.kv;
     return this.committer.serialize(async () => {
-      for (const prefix of [["off", this.applicationId], ["time", this.applicationId]]) {
-        const keys: Mutation[] = [];
-        for await (const e of kv.list({ prefix })) keys.push({ key: e.key, value: null });
-        await this.committer.write(keys);
-      }
+      await this.#positions.load();
+      const cleared = this.#positions.clear();
+      await this.committer.write(cleared.mutations);
+      cleared.landed();
       // Unconsumed repartition records would be counted again on top of the reprocessed input.
       for (const topic of internalTopics) {
         if (!this.log.hasTopic(topic)) continue;
@@ -207,12 +187,4 @@ function appended(log: EmbeddedLog, ms: number, signal?: AbortSignal): Promise<v
     const unsubscribe = log.onAppend(done);
     signal?.addEventListener("abort", done);
   });
-}
-
-function offsetKey(app: string, topic: string, partition: number): Deno.KvKey {
-  return ["off", app, topic, partition];
-}
-
-function timeKey(app: string, task: TaskRef): Deno.KvKey {
-  return ["time", app, task.topics.join(","), task.partition];
 }

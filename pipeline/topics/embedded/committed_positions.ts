@@ -1,0 +1,143 @@
+/**
+ * Where every task of an application stood at its last commit on the embedded log: the next
+ * offset per input topic partition and the stream time per task, all in one blob written whole
+ * by each commit. One key instead of one per topic partition and task (~50 per commit in the
+ * benchmark): what a KV commit costs goes with the separate keys it writes.
+ *
+ * Earlier versions stored each offset (`["off", app, topic, partition]`) and stream time
+ * (`["time", app, topics, partition]`) under a key of its own. Those are read at load, kept (a
+ * disabled plugin's tasks too) and deleted by the first commit, which stores them in the blob.
+ */
+import {
+  blobDeletes,
+  blobMutations,
+  listBlobs,
+  type Mutation,
+  type StoredBlob,
+} from "../../kv/blob.ts";
+import type { TaskPositions, TaskRef } from "../topic_log.ts";
+
+/** Offsets by `topic \0 partition`, stream times by `topics \0 partition`. */
+interface Positions {
+  readonly offsets: Map<string, number>;
+  readonly times: Map<string, number>;
+}
+
+const SEPARATOR = "\u0000";
+const offsetId = (topic: string, partition: number) => `${topic}${SEPARATOR}${partition}`;
+const timeId = (task: TaskRef) => `${task.topics.join(",")}${SEPARATOR}${task.partition}`;
+
+/** What a commit advances: per task, its next offsets and its stream time. */
+export interface TaskAdvance {
+  readonly task: TaskRef;
+  readonly offsets: ReadonlyMap<string, number>;
+  readonly streamTime: number;
+}
+
+export class CommittedPositions {
+  /** What the last landed commit stored. */
+  #committed: Positions = { offsets: new Map(), times: new Map() };
+  #stored: StoredBlob | null = null;
+  /** Keys of an earlier version's layout, deleted by the next commit. */
+  #legacy: Deno.KvKey[] = [];
+
+  constructor(readonly kv: Deno.Kv, readonly applicationId: string) {}
+
+  get #key(): Deno.KvKey {
+    return ["positions", this.applicationId];
+  }
+
+  /** Reads what is committed (the blob, and any keys of the earlier layout it lacks). */
+  async load(): Promise<void> {
+    const positions: Positions = { offsets: new Map(), times: new Map() };
+    this.#stored = null;
+    for await (const blob of listBlobs(this.kv, this.#key)) {
+      if (blob.key.length !== this.#key.length) continue;
+      this.#stored = { key: blob.key, parts: blob.parts, deflated: blob.deflated };
+      const { offsets, times } = JSON.parse(blob.text) as {
+        offsets: [string, number][];
+        times: [string, number][];
+      };
+      for (const [id, offset] of offsets) positions.offsets.set(id, offset);
+      for (const [id, time] of times) positions.times.set(id, time);
+    }
+    this.#legacy = [];
+    const app = this.applicationId;
+    for await (const e of this.kv.list<number>({ prefix: ["off", app] })) {
+      const [, , topic, partition] = e.key as [string, string, string, number];
+      const id = offsetId(topic, partition);
+      if (!positions.offsets.has(id)) positions.offsets.set(id, e.value);
+      this.#legacy.push(e.key);
+    }
+    for await (const e of this.kv.list<number>({ prefix: ["time", app] })) {
+      const [, , topics, partition] = e.key as [string, string, string, number];
+      const id = `${topics}${SEPARATOR}${partition}`;
+      if (!positions.times.has(id)) positions.times.set(id, e.value);
+      this.#legacy.push(e.key);
+    }
+    this.#committed = positions;
+  }
+
+  /** Where `task` stood at the last commit. */
+  of(task: TaskRef): TaskPositions {
+    const offsets = new Map<string, number>();
+    for (const topic of task.topics) {
+      const offset = this.#committed.offsets.get(offsetId(topic, task.partition));
+      if (offset !== undefined) offsets.set(topic, offset);
+    }
+    return { offsets, streamTime: this.#committed.times.get(timeId(task)) ?? null };
+  }
+
+  /**
+   * The mutations storing the last commit's positions advanced by `advances`, and `landed` to
+   * call once they are committed. Call in commit order, each after the previous one landed (in
+   * the committer's `serialize`): a commit that never lands leaves the positions as they were.
+   */
+  advance(advances: readonly TaskAdvance[]): { mutations: Mutation[]; landed: () => void } {
+    const next: Positions = {
+      offsets: new Map(this.#committed.offsets),
+      times: new Map(this.#committed.times),
+    };
+    for (const a of advances) {
+      for (const [topic, offset] of a.offsets) {
+        next.offsets.set(offsetId(topic, a.task.partition), offset);
+      }
+      if (Number.isFinite(a.streamTime)) next.times.set(timeId(a.task), a.streamTime);
+    }
+    const blob = blobMutations(
+      this.#key,
+      JSON.stringify({ offsets: [...next.offsets], times: [...next.times] }),
+    );
+    const mutations = [...blob.mutations, ...this.#surplusParts(blob.stored.parts)];
+    for (const key of this.#legacy) mutations.push({ key, value: null });
+    return {
+      mutations,
+      landed: () => {
+        this.#committed = next;
+        this.#stored = blob.stored;
+        this.#legacy = [];
+      },
+    };
+  }
+
+  /** The mutations deleting every committed position (a reset); call in `serialize`. */
+  clear(): { mutations: Mutation[]; landed: () => void } {
+    const mutations = this.#stored ? blobDeletes(this.#stored) : [];
+    for (const key of this.#legacy) mutations.push({ key, value: null });
+    return {
+      mutations,
+      landed: () => {
+        this.#committed = { offsets: new Map(), times: new Map() };
+        this.#stored = null;
+        this.#legacy = [];
+      },
+    };
+  }
+
+  /** Deletes of the stored blob's parts beyond the `parts` a new one has. */
+  #surplusParts(parts: number): Mutation[] {
+    const stored = this.#stored;
+    if (!stored || stored.parts <= parts) return [];
+    return blobDeletes(stored).slice(parts);
+  }
+}
