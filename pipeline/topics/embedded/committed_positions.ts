@@ -14,6 +14,7 @@ import {
   listBlobs,
   type Mutation,
   type StoredBlob,
+  storedOf,
 } from "../../kv/blob.ts";
 import type { TaskPositions, TaskRef } from "../topic_log.ts";
 
@@ -25,7 +26,8 @@ interface Positions {
 
 const SEPARATOR = "\u0000";
 const offsetId = (topic: string, partition: number) => `${topic}${SEPARATOR}${partition}`;
-const timeId = (task: TaskRef) => `${task.topics.join(",")}${SEPARATOR}${task.partition}`;
+const timeId = (topics: string, partition: number) => `${topics}${SEPARATOR}${partition}`;
+const taskTimeId = (task: TaskRef) => timeId(task.topics.join(","), task.partition);
 
 /** What a commit advances: per task, its next offsets and its stream time. */
 export interface TaskAdvance {
@@ -53,7 +55,7 @@ export class CommittedPositions {
     this.#stored = null;
     for await (const blob of listBlobs(this.kv, this.#key)) {
       if (blob.key.length !== this.#key.length) continue;
-      this.#stored = { key: blob.key, parts: blob.parts, deflated: blob.deflated };
+      this.#stored = storedOf(blob);
       const { offsets, times } = JSON.parse(blob.text) as {
         offsets: [string, number][];
         times: [string, number][];
@@ -71,7 +73,7 @@ export class CommittedPositions {
     }
     for await (const e of this.kv.list<number>({ prefix: ["time", app] })) {
       const [, , topics, partition] = e.key as [string, string, string, number];
-      const id = `${topics}${SEPARATOR}${partition}`;
+      const id = timeId(topics, partition);
       if (!positions.times.has(id)) positions.times.set(id, e.value);
       this.#legacy.push(e.key);
     }
@@ -85,7 +87,7 @@ export class CommittedPositions {
       const offset = this.#committed.offsets.get(offsetId(topic, task.partition));
       if (offset !== undefined) offsets.set(topic, offset);
     }
-    return { offsets, streamTime: this.#committed.times.get(timeId(task)) ?? null };
+    return { offsets, streamTime: this.#committed.times.get(taskTimeId(task)) ?? null };
   }
 
   /**
@@ -102,7 +104,7 @@ export class CommittedPositions {
       for (const [topic, offset] of a.offsets) {
         next.offsets.set(offsetId(topic, a.task.partition), offset);
       }
-      if (Number.isFinite(a.streamTime)) next.times.set(timeId(a.task), a.streamTime);
+      if (Number.isFinite(a.streamTime)) next.times.set(taskTimeId(a.task), a.streamTime);
     }
     const blob = blobMutations(
       this.#key,
