@@ -8,14 +8,8 @@
  * (`["time", app, topics, partition]`) under a key of its own. Those are read at load, kept (a
  * disabled plugin's tasks too) and deleted by the first commit, which stores them in the blob.
  */
-import {
-  blobDeletes,
-  blobMutations,
-  listBlobs,
-  type Mutation,
-  type StoredBlob,
-  storedOf,
-} from "../../kv/blob.ts";
+import type { Mutation } from "../../kv/blob.ts";
+import { SnapshotBlob, type StagedWrite } from "../../kv/snapshot_blob.ts";
 import type { TaskPositions, TaskRef } from "../topic_log.ts";
 
 /** Offsets by `topic \0 partition`, stream times by `topics \0 partition`. */
@@ -39,24 +33,20 @@ export interface TaskAdvance {
 export class CommittedPositions {
   /** What the last landed commit stored. */
   #committed: Positions = { offsets: new Map(), times: new Map() };
-  #stored: StoredBlob | null = null;
+  readonly #blob: SnapshotBlob;
   /** Keys of an earlier version's layout, deleted by the next commit. */
   #legacy: Deno.KvKey[] = [];
 
-  constructor(readonly kv: Deno.Kv, readonly applicationId: string) {}
-
-  get #key(): Deno.KvKey {
-    return ["positions", this.applicationId];
+  constructor(readonly kv: Deno.Kv, readonly applicationId: string) {
+    this.#blob = new SnapshotBlob(kv, ["positions", applicationId]);
   }
 
   /** Reads what is committed (the blob, and any keys of the earlier layout it lacks). */
   async load(): Promise<void> {
     const positions: Positions = { offsets: new Map(), times: new Map() };
-    this.#stored = null;
-    for await (const blob of listBlobs(this.kv, this.#key)) {
-      if (blob.key.length !== this.#key.length) continue;
-      this.#stored = storedOf(blob);
-      const { offsets, times } = JSON.parse(blob.text) as {
+    const text = await this.#blob.load();
+    if (text !== null) {
+      const { offsets, times } = JSON.parse(text) as {
         offsets: [string, number][];
         times: [string, number][];
       };
@@ -95,7 +85,7 @@ export class CommittedPositions {
    * call once they are committed. Call in commit order, each after the previous one landed (in
    * the committer's `serialize`): a commit that never lands leaves the positions as they were.
    */
-  advance(advances: readonly TaskAdvance[]): { mutations: Mutation[]; landed: () => void } {
+  advance(advances: readonly TaskAdvance[]): StagedWrite {
     const next: Positions = {
       offsets: new Map(this.#committed.offsets),
       times: new Map(this.#committed.times),
@@ -106,40 +96,33 @@ export class CommittedPositions {
       }
       if (Number.isFinite(a.streamTime)) next.times.set(taskTimeId(a.task), a.streamTime);
     }
-    const blob = blobMutations(
-      this.#key,
+    const blob = this.#blob.write(
       JSON.stringify({ offsets: [...next.offsets], times: [...next.times] }),
     );
-    const mutations = [...blob.mutations, ...this.#surplusParts(blob.stored.parts)];
-    for (const key of this.#legacy) mutations.push({ key, value: null });
     return {
-      mutations,
+      mutations: [...blob.mutations, ...this.#legacyDeletes()],
       landed: () => {
+        blob.landed();
         this.#committed = next;
-        this.#stored = blob.stored;
         this.#legacy = [];
       },
     };
   }
 
   /** The mutations deleting every committed position (a reset); call in `serialize`. */
-  clear(): { mutations: Mutation[]; landed: () => void } {
-    const mutations = this.#stored ? blobDeletes(this.#stored) : [];
-    for (const key of this.#legacy) mutations.push({ key, value: null });
+  clear(): StagedWrite {
+    const blob = this.#blob.clear();
     return {
-      mutations,
+      mutations: [...blob.mutations, ...this.#legacyDeletes()],
       landed: () => {
+        blob.landed();
         this.#committed = { offsets: new Map(), times: new Map() };
-        this.#stored = null;
         this.#legacy = [];
       },
     };
   }
 
-  /** Deletes of the stored blob's parts beyond the `parts` a new one has. */
-  #surplusParts(parts: number): Mutation[] {
-    const stored = this.#stored;
-    if (!stored || stored.parts <= parts) return [];
-    return blobDeletes(stored).slice(parts);
+  #legacyDeletes(): Mutation[] {
+    return this.#legacy.map((key) => ({ key, value: null }));
   }
 }

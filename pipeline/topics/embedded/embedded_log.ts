@@ -4,7 +4,6 @@ import {
   listBlobs,
   type Mutation,
   readBlobs,
-  sameKey,
   type StoredBlob,
   storedOf,
 } from "../../kv/blob.ts";
@@ -29,6 +28,7 @@ import {
   splitIntoPages,
 } from "./page_codec.ts";
 import { type MemoryBounds, PartitionLog } from "./partition_log.ts";
+import { type PartitionStart, PartitionStarts } from "./partition_starts.ts";
 
 const decoder = new TextDecoder();
 
@@ -91,6 +91,7 @@ export class EmbeddedLog {
   #seq = 0;
   readonly #memory: MemoryBounds;
   readonly #outputMemory: MemoryBounds;
+  readonly #starts: PartitionStarts;
 
   private constructor(
     readonly committer: KvCommitter,
@@ -102,6 +103,7 @@ export class EmbeddedLog {
       bytes: options.memoryBytes ?? DEFAULT_MEMORY_BYTES,
     };
     this.#outputMemory = { ...this.#memory, records: options.outputMemoryRecords ?? 0 };
+    this.#starts = new PartitionStarts(committer.kv);
   }
 
   /** Opens the log: the topics and their page index; records are read from KV on demand. */
@@ -119,10 +121,11 @@ export class EmbeddedLog {
     // Per partition: where it starts once pages were deleted (or ended, with none left), and
     // its pages, those stored on their own by earlier versions first.
     const partitions = new Map<string, { start: number; pages: Page[] }[]>();
+    await log.#starts.load();
     for (const [name, topic] of log.#topics) {
       const list = [];
       for (let p = 0; p < topic.partitions.length; p++) {
-        const start = (await kv.get<number>(["logend", name, p])).value ?? 0;
+        const start = log.#starts.of(name, p);
         const pages: Page[] = [];
         for await (const e of kv.list<string>({ prefix: pageIndexKey(name, p) })) {
           pages.push(decodePageIndexEntry(e.key[3] as number, e.value));
@@ -332,6 +335,8 @@ export class EmbeddedLog {
     const now = this.now();
     const segment = this.#nextSegment;
     const segmentPages: SegmentPage[] = [];
+    /** Where partitions passed over start once this commit lands. */
+    const movedStarts = new Map<PartitionLog, number>();
     for (const [name, all] of appends) {
       if (all.length === 0) continue;
       let records = all;
@@ -358,12 +363,9 @@ export class EmbeddedLog {
         skipped.forEach((n, partition) => {
           if (n === 0) return;
           // Offsets must go on from here after a reopen, as after a truncation.
-          const end = topic.partitions[partition].end + n;
-          const key = ["logend", name, partition];
-          // A truncation staged earlier may have set it too: one write per key per commit.
-          const earlier = mutations.findIndex((m) => sameKey(m.key, key));
-          if (earlier >= 0) mutations.splice(earlier, 1);
-          mutations.push({ key, value: end });
+          const p = topic.partitions[partition];
+          movedStarts.set(p, p.end + n);
+          this.#starts.moved();
         });
         if (kept.length === 0) {
           staged.push({ topic: name, records: [], pages: [], positions, skipped });
@@ -416,7 +418,10 @@ export class EmbeddedLog {
       mutations.push(...blob.mutations);
       index = blob.stored;
     }
+    const starts = this.#starts.stage(() => this.#startsAfter(movedStarts));
+    if (starts) mutations.push(...starts.mutations);
     const publish = () => {
+      starts?.landed();
       if (index) this.#segments.set(segment, { index, live: segmentPages.length });
       const result = new Map<string, RecordPosition[]>();
       for (const s of staged) {
@@ -497,7 +502,19 @@ export class EmbeddedLog {
       }
     }
     // Offsets must not restart at 0 after a reopen even when no page is left.
-    this.#pendingMutations.push({ key: ["logend", name, partition], value: p.start });
+    this.#starts.moved();
+  }
+
+  /** Every partition's start above 0, `moved` ones where this commit moves them. */
+  #startsAfter(moved: ReadonlyMap<PartitionLog, number>): PartitionStart[] {
+    const starts: PartitionStart[] = [];
+    for (const [name, topic] of this.#topics) {
+      topic.partitions.forEach((p, partition) => {
+        const start = moved.get(p) ?? p.start;
+        if (start > 0) starts.push([name, partition, start]);
+      });
+    }
+    return starts;
   }
 
   #newTopic(spec: TopicSpec, persisted: boolean): TopicLog {
