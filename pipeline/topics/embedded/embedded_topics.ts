@@ -161,7 +161,9 @@ export class EmbeddedTopics implements TopicLog {
           this.log.truncateBefore(topic, p, this.log.endOffset(topic, p));
         }
       }
-      await this.committer.write(this.log.stage(new Map()).mutations);
+      const staged = this.log.stage(new Map());
+      await this.committer.write(staged.mutations);
+      staged.publish();
     });
   }
 
