@@ -36,19 +36,27 @@ export async function readTopics(
   const consumer = kafka.consumer({
     groupId: `test-reader-${crypto.randomUUID()}`,
     readUncommitted: options.readUncommitted ?? false,
+    // Empty fetches come back soon, so that idleness (below) is seen in a few of them.
+    maxWaitTimeInMs: 500,
   });
   await consumer.connect();
   await consumer.subscribe({ topics: [...topics], fromBeginning: true });
   const done = Promise.withResolvers<void>();
   const deadline = setTimeout(() => done.reject(new Error(`reading ${topics} timed out`)), 60_000);
+  // A partition whose end is never reached (an aborted transaction at its tail) ends the read
+  // once fetches keep coming back with nothing: idle means empty fetches, not a slow broker or a
+  // slow group join, during which no fetch completes at all.
   let lastProgress = Date.now();
+  let emptyFetches = 0;
+  consumer.on(consumer.events.FETCH, () => emptyFetches++);
   const idle = setInterval(() => {
-    if (Date.now() - lastProgress > (options.idleMs ?? 3_000)) done.resolve();
+    if (emptyFetches >= 3 && Date.now() - lastProgress > (options.idleMs ?? 3_000)) done.resolve();
   }, 100);
   await consumer.run({
     autoCommit: false,
     eachBatch: async ({ batch }) => {
       lastProgress = Date.now();
+      emptyFetches = 0;
       for (const m of batch.messages) {
         const headers: Record<string, string> = {};
         for (const [k, v] of Object.entries(m.headers ?? {})) {
