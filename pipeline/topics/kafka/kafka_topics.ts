@@ -181,8 +181,12 @@ export class KafkaTopics implements TopicLog {
     const partitions = offsets.length;
     const ends = Array(partitions).fill(0);
     const starts = Array(partitions).fill(0);
+    const known = this.#meta.get(topic);
+    const knownEnds = known?.partitions === partitions ? known.ends : [];
     for (const o of offsets) {
-      ends[o.partition] = Number(o.high);
+      // A response can be older than a commit that advanced the end meanwhile (the background
+      // refresh races the commits): ends only grow, or lag would read 0 over unread records.
+      ends[o.partition] = Math.max(Number(o.high), knownEnds[o.partition] ?? 0);
       starts[o.partition] = Number(o.low);
     }
     this.#meta.set(topic, { partitions, ends, starts });
