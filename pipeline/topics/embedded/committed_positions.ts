@@ -8,7 +8,6 @@
  * (`["time", app, topics, partition]`) under a key of its own. Those are read at load, kept (a
  * disabled plugin's tasks too) and deleted by the first commit, which stores them in the blob.
  */
-import type { Mutation } from "../../kv/blob.ts";
 import { SnapshotBlob, type StagedWrite } from "../../kv/snapshot_blob.ts";
 import type { TaskPositions, TaskRef } from "../topic_log.ts";
 
@@ -34,8 +33,6 @@ export class CommittedPositions {
   /** What the last landed commit stored. */
   #committed: Positions = { offsets: new Map(), times: new Map() };
   readonly #blob: SnapshotBlob;
-  /** Keys of an earlier version's layout, deleted by the next commit. */
-  #legacy: Deno.KvKey[] = [];
 
   constructor(readonly kv: Deno.Kv, readonly applicationId: string) {
     this.#blob = new SnapshotBlob(kv, ["positions", applicationId]);
@@ -53,20 +50,21 @@ export class CommittedPositions {
       for (const [id, offset] of offsets) positions.offsets.set(id, offset);
       for (const [id, time] of times) positions.times.set(id, time);
     }
-    this.#legacy = [];
+    const legacy: Deno.KvKey[] = [];
     const app = this.applicationId;
     for await (const e of this.kv.list<number>({ prefix: ["off", app] })) {
       const [, , topic, partition] = e.key as [string, string, string, number];
       const id = offsetId(topic, partition);
       if (!positions.offsets.has(id)) positions.offsets.set(id, e.value);
-      this.#legacy.push(e.key);
+      legacy.push(e.key);
     }
     for await (const e of this.kv.list<number>({ prefix: ["time", app] })) {
       const [, , topics, partition] = e.key as [string, string, string, number];
       const id = timeId(topics, partition);
       if (!positions.times.has(id)) positions.times.set(id, e.value);
-      this.#legacy.push(e.key);
+      legacy.push(e.key);
     }
+    this.#blob.retire(legacy);
     this.#committed = positions;
   }
 
@@ -100,11 +98,10 @@ export class CommittedPositions {
       JSON.stringify({ offsets: [...next.offsets], times: [...next.times] }),
     );
     return {
-      mutations: [...blob.mutations, ...this.#legacyDeletes()],
+      mutations: blob.mutations,
       landed: () => {
         blob.landed();
         this.#committed = next;
-        this.#legacy = [];
       },
     };
   }
@@ -113,16 +110,11 @@ export class CommittedPositions {
   clear(): StagedWrite {
     const blob = this.#blob.clear();
     return {
-      mutations: [...blob.mutations, ...this.#legacyDeletes()],
+      mutations: blob.mutations,
       landed: () => {
         blob.landed();
         this.#committed = { offsets: new Map(), times: new Map() };
-        this.#legacy = [];
       },
     };
-  }
-
-  #legacyDeletes(): Mutation[] {
-    return this.#legacy.map((key) => ({ key, value: null }));
   }
 }

@@ -7,7 +7,6 @@
  * Earlier versions stored each under `["logend", topic, partition]`; those are read at load and
  * deleted by the first write.
  */
-import type { Mutation } from "../../kv/blob.ts";
 import { SnapshotBlob, type StagedWrite } from "../../kv/snapshot_blob.ts";
 
 /** A partition's start: topic, partition, offset. */
@@ -18,7 +17,6 @@ const LEGACY_PREFIX = ["logend"];
 export class PartitionStarts {
   readonly #blob: SnapshotBlob;
   #loaded = new Map<string, number>();
-  #legacy: Deno.KvKey[] = [];
   /** Moves reported, and how many of them the last landed write covers. */
   #moves = 0;
   #written = 0;
@@ -36,12 +34,13 @@ export class PartitionStarts {
         starts.set(id(topic, partition), start);
       }
     }
-    this.#legacy = [];
+    const legacy: Deno.KvKey[] = [];
     for await (const e of this.kv.list<number>({ prefix: LEGACY_PREFIX })) {
       const [, topic, partition] = e.key as [string, string, number];
       if (!starts.has(id(topic, partition))) starts.set(id(topic, partition), e.value);
-      this.#legacy.push(e.key);
+      legacy.push(e.key);
     }
+    this.#blob.retire(legacy);
     this.#loaded = starts;
   }
 
@@ -60,17 +59,14 @@ export class PartitionStarts {
    * null when none moved since the last landed write. Call inside the committer's `serialize`.
    */
   stage(current: () => PartitionStart[]): StagedWrite | null {
-    if (this.#moves === this.#written && this.#legacy.length === 0) return null;
+    if (this.#moves === this.#written && !this.#blob.hasRetired) return null;
     const covers = this.#moves;
     const blob = this.#blob.write(JSON.stringify(current()));
-    const legacy = this.#legacy;
-    const deletes: Mutation[] = legacy.map((key) => ({ key, value: null }));
     return {
-      mutations: [...blob.mutations, ...deletes],
+      mutations: blob.mutations,
       landed: () => {
         blob.landed();
         this.#written = Math.max(this.#written, covers);
-        if (this.#legacy === legacy) this.#legacy = [];
       },
     };
   }
