@@ -38,10 +38,30 @@ export interface KafkaTopicsOptions {
   readonly processingGuarantee: "exactly_once_v2" | "at_least_once";
 }
 
-interface TopicMeta {
+export interface TopicMeta {
   readonly partitions: number;
   readonly ends: number[];
   readonly starts: number[];
+}
+
+/**
+ * A topic's offsets after a ListOffsets answer. The answer can be older than a commit that
+ * advanced the ends meanwhile (the background refresh races the commits), so ends only grow:
+ * otherwise lag would read 0 over records not read yet. Starts are the broker's.
+ */
+export function refreshedOffsets(
+  known: TopicMeta | undefined,
+  answer: readonly { partition: number; high: string; low: string }[],
+): TopicMeta {
+  const partitions = answer.length;
+  const ends = Array(partitions).fill(0);
+  const starts = Array(partitions).fill(0);
+  const knownEnds = known?.partitions === partitions ? known.ends : [];
+  for (const o of answer) {
+    ends[o.partition] = Math.max(Number(o.high), knownEnds[o.partition] ?? 0);
+    starts[o.partition] = Number(o.low);
+  }
+  return { partitions, ends, starts };
 }
 
 /** How often end offsets are refreshed for lag, and consumed repartition records purged. */
@@ -178,18 +198,9 @@ export class KafkaTopics implements TopicLog {
         await new Promise((r) => setTimeout(r, 100));
       }
     }
-    const partitions = offsets.length;
-    const ends = Array(partitions).fill(0);
-    const starts = Array(partitions).fill(0);
-    const known = this.#meta.get(topic);
-    const knownEnds = known?.partitions === partitions ? known.ends : [];
-    for (const o of offsets) {
-      // A response can be older than a commit that advanced the end meanwhile (the background
-      // refresh races the commits): ends only grow, or lag would read 0 over unread records.
-      ends[o.partition] = Math.max(Number(o.high), knownEnds[o.partition] ?? 0);
-      starts[o.partition] = Number(o.low);
-    }
-    this.#meta.set(topic, { partitions, ends, starts });
+    const meta = refreshedOffsets(this.#meta.get(topic), offsets);
+    this.#meta.set(topic, meta);
+    const partitions = meta.partitions;
     if (this.#partitioners.get(topic)?.partitions !== partitions) {
       this.#partitioners.set(topic, new Partitioner(partitions));
     }
