@@ -76,6 +76,9 @@ export const SLOT_EXTRA: usize = 12;
 /** The f64 fields start here. */
 export const SLOT_FIELDS: usize = 16;
 
+/** Slots start at a cache line (a 64-byte slot then spans one line, not two). */
+const CACHE_LINE: usize = 64;
+
 export const EMPTY: i32 = 0;
 export const LIVE: i32 = 1;
 export const DELETED: i32 = 2;
@@ -85,7 +88,9 @@ export const DELETED: i32 = 2;
  * (key id, f64 tag: a window start, say). Deleted slots are tombstones until the next growth.
  */
 export class SlotTable {
+  /** The slots, at a cache line's boundary inside the block at `block`. */
   ptr: usize = 0;
+  block: usize = 0;
   capacity: i32 = 0;
   live: i32 = 0;
   used: i32 = 0;
@@ -134,15 +139,7 @@ export class SlotTable {
   /** The slot of (key, tag), or -1. The tag is field 0. */
   find(key: i32, tag: f64): i32 {
     if (this.capacity == 0) return -1;
-    const mask = this.capacity - 1;
-    let i = <i32>(hash(key, tag) & <u32>mask);
-    let s = this.state(i);
-    while (s != EMPTY) {
-      if (s == LIVE && this.keyOf(i) == key && this.field(i, 0) == tag) return i;
-      i = (i + 1) & mask;
-      s = this.state(i);
-    }
-    return -1;
+    return findSlot(this.ptr, <usize>this.slotBytes, this.capacity - 1, key, tag);
   }
 
   /** A new live slot for (key, tag), which must not be in the table; the table has room. */
@@ -168,7 +165,8 @@ export class SlotTable {
 
   /** Gives the slots' memory back; the table is empty after. */
   release(): void {
-    if (this.ptr != 0) heap.free(this.ptr);
+    if (this.block != 0) heap.free(this.block);
+    this.block = 0;
     this.ptr = 0;
     this.capacity = 0;
     this.live = 0;
@@ -184,8 +182,10 @@ export class SlotTable {
     let capacity = max(this.capacity, 1024);
     while ((this.live + more) * 10 > capacity * 5) capacity *= 2;
     const oldPtr = this.ptr;
+    const oldBlock = this.block;
     const oldCapacity = this.capacity;
-    this.ptr = heap.alloc(<usize>capacity * <usize>this.slotBytes);
+    this.block = heap.alloc(<usize>capacity * <usize>this.slotBytes + CACHE_LINE);
+    this.ptr = (this.block + CACHE_LINE - 1) & ~(CACHE_LINE - 1);
     memory.fill(this.ptr, 0, <usize>capacity * <usize>this.slotBytes);
     this.capacity = capacity;
     this.used = 0;
@@ -202,9 +202,27 @@ export class SlotTable {
       this.used++;
       this.live++;
     }
-    if (oldPtr != 0) heap.free(oldPtr);
+    if (oldBlock != 0) heap.free(oldBlock);
     return true;
   }
+}
+
+/**
+ * The slot of (key, tag) in a table of `mask` + 1 slots of `slotBytes` at `base`, or -1. For hot
+ * loops that keep the table's address in locals: the address is then not reloaded after every
+ * store to linear memory (which could, as far as the compiler knows, have changed it).
+ */
+@inline export function findSlot(base: usize, slotBytes: usize, mask: i32, key: i32, tag: f64): i32 {
+  let i = <i32>(hash(key, tag) & <u32>mask);
+  let p = base + <usize>i * slotBytes;
+  let s = load<i32>(p + SLOT_STATE);
+  while (s != EMPTY) {
+    if (s == LIVE && load<i32>(p + SLOT_KEY) == key + 1 && load<f64>(p + SLOT_FIELDS) == tag) return i;
+    i = (i + 1) & mask;
+    p = base + <usize>i * slotBytes;
+    s = load<i32>(p + SLOT_STATE);
+  }
+  return -1;
 }
 
 /** Mixes a key id and an f64 tag (murmur3's finalizer over both halves). */

@@ -6,19 +6,25 @@
 // that closed, the late records and the changed windows (for persistence). One module holds
 // many stores (a store partition each), each with its own table; the columns are shared.
 
-import { Column, ExpiryHeap, LIVE, SLOT_FIELDS, SlotTable, Stores } from "./layout";
+import { Column, ExpiryHeap, findSlot, LIVE, SLOT_KEY, SLOT_STATE, SLOT_EPOCH, SLOT_EXTRA, SLOT_FIELDS, SlotTable, Stores } from "./layout";
 
-/** Fields of a window's slot. */
+/**
+ * Fields of a window's slot. Its end and close time follow from its start (the store's size and
+ * grace), so a slot without categories is 64 bytes: one cache line.
+ */
 const START = 0;
-const END = 1;
-const CLOSE = 2;
-const COUNT = 3;
-const SUM = 4;
-const MIN = 5;
-const MAX = 6;
-const LAST = 7;
+const COUNT = 1;
+const SUM = 2;
+const MIN = 3;
+const MAX = 4;
+const LAST = 5;
 /** The first category count; a store with `categories` counts has that many fields more. */
-const COUNTS = 8;
+const COUNTS = 6;
+/**
+ * Where a row's statistics (count … last) start: after key, start, end and close (changed and
+ * loaded rows) or record, key, start and end (updates and closed rows).
+ */
+const STATS_AT = 4;
 
 /** Row widths (f64 each) of the output columns, before the category counts that end each row. */
 export const UPDATE_ROW: i32 = 9; // record, key, start, end, count, sum, min, max, last
@@ -144,7 +150,7 @@ export function liveWindows(id: i32): i32 { return use(id).table.live; }
 function rebuildExpiry(): void {
   expiry.clear();
   for (let i = 0; i < table.capacity; i++) {
-    if (table.state(i) == LIVE) expiry.push(table.field(i, CLOSE), i);
+    if (table.state(i) == LIVE) expiry.push(closeOf(i), i);
   }
 }
 
@@ -153,11 +159,21 @@ function rebuildExpiry(): void {
   return a - Math.floor(a / n) * n;
 }
 
+@inline function closeOf(slot: i32): f64 {
+  return table.field(slot, START) + size + grace;
+}
+
 /** Copies a slot into row `row` of a column, after `lead` leading values already written. */
 @inline function writeSlot(col: Column, row: i32, lead: i32, slot: i32): void {
+  const start = table.field(slot, START);
   col.setF64(row, lead, <f64>table.keyOf(slot));
-  col.setF64(row, lead + 1, table.field(slot, START));
-  col.setF64(row, lead + 2, table.field(slot, END));
+  col.setF64(row, lead + 1, start);
+  col.setF64(row, lead + 2, start + size);
+}
+
+/** Copies a slot's statistics (count … last, or zeros) into row `row`, from field `at` on. */
+@inline function writeStats(col: Column, row: i32, at: i32, slot: i32, zeros: bool): void {
+  for (let f = COUNT; f <= LAST; f++) col.setF64(row, at + f - COUNT, zeros ? 0 : table.field(slot, f));
 }
 
 /** Copies a slot's category counts into row `row` of a column, from field `at` on. */
@@ -175,19 +191,19 @@ function closeUpTo(streamTime: f64, record: i32, epoch: i32): void {
   while (expiry.peek() <= streamTime) {
     const time = expiry.peek();
     const slot = expiry.pop();
-    if (table.state(slot) != LIVE || table.field(slot, CLOSE) != time) continue;
+    if (table.state(slot) != LIVE || closeOf(slot) != time) continue;
     const row = closedCount++;
     closed.fit(row);
     changed.fit(changedCount);
     closed.setF64(row, 0, <f64>record);
     writeSlot(closed, row, 1, slot);
-    for (let f = COUNT; f <= LAST; f++) closed.setF64(row, f + 1, table.field(slot, f));
+    writeStats(closed, row, STATS_AT, slot, false);
     writeCounts(closed, row, UPDATE_ROW, slot);
     const c = changedCount++;
     const updated = table.epoch(slot) == epoch;
     writeSlot(changed, c, 0, slot);
-    changed.setF64(c, 3, table.field(slot, CLOSE));
-    for (let f = COUNT; f <= LAST; f++) changed.setF64(c, f + 1, updated ? table.field(slot, f) : 0);
+    changed.setF64(c, 3, closeOf(slot));
+    writeStats(changed, c, STATS_AT, slot, !updated);
     changed.setF64(c, 9, updated ? UPDATED_CLOSED : CLOSED);
     changed.setF64(c, 10, <f64>(updated ? table.extra(slot) : record));
     for (let k = 0; k < categories; k++) {
@@ -204,9 +220,6 @@ function closeUpTo(streamTime: f64, record: i32, epoch: i32): void {
 export function aggregate(id: i32, n: i32, withUpdates: bool): i32 {
   const windows = use(id);
   const epoch = ++windows.epoch;
-  let lastKey = -1;
-  let lastStartSeen: f64 = NaN;
-  let lastSlot = -1;
   updateCount = 0;
   closedCount = 0;
   lateCount = 0;
@@ -217,6 +230,19 @@ export function aggregate(id: i32, n: i32, withUpdates: bool): i32 {
   const vals = inValues.ptr;
   const streams = inStreamTimes.ptr;
   const cats = inCategories.ptr;
+  // Neither the table nor these columns move during a batch (`prepare` made room): their
+  // addresses are read once, or the compiler reloads them after every store to memory.
+  const base = table.ptr;
+  const slotBytes = <usize>table.slotBytes;
+  const mask = table.capacity - 1;
+  const slotList = changedSlots.ptr;
+  const updateRows = updates.ptr;
+  const updateWidth = <usize>updates.width;
+  const counting = categories;
+  // Events of one key often come in runs: the last window found is tried first.
+  let lastKey = -1;
+  let lastStartSeen: f64 = NaN;
+  let lastSlot = -1;
   // Event times mostly move forward: the window starts of the last time are reused while the
   // next time falls in the same advance step (no division then).
   let stepFrom: f64 = Infinity;
@@ -235,8 +261,8 @@ export function aggregate(id: i32, n: i32, withUpdates: bool): i32 {
     const t = load<f64>(times + (<usize>i << 3));
     const v = load<f64>(vals + (<usize>i << 3));
     // A category out of range (the host gives -1 for none) is counted in no category.
-    const category = categories > 0 ? load<i32>(cats + (<usize>i << 2)) : -1;
-    const counted = category >= 0 && category < categories;
+    const category = counting > 0 ? load<i32>(cats + (<usize>i << 2)) : -1;
+    const counted = category >= 0 && category < counting;
     if (t < stepFrom || t >= stepTo) {
       lastStart = t - floorMod(t, advance);
       first = lastStart - (Math.ceil((lastStart - t + size) / advance) - 1) * advance;
@@ -247,68 +273,85 @@ export function aggregate(id: i32, n: i32, withUpdates: bool): i32 {
     for (let s = first; s <= lastStart; s += advance) {
       if (s + size + grace <= streamTime) continue;
       open = true;
-      // Events of one key often come in runs: the last window found is tried first.
-      let slot = key == lastKey && s == lastStartSeen ? lastSlot : table.find(key, s);
+      let slot = key == lastKey && s == lastStartSeen
+        ? lastSlot
+        : findSlot(base, slotBytes, mask, key, s);
       if (slot < 0) {
         slot = table.insert(key, s);
-        table.setField(slot, END, s + size);
-        table.setField(slot, CLOSE, s + size + grace);
         table.setField(slot, MIN, Infinity);
         table.setField(slot, MAX, -Infinity);
         expiry.push(s + size + grace, slot);
         nextClose = expiry.peek();
       }
-      const p = table.slot(slot) + SLOT_FIELDS;
-      const count = load<f64>(p, COUNT << 3) + 1;
-      const sum = load<f64>(p, SUM << 3) + v;
-      const mn = min(load<f64>(p, MIN << 3), v);
-      const mx = max(load<f64>(p, MAX << 3), v);
-      store<f64>(p, count, COUNT << 3);
-      store<f64>(p, sum, SUM << 3);
-      store<f64>(p, mn, MIN << 3);
-      store<f64>(p, mx, MAX << 3);
-      store<f64>(p, v, LAST << 3);
+      const p = base + <usize>slot * slotBytes;
+      const f = p + SLOT_FIELDS;
+      const count = load<f64>(f, COUNT << 3) + 1;
+      const sum = load<f64>(f, SUM << 3) + v;
+      const mn = min(load<f64>(f, MIN << 3), v);
+      const mx = max(load<f64>(f, MAX << 3), v);
+      store<f64>(f, count, COUNT << 3);
+      store<f64>(f, sum, SUM << 3);
+      store<f64>(f, mn, MIN << 3);
+      store<f64>(f, mx, MAX << 3);
+      store<f64>(f, v, LAST << 3);
       if (counted) {
-        const at = p + (<usize>(COUNTS + category) << 3);
+        const at = f + (<usize>(COUNTS + category) << 3);
         store<f64>(at, load<f64>(at) + 1);
       }
       // The batch's record that last updated the window.
-      table.setExtra(slot, i);
+      store<i32>(p + SLOT_EXTRA, i);
       lastKey = key;
       lastStartSeen = s;
       lastSlot = slot;
-      if (table.epoch(slot) != epoch) {
-        table.setEpoch(slot, epoch);
-        changedSlots.setI32(changedSlotCount++, slot);
+      if (load<i32>(p + SLOT_EPOCH) != epoch) {
+        store<i32>(p + SLOT_EPOCH, epoch);
+        store<i32>(slotList + (<usize>(changedSlotCount++) << 2), slot);
       }
       if (!withUpdates) continue;
-      const row = updateCount++;
-      updates.setF64(row, 0, <f64>i);
-      updates.setF64(row, 1, <f64>key);
-      updates.setF64(row, 2, s);
-      updates.setF64(row, 3, s + size);
-      updates.setF64(row, 4, count);
-      updates.setF64(row, 5, sum);
-      updates.setF64(row, 6, mn);
-      updates.setF64(row, 7, mx);
-      updates.setF64(row, 8, v);
-      writeCounts(updates, row, UPDATE_ROW, slot);
+      const u = updateRows + <usize>(updateCount++) * updateWidth;
+      store<f64>(u, <f64>i);
+      store<f64>(u, <f64>key, 8);
+      store<f64>(u, s, 16);
+      store<f64>(u, s + size, 24);
+      store<f64>(u, count, 32);
+      store<f64>(u, sum, 40);
+      store<f64>(u, mn, 48);
+      store<f64>(u, mx, 56);
+      store<f64>(u, v, 64);
+      for (let c = 0; c < counting; c++) {
+        store<f64>(u + (<usize>(UPDATE_ROW + c) << 3), load<f64>(f + (<usize>(COUNTS + c) << 3)));
+      }
     }
     if (!open) late.setI32(lateCount++, i);
   }
-  // Windows still open and changed in this batch, once each.
+  // Windows still open and changed in this batch, once each; the rows' room is made first so
+  // the column stays put and its address can live in a local.
+  changed.fit(changedCount + changedSlotCount);
+  const changedWidth = <usize>changed.width;
+  let row = changed.ptr + <usize>changedCount * changedWidth;
   for (let j = 0; j < changedSlotCount; j++) {
-    const slot = changedSlots.i32At(j);
-    if (table.state(slot) != LIVE || table.epoch(slot) != epoch) continue;
-    table.setEpoch(slot, -1);
-    const c = changedCount++;
-    changed.fit(c);
-    writeSlot(changed, c, 0, slot);
-    changed.setF64(c, 3, table.field(slot, CLOSE));
-    for (let f = COUNT; f <= LAST; f++) changed.setF64(c, f + 1, table.field(slot, f));
-    changed.setF64(c, 9, OPEN);
-    changed.setF64(c, 10, <f64>table.extra(slot));
-    writeCounts(changed, c, CHANGED_ROW, slot);
+    const slot = load<i32>(slotList + (<usize>j << 2));
+    const p = base + <usize>slot * slotBytes;
+    if (load<i32>(p + SLOT_STATE) != LIVE || load<i32>(p + SLOT_EPOCH) != epoch) continue;
+    store<i32>(p + SLOT_EPOCH, -1);
+    const f = p + SLOT_FIELDS;
+    const start = load<f64>(f, START << 3);
+    store<f64>(row, <f64>(load<i32>(p + SLOT_KEY) - 1));
+    store<f64>(row, start, 8);
+    store<f64>(row, start + size, 16);
+    store<f64>(row, start + size + grace, 24);
+    store<f64>(row, load<f64>(f, COUNT << 3), 32);
+    store<f64>(row, load<f64>(f, SUM << 3), 40);
+    store<f64>(row, load<f64>(f, MIN << 3), 48);
+    store<f64>(row, load<f64>(f, MAX << 3), 56);
+    store<f64>(row, load<f64>(f, LAST << 3), 64);
+    store<f64>(row, OPEN, 72);
+    store<f64>(row, <f64>load<i32>(p + SLOT_EXTRA), 80);
+    for (let c = 0; c < counting; c++) {
+      store<f64>(row + (<usize>(CHANGED_ROW + c) << 3), load<f64>(f + (<usize>(COUNTS + c) << 3)));
+    }
+    changedCount++;
+    row += changedWidth;
   }
   return updateCount;
 }
@@ -329,11 +372,11 @@ export function loadWindows(id: i32, n: i32): void {
     const start = loads.f64At(i, 1);
     let slot = table.find(key, start);
     if (slot < 0) slot = table.insert(key, start);
-    for (let f = END; f <= LAST; f++) table.setField(slot, f, loads.f64At(i, f + 1));
+    for (let f = COUNT; f <= LAST; f++) table.setField(slot, f, loads.f64At(i, STATS_AT + f - COUNT));
     for (let c = 0; c < categories; c++) {
       table.setField(slot, COUNTS + c, loads.f64At(i, LOAD_ROW + c));
     }
-    expiry.push(table.field(slot, CLOSE), slot);
+    expiry.push(closeOf(slot), slot);
   }
 }
 
@@ -352,8 +395,8 @@ export function dump(id: i32, from: i32, max: i32): i32 {
     if (table.state(slot) != LIVE) continue;
     const c = changedCount++;
     writeSlot(changed, c, 0, slot);
-    changed.setF64(c, 3, table.field(slot, CLOSE));
-    for (let f = COUNT; f <= LAST; f++) changed.setF64(c, f + 1, table.field(slot, f));
+    changed.setF64(c, 3, closeOf(slot));
+    writeStats(changed, c, STATS_AT, slot, false);
     changed.setF64(c, 9, OPEN);
     changed.setF64(c, 10, -1);
     writeCounts(changed, c, CHANGED_ROW, slot);

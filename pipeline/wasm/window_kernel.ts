@@ -304,7 +304,10 @@ class TsWindowKernel implements WindowKernel {
 
   load(rows: Float64Array): void {
     for (let i = 0; i < rows.length; i += this.rows.load) {
-      const [key, start, end, close, count, sum, min, max, last] = rows.subarray(i, i + LOAD_ROW);
+      // A window's end and close follow from its start, as the operator derives them.
+      const [key, start, , , count, sum, min, max, last] = rows.subarray(i, i + LOAD_ROW);
+      const end = start + this.size;
+      const close = end + this.grace;
       const counts = [...rows.subarray(i + LOAD_ROW, i + this.rows.load)];
       const id = `${key}|${start}`;
       this.#windows.set(id, {
