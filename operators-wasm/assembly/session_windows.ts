@@ -6,7 +6,7 @@
 // stream time at each record) and reads back, in record order, every session update and
 // retraction, the sessions closed, the late records and the keys whose sessions changed.
 
-import { Column, ExpiryHeap, LIVE, SLOT_FIELDS, SlotTable, Stores } from "./layout";
+import { Column, ExpiryHeap, findSlot, LIVE, SLOT_FIELDS, SlotTable, Stores } from "./layout";
 
 /** Fields of a session within a key's slot, before its category counts. */
 const START = 0;
@@ -223,15 +223,24 @@ function closeUpTo(streamTime: f64, record: i32): void {
   }
 }
 
-/** Writes an update (or a retraction, whose statistics are zeros) as the next row. */
-function writeUpdate(record: i32, key: i32, slot: i32, i: i32, retraction: bool): void {
-  const row = updateCount++;
-  updates.setF64(row, 0, <f64>record);
-  updates.setF64(row, 1, retraction ? 1 : 0);
-  updates.setF64(row, 2, <f64>key);
+/**
+ * Writes an update (or a retraction, whose statistics are zeros) of the session at `session` as
+ * the next row of `rows` (the update column, whose room `prepare` made).
+ */
+@inline function writeUpdate(
+  rows: usize,
+  record: i32,
+  key: i32,
+  session: usize,
+  retraction: bool,
+): void {
+  const row = rows + <usize>(updateCount++) * <usize>updates.width;
+  store<f64>(row, <f64>record);
+  store<f64>(row, retraction ? 1 : 0, 8);
+  store<f64>(row, <f64>key, 16);
   for (let f = 0; f < width; f++) {
-    const v = retraction && f > END ? 0 : load<f64>(at(slot, i, f));
-    updates.setF64(row, 3 + f, v);
+    const v = retraction && f > END ? 0 : load<f64>(session + (<usize>f << 3));
+    store<f64>(row + (<usize>(3 + f) << 3), v);
   }
 }
 
@@ -246,20 +255,35 @@ export function aggregate(id: i32, n: i32): i32 {
   changedSlotCount = 0;
   const gap = s.gap;
   const grace = s.grace;
+  const keys = inKeys.ptr;
+  const times = inTimes.ptr;
+  const vals = inValues.ptr;
+  const cats = inCategories.ptr;
+  const streams = inStreamTimes.ptr;
+  const rows = updates.ptr;
+  // The table does not move during a batch (`prepare` made room): its address lives in locals,
+  // or the compiler reloads it after every store to memory.
+  const base = table.ptr;
+  const slotBytes = <usize>table.slotBytes;
+  const mask = table.capacity - 1;
+  const sessionBytes = <usize>width << 3;
   for (let r = 0; r < n; r++) {
-    const streamTime = load<f64>(inStreamTimes.ptr + (<usize>r << 3));
+    const streamTime = load<f64>(streams + (<usize>r << 3));
     if (expiry.peek() <= streamTime) closeUpTo(streamTime, r);
-    const key = load<i32>(inKeys.ptr + (<usize>r << 2));
-    const t = load<f64>(inTimes.ptr + (<usize>r << 3));
-    const v = load<f64>(inValues.ptr + (<usize>r << 3));
-    const category = categories > 0 ? load<i32>(inCategories.ptr + (<usize>r << 2)) : -1;
-    let slot = table.find(key, 0);
+    const key = load<i32>(keys + (<usize>r << 2));
+    const t = load<f64>(times + (<usize>r << 3));
+    const v = load<f64>(vals + (<usize>r << 3));
+    const category = categories > 0 ? load<i32>(cats + (<usize>r << 2)) : -1;
+    let slot = findSlot(base, slotBytes, mask, key, 0);
+    // The slot's first session; session i is i × sessionBytes further.
+    let first0 = base + <usize>slot * slotBytes + SLOT_FIELDS + (<usize>SESSIONS << 3);
     // The sessions within gap of t: at most two, consecutive.
     let first = -1;
     let last = -1;
     const sessions = slot < 0 ? 0 : count(slot);
     for (let i = 0; i < sessions; i++) {
-      if (load<f64>(at(slot, i, START)) <= t + gap && load<f64>(at(slot, i, END)) >= t - gap) {
+      const q = first0 + <usize>i * sessionBytes;
+      if (load<f64>(q, START << 3) <= t + gap && load<f64>(q, END << 3) >= t - gap) {
         if (first < 0) first = i;
         last = i;
       }
@@ -271,6 +295,7 @@ export function aggregate(id: i32, n: i32): i32 {
     if (slot < 0) {
       slot = table.insert(key, 0);
       setCount(slot, 0);
+      first0 = base + <usize>slot * slotBytes + SLOT_FIELDS + (<usize>SESSIONS << 3);
     }
     let target: i32;
     if (first < 0) {
@@ -278,32 +303,31 @@ export function aggregate(id: i32, n: i32): i32 {
       const n0 = count(slot);
       if (n0 == s.perKey) unreachable();
       let i = 0;
-      while (i < n0 && load<f64>(at(slot, i, START)) < t) i++;
-      if (i < n0) {
-        memory.copy(at(slot, i + 1, 0), at(slot, i, 0), <usize>((n0 - i) * width) << 3);
-      }
-      memory.fill(at(slot, i, 0), 0, <usize>width << 3);
-      store<f64>(at(slot, i, START), t);
-      store<f64>(at(slot, i, END), t);
-      store<f64>(at(slot, i, MIN), Infinity);
-      store<f64>(at(slot, i, MAX), -Infinity);
+      while (i < n0 && load<f64>(first0 + <usize>i * sessionBytes, START << 3) < t) i++;
+      const q = first0 + <usize>i * sessionBytes;
+      if (i < n0) memory.copy(q + sessionBytes, q, <usize>(n0 - i) * sessionBytes);
+      memory.fill(q, 0, sessionBytes);
+      store<f64>(q, t, START << 3);
+      store<f64>(q, t, END << 3);
+      store<f64>(q, Infinity, MIN << 3);
+      store<f64>(q, -Infinity, MAX << 3);
       setCount(slot, n0 + 1);
       s.live++;
       target = i;
-      expiry.push(closeOf(slot, i), slot);
+      expiry.push(t + gap + grace, slot);
     } else {
       // Extend the first; a bridged second is merged into it, and retracted.
-      const start = min(t, load<f64>(at(slot, first, START)));
-      const end = max(t, load<f64>(at(slot, last, END)));
-      const oldStart = load<f64>(at(slot, first, START));
-      const oldEnd = load<f64>(at(slot, first, END));
+      const p = first0 + <usize>first * sessionBytes;
+      const q = first0 + <usize>last * sessionBytes;
+      const oldStart = load<f64>(p, START << 3);
+      const oldEnd = load<f64>(p, END << 3);
+      const start = min(t, oldStart);
+      const end = max(t, load<f64>(q, END << 3));
       if (oldStart != start || (s.retractAll && oldEnd != end)) {
-        writeUpdate(r, key, slot, first, true);
+        writeUpdate(rows, r, key, p, true);
       }
       if (last != first) {
-        writeUpdate(r, key, slot, last, true);
-        const p = at(slot, first, 0);
-        const q = at(slot, last, 0);
+        writeUpdate(rows, r, key, q, true);
         store<f64>(p, load<f64>(p, COUNT << 3) + load<f64>(q, COUNT << 3), COUNT << 3);
         store<f64>(p, load<f64>(p, SUM << 3) + load<f64>(q, SUM << 3), SUM << 3);
         store<f64>(p, min(load<f64>(p, MIN << 3), load<f64>(q, MIN << 3)), MIN << 3);
@@ -314,11 +338,11 @@ export function aggregate(id: i32, n: i32): i32 {
         }
         removeSession(slot, last);
       }
-      store<f64>(at(slot, first, START), start);
-      store<f64>(at(slot, first, END), end);
+      store<f64>(p, start, START << 3);
+      store<f64>(p, end, END << 3);
       target = first;
     }
-    const p = at(slot, target, 0);
+    const p = first0 + <usize>target * sessionBytes;
     store<f64>(p, load<f64>(p, COUNT << 3) + 1, COUNT << 3);
     store<f64>(p, load<f64>(p, SUM << 3) + v, SUM << 3);
     store<f64>(p, min(load<f64>(p, MIN << 3), v), MIN << 3);
@@ -329,7 +353,7 @@ export function aggregate(id: i32, n: i32): i32 {
       store<f64>(f, load<f64>(f) + 1);
     }
     touch(slot);
-    writeUpdate(r, key, slot, target, false);
+    writeUpdate(rows, r, key, p, false);
   }
   // Keys whose sessions changed, once each: their sessions now, or none (the slot goes then).
   for (let j = 0; j < changedSlotCount; j++) {
@@ -342,23 +366,16 @@ export function aggregate(id: i32, n: i32): i32 {
   return updateCount;
 }
 
-/** Writes a key's sessions as changed row `row`. */
+/** Writes a key's sessions as changed row `row`, places after its last session zeros. */
 function writeKey(row: i32, slot: i32): void {
   changed.fit(row);
   const n = count(slot);
-  changed.setF64(row, 0, <f64>table.keyOf(slot));
-  changed.setF64(row, 1, <f64>n);
-  for (let i = 0; i < n; i++) {
-    for (let f = 0; f < width; f++) changed.setF64(row, 2 + i * width + f, load<f64>(at(slot, i, f)));
-  }
-  clearFrom(row, n);
-}
-
-/** Zeros the places of a changed row after its first `n` sessions. */
-function clearFrom(row: i32, n: i32): void {
-  const from = 2 + n * width;
-  const to = 2 + current.perKey * width;
-  for (let f = from; f < to; f++) changed.setF64(row, f, 0);
+  const dst = changed.ptr + <usize>row * <usize>changed.width;
+  store<f64>(dst, <f64>table.keyOf(slot));
+  store<f64>(dst, <f64>n, 8);
+  const used = <usize>(n * width) << 3;
+  memory.copy(dst + 16, at(slot, 0, 0), used);
+  memory.fill(dst + 16 + used, 0, (<usize>(current.perKey * width) << 3) - used);
 }
 
 /** Makes room to load `n` keys' sessions into store `id`; returns where to write their rows. */
